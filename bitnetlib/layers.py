@@ -1,0 +1,139 @@
+"""Quantization-aware layers: BitLinear (RMSNorm, 8-bit activations) and BitConv2d.
+
+Both take a ``WeightQuantizer`` as an argument and keep their per-tensor clip value in
+a buffer (``clip``), set once per epoch by ``update_clip``. Gradients pass the
+quantizers straight through (STE): d loss / d w = d loss / d w_q, and the same for
+the activations.
+
+BitLinear's forward and backward are written out by hand in one autograd Function
+(RMSNorm -> absmax int8 fake quantization -> matmul): it is the hot loop of training,
+and one node instead of a dozen halves the per-step overhead on a CPU.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .quant import NoQuant, WeightQuantizer, choose_clip, quantize_activations
+
+RMS_EPS = 1e-8
+
+
+class _BitLinearFn(torch.autograd.Function):
+    """y = act_quant(rmsnorm(relu?(x))) @ w_q.T; STE for both quantizers."""
+
+    @staticmethod
+    def forward(ctx, x, w, w_q, relu_input: bool):
+        if relu_input:
+            x = x.clamp_min(0)
+        r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS)   # (B, 1)
+        xn = x * r
+        xq = quantize_activations(xn)
+        ctx.relu_input = relu_input
+        ctx.save_for_backward(xn, r, xq, w_q)
+        return xq.matmul(w_q.t())
+
+    @staticmethod
+    def backward(ctx, g):
+        xn, r, xq, w_q = ctx.saved_tensors
+        g_w = g.t().matmul(xq)
+        g_xn = g.matmul(w_q)                                       # STE through act quant
+        # RMSNorm backward: dx = r * (g - xn * mean(g * xn))
+        g_x = (g_xn - xn * (g_xn * xn).mean(-1, keepdim=True)) * r
+        if ctx.relu_input:                                         # xn > 0 <=> x > 0
+            g_x = g_x * (xn > 0)
+        return g_x, g_w, None, None
+
+
+class QuantWeightMixin:
+    """Shared by BitLinear and BitConv2d: quantizer, clip buffer, quantized weight."""
+
+    def _init_quant(self, quantizer: WeightQuantizer):
+        self.quantizer = quantizer
+        self.register_buffer("clip", torch.tensor(0.0))
+
+    @torch.no_grad()
+    def update_clip(self, method: str, quantscale: float, iters: int = 10):
+        prev = self.clip if float(self.clip) > 0 else None
+        self.clip.copy_(choose_clip(self.weight, self.quantizer, method, quantscale, prev, iters))
+
+    def quantized_weight(self) -> torch.Tensor:
+        """Fake-quantized weight (no grad); ``clip`` must have been set."""
+        return self.quantizer.fake_quant(self.weight.detach(), self.clip)
+
+    def weight_codes(self) -> torch.Tensor:
+        return self.quantizer.codes(self.weight.detach(), self.clip)
+
+    @property
+    def is_quantized(self) -> bool:
+        return not isinstance(self.quantizer, NoQuant)
+
+
+class BitLinear(nn.Linear, QuantWeightMixin):
+    """Linear layer without bias: [ReLU], RMSNorm, 8-bit activations, quantized weights.
+
+    ``relu_input`` applies the previous layer's ReLU here, inside the fused Function.
+    """
+
+    def __init__(self, in_features, out_features, quantizer: WeightQuantizer,
+                 relu_input: bool = False):
+        super().__init__(in_features, out_features, bias=False)
+        self.relu_input = relu_input
+        self._init_quant(quantizer)
+
+    def forward(self, x):
+        if not self.is_quantized:
+            x = F.relu(x) if self.relu_input else x
+            return F.linear(x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS),
+                            self.weight)
+        return _BitLinearFn.apply(x, self.weight, self.quantized_weight(), self.relu_input)
+
+    def extra_repr(self):
+        return (f"{self.in_features}, {self.out_features}, quant={self.quantizer.name}, "
+                f"relu_input={self.relu_input}")
+
+
+class _STE(torch.autograd.Function):
+    """Forward the quantized tensor, backward the gradient unchanged."""
+
+    @staticmethod
+    def forward(ctx, w, w_q):
+        return w_q
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
+
+
+class BitConv2d(nn.Conv2d, QuantWeightMixin):
+    """3x3 convolution, stride 1, no padding, no bias, quantized weights.
+
+    Activations stay wide between conv layers (the engine keeps them in int32 with
+    fixed shifts), so there is no normalisation or activation quantization here.
+    """
+
+    def __init__(self, in_channels, out_channels, quantizer: WeightQuantizer, groups=1):
+        super().__init__(in_channels, out_channels, kernel_size=3, stride=1, padding=0,
+                         groups=groups, bias=False)
+        self._init_quant(quantizer)
+
+    def forward(self, x):
+        w = _STE.apply(self.weight, self.quantized_weight()) if self.is_quantized else self.weight
+        return F.conv2d(x, w, groups=self.groups)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", quant={self.quantizer.name}"
+
+
+class InputQuant(nn.Module):
+    """Per-image 8-bit absmax quantization of the input (what the engine receives)."""
+
+    def forward(self, x):
+        # (B, C, H, W) -> quantize over all pixels of each image
+        flat = x.flatten(1)
+        q = flat + (quantize_activations(flat) - flat).detach()
+        return q.view_as(x)
+
+
+def quant_layers(model: nn.Module):
+    """The quantized-weight layers of a model, in forward order."""
+    return [m for m in model.modules() if isinstance(m, QuantWeightMixin)]

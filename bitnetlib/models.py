@@ -1,0 +1,62 @@
+"""The two model families, built from the same layers.
+
+FC:  flatten 16x16 -> BitLinear(256, w1) -> ReLU -> ... -> BitLinear(w_n, 10)
+     (each ReLU runs inside the next BitLinear: ``relu_input=True``)
+CNN: 8-bit input -> conv 3x3 1->C -> ReLU -> depthwise 3x3 -> ReLU -> maxpool 2
+     -> depthwise 3x3 -> ReLU -> maxpool 2 -> flatten (C*2*2) -> the FC head.
+     No padding: 16 -> 14 -> 12 -> 6 -> 4 -> 2.
+"""
+import torch.nn as nn
+
+from .layers import BitConv2d, BitLinear, InputQuant
+from .quant import get_quantizer
+
+N_CLASSES = 10
+
+
+def fc_head(in_features: int, widths, quants) -> list:
+    """BitLinear layers in_features -> widths... -> 10, with ReLU between them."""
+    sizes = [in_features, *widths, N_CLASSES]
+    if len(quants) != len(sizes) - 1:
+        raise ValueError(f"{len(sizes) - 1} linear layers but {len(quants)} quant types given")
+    return [BitLinear(sizes[i], sizes[i + 1], get_quantizer(q), relu_input=i > 0)
+            for i, q in enumerate(quants)]
+
+
+class FCModel(nn.Sequential):
+    def __init__(self, widths, quants, in_features: int = 256):
+        super().__init__(nn.Flatten(), *fc_head(in_features, widths, quants))
+
+
+class CNNModel(nn.Sequential):
+    def __init__(self, channels: int, widths, quants, conv_quant: str = "8bit"):
+        cq = get_quantizer
+        super().__init__(
+            InputQuant(),
+            BitConv2d(1, channels, cq(conv_quant)), nn.ReLU(),                    # 16 -> 14
+            BitConv2d(channels, channels, cq(conv_quant), groups=channels), nn.ReLU(),  # 14 -> 12
+            nn.MaxPool2d(2),                                                      # 12 -> 6
+            BitConv2d(channels, channels, cq(conv_quant), groups=channels), nn.ReLU(),  # 6 -> 4
+            nn.MaxPool2d(2),                                                      # 4 -> 2
+            nn.Flatten(),                                                         # (B, C*4)
+            *fc_head(channels * 4, widths, quants),
+        )
+
+
+def layer_quants(cfg) -> list:
+    """One weight type per linear layer: ``quant_per_layer`` or ``quant`` everywhere."""
+    n = len(cfg.widths) + 1
+    if cfg.quant_per_layer:
+        if len(cfg.quant_per_layer) != n:
+            raise ValueError(f"quant_per_layer has {len(cfg.quant_per_layer)} entries but the "
+                             f"model has {n} linear layers (widths {cfg.widths} + output)")
+        return list(cfg.quant_per_layer)
+    return [cfg.quant] * n
+
+
+def build_model(cfg) -> nn.Module:
+    if cfg.model == "fc":
+        return FCModel(cfg.widths, layer_quants(cfg))
+    if cfg.model == "cnn":
+        return CNNModel(cfg.cnn_channels, cfg.widths, layer_quants(cfg), cfg.conv_quant)
+    raise ValueError(f"unknown model {cfg.model!r}; valid: fc, cnn")

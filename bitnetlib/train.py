@@ -1,0 +1,230 @@
+"""The training loop: Adam, LR schedule, per-epoch clip updates, checkpoints, metrics.
+
+RUN_DIR layout (every file written to a temporary name, then renamed):
+    config.yaml      the resolved configuration
+    checkpoint.pt    model + optimizer + metrics after the last finished epoch
+    metrics.json     per epoch: losses, accuracies, seconds, LR, per-layer clip/entropy
+    model.pt         the final model (state dict + config), written when training ends
+
+A killed run restarts from checkpoint.pt. Every epoch draws its randomness (shuffle,
+augmentation) from a generator seeded by (seed, epoch) and the LR is a pure function
+of the epoch, so a resumed run ends with the same weights as an uninterrupted one.
+"""
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm import tqdm
+
+from .config import TrainConfig, config_dict, make_config
+from .data import AugmentParams, augment, load_mnist
+from .layers import quant_layers
+from .models import build_model
+from .stats import model_stats
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA GPU is available; use device=cpu")
+    return torch.device(name)
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate for a 0-based epoch: schedule, then the optional halving."""
+    if cfg.scheduler == "cosine":      # CosineAnnealingLR over all epochs, eta_min 0
+        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
+    elif cfg.scheduler == "step":
+        lr = cfg.lr * cfg.step_gamma ** (epoch // cfg.step_size)
+    else:
+        lr = cfg.lr
+    if 0 <= cfg.halve_lr_epoch <= epoch:
+        lr *= 0.5
+    return lr
+
+
+def epoch_generator(cfg: TrainConfig, epoch: int, device) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed * 1_000_003 + epoch + 1)
+    return gen
+
+
+def epoch_data(cfg: TrainConfig, data, gen):
+    """(x, y, order) for one epoch: clean images plus as many augmented ones, and a
+    random permutation to visit them in (batches gather rows; nothing is copied)."""
+    x, y = data.train_x, data.train_y
+    if cfg.augment:
+        params = AugmentParams(cfg.aug_rotation, cfg.aug_affine_rotation, cfg.aug_translate,
+                               cfg.aug_scale_min, cfg.aug_scale_max)
+        x = torch.cat([x, augment(data.train28, params, gen)])
+        y = torch.cat([y, y])
+    return x, y, torch.randperm(x.shape[0], generator=gen, device=x.device)
+
+
+@torch.no_grad()
+def evaluate(model, x, y, batch: int = 10000):
+    """(mean loss, accuracy in %) over all of x; no image is dropped."""
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, x.shape[0], batch):
+        logits = model(x[i:i + batch])
+        loss += float(F.cross_entropy(logits, y[i:i + batch], reduction="sum"))
+        correct += int((logits.argmax(1) == y[i:i + batch]).sum())
+    model.train()
+    return loss / x.shape[0], 100.0 * correct / x.shape[0]
+
+
+@torch.no_grad()
+def update_clips(model, cfg: TrainConfig, epoch: int):
+    frozen = cfg.clip == "octav" and 0 <= cfg.octav_freeze_epoch <= epoch
+    if frozen and epoch > 0:
+        return
+    for layer in quant_layers(model):
+        if layer.is_quantized:
+            layer.update_clip(cfg.clip, cfg.quantscale, cfg.octav_iters)
+
+
+def atomic_write(path: Path, write):
+    """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_json(path: Path, obj):
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1)))
+
+
+def log_line(epoch, cfg, m) -> str:
+    layers = " ".join(f"{s['clip']:.3f}/{s.get('entropy', 0):.2f}" for s in m["layers"])
+    return (f"Epoch [{epoch + 1}/{cfg.epochs}], LTrain:{m['train_loss']:.6f} "
+            f"ATrain: {m['train_acc']:.2f}% LTest:{m['test_loss']:.6f} "
+            f"ATest: {m['test_acc']:.2f}% Time[s]: {m['seconds']:.2f} "
+            f"w_clip/entropy[bits]: {layers}")
+
+
+def loss_and_logits(model, xb, yb):
+    logits = model(xb)
+    return F.cross_entropy(logits, yb), logits
+
+
+def make_step_fn(cfg):
+    """The forward + loss of one batch; compiled (inductor) when ``cfg.compile``."""
+    if not cfg.compile:
+        return loss_and_logits
+    return torch.compile(loss_and_logits, dynamic=False)
+
+
+def train_epoch(model, opt, cfg, data, epoch, device, progress=True, step_fn=loss_and_logits):
+    """One pass over the epoch's data; returns (train loss, train accuracy %)."""
+    x, y, order = epoch_data(cfg, data, epoch_generator(cfg, epoch, device))
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    n = x.shape[0]
+    starts = range(0, n, cfg.batch_size)
+    for i in tqdm(starts, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                  disable=not progress, mininterval=0.5):
+        idx = order[i:i + cfg.batch_size]
+        xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+        loss, logits = step_fn(model, xb, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach() * xb.shape[0]
+        correct += (logits.detach().argmax(1) == yb).sum()
+    return float(loss_sum) / n, 100.0 * int(correct) / n
+
+
+def make_optimizer(model, cfg):
+    # no weight decay, as in the write-up; foreach keeps the step to a few kernels
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+
+
+def load_checkpoint(run_dir: Path, cfg: TrainConfig, model, opt, device):
+    """Restore a matching checkpoint; returns (next epoch, metrics list)."""
+    ckpt_path = run_dir / "checkpoint.pt"
+    if not ckpt_path.exists():
+        return 0, []
+    try:
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    except Exception as e:
+        raise RuntimeError(f"{ckpt_path}: unreadable checkpoint ({e}); delete it to start over")
+    if ckpt["config"] != config_dict(cfg):
+        raise RuntimeError(f"{ckpt_path} was written with a different config; use another "
+                           f"--out directory or --fresh to start over")
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    return ckpt["epoch"] + 1, ckpt["metrics"]
+
+
+def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
+          log=print, data=None, stop_after: int = -1):
+    """Train (or resume) into ``run_dir``; returns (model, metrics list).
+
+    ``stop_after`` >= 0 stops after that many epochs of this call (tests use it to
+    simulate a killed run).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if data is None:
+        data = load_mnist(cfg.data_root or None, device, cfg.train_subset)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    opt = make_optimizer(model, cfg)
+    if fresh:
+        for name in ("checkpoint.pt", "metrics.json", "model.pt"):
+            (run_dir / name).unlink(missing_ok=True)
+    start, metrics = load_checkpoint(run_dir, cfg, model, opt, device)
+    step_fn = make_step_fn(cfg)
+    atomic_write(run_dir / "config.yaml",
+                 lambda p: p.write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False)))
+    if start:
+        log(f"resuming {run_dir} at epoch {start + 1}/{cfg.epochs}")
+    for epoch in range(start, cfg.epochs):
+        if stop_after >= 0 and epoch - start >= stop_after:
+            return model, metrics
+        t0 = time.perf_counter()
+        update_clips(model, cfg, epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, epoch)
+        train_loss, train_acc = train_epoch(model, opt, cfg, data, epoch, device, progress,
+                                            step_fn)
+        seconds = time.perf_counter() - t0
+        test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
+        m = dict(epoch=epoch + 1, lr=lr_at(cfg, epoch), train_loss=train_loss,
+                 train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
+                 seconds=seconds, layers=model_stats(model))
+        metrics.append(m)
+        log(log_line(epoch, cfg, m))
+        ckpt = dict(epoch=epoch, config=config_dict(cfg), model=model.state_dict(),
+                    optimizer=opt.state_dict(), metrics=metrics)
+        atomic_write(run_dir / "checkpoint.pt", lambda p: torch.save(ckpt, p))
+        save_json(run_dir / "metrics.json", metrics)
+    final = dict(config=config_dict(cfg), model=model.state_dict())
+    atomic_write(run_dir / "model.pt", lambda p: torch.save(final, p))
+    if metrics:
+        total = sum(s["bits"] for s in metrics[-1]["layers"])
+        log(f"TotalBits: {total:.0f} TotalBytes: {total / 8:.1f}")
+    return model, metrics
+
+
+def load_run(run_dir, device="cpu"):
+    """(config, model) from a finished run's model.pt."""
+    path = Path(run_dir) / "model.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: train the run first (bitnet train)")
+    saved = torch.load(path, map_location=device, weights_only=False)
+    cfg = make_config(saved["config"], str(path))
+    model = build_model(cfg).to(device)
+    model.load_state_dict(saved["model"])
+    model.eval()
+    return cfg, model

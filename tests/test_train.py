@@ -1,0 +1,116 @@
+import json
+
+import pytest
+import torch
+
+from bitnetlib.cli import main
+from bitnetlib.config import load_config
+from bitnetlib.data import MnistTensors
+from bitnetlib.models import build_model
+from bitnetlib.ptq import post_training_quantize
+from bitnetlib.train import evaluate, load_run, lr_at, train
+
+
+def subset(mnist, n):
+    return MnistTensors(mnist.train28[:n], mnist.train_x[:n], mnist.train_y[:n],
+                        mnist.test_x, mnist.test_y)
+
+
+def test_short_run_learns(mnist, tmp_path):
+    """4bitsym FC on 6,000 images for 3 epochs: far above chance on all 10,000 test images."""
+    cfg = load_config(None, ["epochs=3", "augment=false", "widths=[32,32]", "lr=0.003"])
+    model, metrics = train(cfg, tmp_path, data=subset(mnist, 6000), progress=False,
+                           log=lambda s: None)
+    assert metrics[-1]["test_acc"] > 85.0
+    assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
+    assert metrics[-1]["test_acc"] == pytest.approx(evaluate(model, mnist.test_x, mnist.test_y)[1])
+
+
+def test_resume_gives_identical_weights(mnist, tmp_path):
+    cfg = load_config(None, ["epochs=3", "augment=true", "widths=[16]", "clip=octav",
+                             "halve_lr_epoch=1"])
+    data = subset(mnist, 1000)
+    full, _ = train(cfg, tmp_path / "a", data=data, progress=False, log=lambda s: None)
+    train(cfg, tmp_path / "b", data=data, progress=False, log=lambda s: None, stop_after=1)
+    assert not (tmp_path / "b" / "model.pt").exists()
+    resumed, metrics = train(cfg, tmp_path / "b", data=data, progress=False, log=lambda s: None)
+    assert len(metrics) == 3
+    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def test_resume_refuses_other_config(mnist, tmp_path):
+    data = subset(mnist, 500)
+    cfg = load_config(None, ["epochs=2", "augment=false", "widths=[8]"])
+    train(cfg, tmp_path, data=data, progress=False, log=lambda s: None, stop_after=1)
+    other = load_config(None, ["epochs=2", "augment=false", "widths=[9]"])
+    with pytest.raises(RuntimeError, match="different config"):
+        train(other, tmp_path, data=data, progress=False, log=lambda s: None)
+
+
+def test_cli_train_writes_run_dir(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("widths: [16]\nepochs: 1\ntrain_subset: 600\naugment: false\n")
+    out = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(out), "--no-progress", "--set", "seed=3"]) == 0
+    assert {p.name for p in out.iterdir()} >= {"config.yaml", "metrics.json", "model.pt",
+                                               "checkpoint.pt"}
+    m = json.loads((out / "metrics.json").read_text())[0]
+    assert {"train_loss", "train_acc", "test_loss", "test_acc", "seconds", "layers"} <= set(m)
+    assert {"clip", "entropy", "histogram", "bits"} <= set(m["layers"][0])
+    assert "Epoch [1/1]" in capsys.readouterr().out
+    run_cfg, model = load_run(out)
+    assert run_cfg.seed == 3 and run_cfg.train_subset == 600
+    assert not list(out.glob("*.tmp"))
+
+
+def test_cli_reports_config_error(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("widths: [16]\nepoch: 1\n")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'epoch'" in err and "epochs" in err
+
+
+def test_lr_schedules():
+    cos = load_config(None, ["epochs=10", "lr=0.01"])
+    assert lr_at(cos, 0) == pytest.approx(0.01) and lr_at(cos, 5) == pytest.approx(0.005)
+    step = load_config(None, ["scheduler=step", "step_size=10", "lr=0.01"])
+    assert lr_at(step, 9) == pytest.approx(0.01) and lr_at(step, 10) == pytest.approx(0.001)
+    halve = load_config(None, ["scheduler=constant", "halve_lr_epoch=30", "lr=0.003"])
+    assert lr_at(halve, 29) == pytest.approx(0.003) and lr_at(halve, 30) == pytest.approx(0.0015)
+
+
+def test_cnn_reference_size_and_forward():
+    cfg = load_config(None, ["model=cnn", "cnn_channels=64", "widths=[96, 64]",
+                             "quant_per_layer=[2bitsym, 4bitsym, 4bitsym]"])
+    model = build_model(cfg)
+    for layer in [m for m in model.modules() if hasattr(m, "update_clip")]:
+        layer.update_clip("prop", 0.25)
+    bits = sum(m.quantizer.bits * m.weight.numel() for m in model.modules()
+               if hasattr(m, "quantizer"))
+    assert bits == 90112                       # the write-up's 11.0 KB CNN
+    assert model(torch.randn(5, 1, 16, 16)).shape == (5, 10)
+
+
+def test_twelve_kb_table_sizes():
+    """The write-up's 12 KB table: total kbits per type."""
+    from bitnetlib.stats import model_stats
+    table = {"Binary": ([176, 160, 160], 100416), "Ternary": ([128, 128, 112], 103372.8),
+             "2bitsym": ([112, 96, 96], 99200), "4bitsym": ([64, 64, 64], 100864),
+             "8bit": ([40, 32, 32], 102912)}
+    for q, (widths, bits) in table.items():
+        model = build_model(load_config(None, [f"quant={q}", f"widths={widths}"]))
+        assert sum(s["bits"] for s in model_stats(model)) == pytest.approx(bits)
+
+
+def test_ptq_8bit_keeps_float_accuracy(mnist, tmp_path):
+    cfg = load_config(None, ["quant=None", "epochs=2", "augment=false", "widths=[32,32]",
+                             "lr=0.003"])
+    model, metrics = train(cfg, tmp_path, data=subset(mnist, 6000), progress=False,
+                           log=lambda s: None)
+    float_acc = metrics[-1]["test_acc"]
+    acc8 = evaluate(post_training_quantize(model, cfg, "8bit"), mnist.test_x, mnist.test_y)[1]
+    acc1 = evaluate(post_training_quantize(model, cfg, "Binary"), mnist.test_x, mnist.test_y)[1]
+    assert abs(acc8 - float_acc) < 1.0
+    assert acc1 < acc8
