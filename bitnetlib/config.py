@@ -18,6 +18,7 @@ CHOICES = {
     "conv_quant": tuple(QUANTIZERS),
     "scheduler": ("cosine", "step", "constant"),
     "clip": ("prop", "octav"),
+    "clip_update": ("epoch", "step"),
     "device": ("auto", "cpu", "cuda"),
 }
 
@@ -49,6 +50,7 @@ class TrainConfig:
     aug_scale_max: float = 1.1
     clip: str = "prop"
     quantscale: float = 0.25
+    clip_update: str = "epoch"    # 'step': recompute the prop clip at every training step
     octav_iters: int = 10
     octav_freeze_epoch: int = -1  # stop updating clips from this epoch on; -1: never
     train_subset: int = 0         # train on the first N images only (0: all 60,000)
@@ -84,6 +86,8 @@ def _validate(cfg: TrainConfig) -> TrainConfig:
     for key in ("epochs", "batch_size", "cnn_channels", "octav_iters"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"config key {key!r}: must be > 0, got {getattr(cfg, key)}")
+    if cfg.clip_update == "step" and cfg.clip != "prop":
+        raise ConfigError("config key 'clip_update': 'step' needs clip: prop (OCTAV runs per epoch)")
     if cfg.lr <= 0 or cfg.quantscale <= 0:
         raise ConfigError("config keys 'lr' and 'quantscale' must be > 0")
     return cfg

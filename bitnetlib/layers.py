@@ -50,15 +50,20 @@ class QuantWeightMixin:
     def _init_quant(self, quantizer: WeightQuantizer):
         self.quantizer = quantizer
         self.register_buffer("clip", torch.tensor(0.0))
+        self.step_quantscale = 0.0   # > 0: recompute the prop clip at every forward
+
+    def quantized_weight(self) -> torch.Tensor:
+        """Fake-quantized weight (no grad); ``clip`` must have been set."""
+        w = self.weight.detach()
+        if self.step_quantscale > 0 and self.training:
+            with torch.no_grad():
+                self.clip.copy_(self.quantizer.prop_clip(w, self.step_quantscale))
+        return self.quantizer.fake_quant(w, self.clip)
 
     @torch.no_grad()
     def update_clip(self, method: str, quantscale: float, iters: int = 10):
         prev = self.clip if float(self.clip) > 0 else None
         self.clip.copy_(choose_clip(self.weight, self.quantizer, method, quantscale, prev, iters))
-
-    def quantized_weight(self) -> torch.Tensor:
-        """Fake-quantized weight (no grad); ``clip`` must have been set."""
-        return self.quantizer.fake_quant(self.weight.detach(), self.clip)
 
     def weight_codes(self) -> torch.Tensor:
         return self.quantizer.codes(self.weight.detach(), self.clip)

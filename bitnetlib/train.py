@@ -88,6 +88,8 @@ def update_clips(model, cfg: TrainConfig, epoch: int):
     for layer in quant_layers(model):
         if layer.is_quantized:
             layer.update_clip(cfg.clip, cfg.quantscale, cfg.octav_iters)
+            if cfg.clip_update == "step":
+                layer.step_quantscale = cfg.quantscale
 
 
 def atomic_write(path: Path, write):
@@ -121,16 +123,15 @@ def make_step_fn(cfg):
     return torch.compile(loss_and_logits, dynamic=False)
 
 
-def train_epoch(model, opt, cfg, data, epoch, device, progress=True, step_fn=loss_and_logits):
-    """One pass over the epoch's data; returns (train loss, train accuracy %)."""
-    x, y, order = epoch_data(cfg, data, epoch_generator(cfg, epoch, device))
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    n = x.shape[0]
-    starts = range(0, n, cfg.batch_size)
-    for i in tqdm(starts, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                  disable=not progress, mininterval=0.5):
-        idx = order[i:i + cfg.batch_size]
+def train_epoch(model, opt, x, y, order, batch_size: int, step_fn=loss_and_logits,
+                progress=True, desc="epoch"):
+    """One pass over ``x[order]`` in batches; returns (train loss, train accuracy %)."""
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    n = order.shape[0]
+    for i in tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=not progress,
+                  mininterval=0.5):
+        idx = order[i:i + batch_size]
         xb, yb = x.index_select(0, idx), y.index_select(0, idx)
         loss, logits = step_fn(model, xb, yb)
         opt.zero_grad(set_to_none=True)
@@ -196,8 +197,9 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
         update_clips(model, cfg, epoch)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, epoch)
-        train_loss, train_acc = train_epoch(model, opt, cfg, data, epoch, device, progress,
-                                            step_fn)
+        x, y, order = epoch_data(cfg, data, epoch_generator(cfg, epoch, device))
+        train_loss, train_acc = train_epoch(model, opt, x, y, order, cfg.batch_size, step_fn,
+                                            progress, f"epoch {epoch + 1}/{cfg.epochs}")
         seconds = time.perf_counter() - t0
         test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
         m = dict(epoch=epoch + 1, lr=lr_at(cfg, epoch), train_loss=train_loss,

@@ -114,3 +114,14 @@ def test_ptq_8bit_keeps_float_accuracy(mnist, tmp_path):
     acc1 = evaluate(post_training_quantize(model, cfg, "Binary"), mnist.test_x, mnist.test_y)[1]
     assert abs(acc8 - float_acc) < 1.0
     assert acc1 < acc8
+
+
+def test_clip_update_per_step_follows_weights(mnist, tmp_path):
+    cfg = load_config(None, ["epochs=1", "augment=false", "widths=[16]", "clip_update=step"])
+    model, _ = train(cfg, tmp_path, data=subset(mnist, 640), progress=False, log=lambda s: None)
+    first = [m for m in model.modules() if hasattr(m, "clip")][0]
+    # the buffer holds the clip of the last training step: mean|w| / quantscale of
+    # weights one optimizer step old, so close to, not equal to, the final weights'
+    assert float(first.clip) == pytest.approx(float(first.weight.abs().mean() / 0.25), rel=0.02)
+    with pytest.raises(Exception, match="clip_update"):
+        load_config(None, ["clip=octav", "clip_update=step"])

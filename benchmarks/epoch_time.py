@@ -1,0 +1,108 @@
+"""Seconds per augmented epoch (60k clean + 60k augmented images) for the write-up's
+FC recipe (4bitsym 256-64-64-64-10, batch 128), and the accuracy per epoch of the
+batched tensor pipeline beside the write-up's per-image PIL pipeline.
+
+    python benchmarks/epoch_time.py                      # timing, eager and compiled
+    python benchmarks/epoch_time.py --compare-epochs 10  # + accuracy vs the PIL pipeline
+
+An epoch's time is everything but the test evaluation: clip update, augmentation,
+shuffling and the optimizer steps. The first compiled epoch (compilation) is not timed.
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bitnetlib.config import load_config
+from bitnetlib.data import MEAN, STD, load_mnist, read_idx, resolve_data_root
+from bitnetlib.models import build_model
+from bitnetlib.train import (epoch_data, epoch_generator, evaluate, lr_at, make_optimizer,
+                             make_step_fn, resolve_device, train_epoch, update_clips)
+
+RECIPE = ["quant=4bitsym", "widths=[64, 64, 64]", "batch_size=128", "augment=true",
+          "epochs=60", "lr=0.001", "scheduler=cosine"]
+
+
+def pil_epoch_data(images28_uint8, labels, clean_x, seed):
+    """The write-up's pipeline: torchvision transforms on one PIL image at a time."""
+    from PIL import Image
+    from torchvision import transforms
+    tf = transforms.Compose([
+        transforms.RandomRotation(degrees=10),
+        transforms.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+        transforms.Resize((16, 16)),
+        transforms.ToTensor(),
+        transforms.Normalize((MEAN,), (STD,)),
+    ])
+    torch.manual_seed(seed)
+    aug = torch.stack([tf(Image.fromarray(a)) for a in tqdm(images28_uint8, desc="PIL",
+                                                               leave=False, mininterval=1)])
+    x = torch.cat([clean_x, aug])
+    y = torch.cat([labels, labels])
+    return x, y, torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+
+
+def run(cfg, data, epochs, pipeline="tensor", raw=None):
+    """Train ``epochs`` epochs; returns (seconds per epoch list, test accuracy list)."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    opt = make_optimizer(model, cfg)
+    step_fn = make_step_fn(cfg)
+    secs, accs = [], []
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        update_clips(model, cfg, epoch)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(cfg, epoch)
+        if pipeline == "tensor":
+            x, y, order = epoch_data(cfg, data, epoch_generator(cfg, epoch, device))
+        else:
+            x, y, order = pil_epoch_data(raw, data.train_y.cpu(), data.train_x.cpu(), epoch)
+            x, y, order = x.to(device), y.to(device), order.to(device)
+        train_epoch(model, opt, x, y, order, cfg.batch_size, step_fn, progress=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        secs.append(time.perf_counter() - t0)
+        accs.append(evaluate(model, data.test_x, data.test_y)[1])
+    return secs, accs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=4, help="epochs per timing run")
+    ap.add_argument("--compare-epochs", type=int, default=0,
+                    help="also train this many epochs with the PIL pipeline and compare")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    data = load_mnist(device=device)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print("seconds per augmented epoch (120,000 images), FC 4bitsym 64/64/64, batch 128")
+    for compiled in (False, True):
+        cfg = load_config(None, RECIPE + [f"compile={compiled}", f"device={device.type}"])
+        secs, _ = run(cfg, data, args.epochs + compiled)
+        timed = secs[1:] if compiled else secs
+        print(f"  {'compiled' if compiled else 'eager   '}: median {statistics.median(timed):.2f} s"
+              f"  (each: {' '.join(f'{s:.2f}' for s in timed)}"
+              f"{f'; first epoch with compilation {secs[0]:.1f} s' if compiled else ''})")
+    if args.compare_epochs:
+        raw = read_idx(resolve_data_root() / "MNIST" / "raw" / "train-images-idx3-ubyte")
+        cfg = load_config(None, RECIPE + ["compile=true", f"device={device.type}"])
+        t_secs, t_acc = run(cfg, data, args.compare_epochs)
+        p_secs, p_acc = run(cfg, data, args.compare_epochs, "pil", np.ascontiguousarray(raw))
+        print("test accuracy per epoch: batched tensor pipeline vs per-image PIL pipeline")
+        print("epoch  tensor%  PIL%   tensor s  PIL s")
+        for e, (a, b, s1, s2) in enumerate(zip(t_acc, p_acc, t_secs, p_secs), 1):
+            print(f"{e:5d}  {a:6.2f}  {b:6.2f}  {s1:8.2f}  {s2:6.2f}")
+        print(f"mean   {np.mean(t_acc):6.2f}  {np.mean(p_acc):6.2f}")
+
+
+if __name__ == "__main__":
+    main()
