@@ -1,0 +1,182 @@
+"""Cached training runs, sweeps, profiles and provenance for the book's chapters.
+
+A run is keyed by a hash of its resolved configuration (``config_dict``): the same
+configuration trained twice lands in the same directory ``<cache_dir>/<key>/`` and the
+second call only loads it. A chapter rerun therefore trains only what changed.
+
+Force recomputation with ``run_cached(..., recompute=True)`` or the environment
+variable ``BITNET_RECOMPUTE=1`` (retrains every run it touches). The cache lives in
+``runs/cache`` beside the package, or in ``$BITNET_CACHE``.
+"""
+import datetime
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from tqdm import tqdm
+
+from .config import ConfigError, TrainConfig, config_dict, load_config, make_config
+from .data import REPO_ROOT, load_mnist
+from .train import load_run, resolve_device, train
+
+PROFILES = ("smoke", "full")
+_DATA = {}     # (root, device, subset) -> MnistTensors, shared by the runs of a chapter
+
+
+def cache_root(cache_dir=None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("BITNET_CACHE") or REPO_ROOT / "runs" / "cache")
+
+
+def resolve_config(cfg_or_overrides, base=None) -> TrainConfig:
+    """A TrainConfig from a TrainConfig, a dict of overrides or ``key=value`` strings,
+    applied over ``base`` (a YAML path, relative to the repository root, or None)."""
+    if isinstance(cfg_or_overrides, TrainConfig):
+        return cfg_or_overrides
+    if base is not None and not Path(base).is_absolute() and not Path(base).exists():
+        base = REPO_ROOT / base
+    if isinstance(cfg_or_overrides, dict):
+        cfg = load_config(base)
+        return make_config({**config_dict(cfg), **cfg_or_overrides}, str(base or "overrides"))
+    if isinstance(cfg_or_overrides, (list, tuple)):
+        return load_config(base, cfg_or_overrides)
+    raise ConfigError(f"run_cached: expected a TrainConfig, dict or list of key=value, "
+                      f"got {type(cfg_or_overrides).__name__}")
+
+
+def config_key(cfg: TrainConfig) -> str:
+    """16 hex digits of the SHA-256 of the resolved configuration."""
+    text = json.dumps(config_dict(cfg), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def recompute_requested(recompute=None) -> bool:
+    if recompute is not None:
+        return bool(recompute)
+    value = os.environ.get("BITNET_RECOMPUTE", "").strip().lower()
+    if value not in ("", "0", "1", "false", "true", "no", "yes"):
+        raise ValueError(f"BITNET_RECOMPUTE={value!r}: expected 0 or 1")
+    return value in ("1", "true", "yes")
+
+
+def cached_data(cfg: TrainConfig):
+    """MNIST for a config, loaded once per (data_root, device, train_subset)."""
+    device = resolve_device(cfg.device)
+    key = (cfg.data_root, str(device), cfg.train_subset)
+    if key not in _DATA:
+        _DATA[key] = load_mnist(cfg.data_root or None, device, cfg.train_subset)
+    return _DATA[key]
+
+
+def is_finished(run_dir: Path, cfg: TrainConfig) -> bool:
+    """model.pt and metrics.json exist and were written with exactly this config."""
+    if not ((run_dir / "model.pt").exists() and (run_dir / "metrics.json").exists()):
+        return False
+    saved = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return saved.get("config") == config_dict(cfg) and len(metrics) == cfg.epochs
+
+
+def run_cached(cfg_or_overrides, cache_dir=None, base=None, recompute=None, data=None,
+               progress=False, log=None):
+    """Train a configuration once; afterwards return the stored result.
+
+    Returns (model, metrics list) as ``bitnetlib.train.train`` does. ``recompute``
+    (or ``BITNET_RECOMPUTE=1``) retrains from scratch even when a finished run exists.
+    """
+    cfg = resolve_config(cfg_or_overrides, base)
+    run_dir = cache_root(cache_dir) / config_key(cfg)
+    fresh = recompute_requested(recompute)
+    if not fresh and is_finished(run_dir, cfg):
+        _, model = load_run(run_dir, resolve_device(cfg.device))
+        return model, json.loads((run_dir / "metrics.json").read_text())
+    data = data if data is not None else cached_data(cfg)
+    return train(cfg, run_dir, fresh=fresh, progress=progress,
+                 log=log or (lambda s: None), data=data)
+
+
+def sweep(grid, base=None, common=None, desc="runs", **kwargs):
+    """Run (cached) every override dict in ``grid`` on top of ``common``.
+
+    Returns a list of SimpleNamespace(cfg, model, metrics, last) where ``last`` is
+    the final epoch's metrics dict; ``kwargs`` go to ``run_cached``.
+    """
+    results = []
+    for overrides in tqdm(list(grid), desc=desc, mininterval=5):
+        cfg = resolve_config({**(common or {}), **overrides}, base)
+        model, metrics = run_cached(cfg, **kwargs)
+        results.append(SimpleNamespace(cfg=cfg, model=model, metrics=metrics, last=metrics[-1]))
+    return results
+
+
+def total_bits(metrics_or_layers) -> float:
+    """Total weight bits of a run (final epoch) or of a ``layers`` list."""
+    layers = metrics_or_layers
+    if layers and "layers" in layers[-1]:
+        layers = layers[-1]["layers"]
+    return sum(s["bits"] for s in layers)
+
+
+def n_weights(metrics_or_layers) -> int:
+    layers = metrics_or_layers
+    if layers and "layers" in layers[-1]:
+        layers = layers[-1]["layers"]
+    return sum(s["n_weights"] for s in layers)
+
+
+def profile_settings(profile: str, smoke: dict, full: dict, **given) -> SimpleNamespace:
+    """The chapter's settings: the profile's defaults, then every knob not None."""
+    if profile not in PROFILES:
+        raise ValueError(f"parameter 'profile': {profile!r} is not one of {', '.join(PROFILES)}")
+    unknown = set(given) - set(smoke) - set(full)
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; valid: {sorted(smoke)}")
+    values = dict(smoke if profile == "smoke" else full)
+    values.update({k: v for k, v in given.items() if v is not None})
+    return SimpleNamespace(profile=profile, **values)
+
+
+def git_commit() -> str:
+    """HEAD's short hash, with '+dirty' when tracked files differ from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    try:
+        head = git("rev-parse", "--short", "HEAD") or "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def device_name(device: str = "auto") -> str:
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    cpu = platform.processor() or platform.machine()
+    return f"cpu ({cpu}, {torch.get_num_threads()} torch threads)"
+
+
+def provenance(profile: str, started: float, device: str = "auto") -> dict:
+    """Commit, date, device, profile and wall time (seconds since ``started``)."""
+    return {"commit": git_commit(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "device": device_name(device), "profile": profile,
+            "torch": torch.__version__,
+            "wall time": f"{time.perf_counter() - started:.1f} s"}
+
+
+def markdown_table(rows: list, columns=None) -> str:
+    """A Markdown table from a list of dicts (floats shown with 4 significant digits)."""
+    columns = columns or list(rows[0])
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)

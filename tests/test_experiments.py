@@ -1,0 +1,89 @@
+import time
+
+import pytest
+import torch
+
+from bitnetlib import experiments as ex
+from bitnetlib.config import ConfigError
+
+TINY = {"epochs": 1, "augment": False, "widths": [8], "train_subset": 500, "device": "cpu"}
+
+
+def quiet_train(monkeypatch):
+    """Count calls of bitnetlib.train.train made through run_cached."""
+    calls = []
+    real = ex.train
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(ex, "train", counting)
+    return calls
+
+
+def test_run_cached_reuses_finished_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("BITNET_RECOMPUTE", raising=False)
+    calls = quiet_train(monkeypatch)
+    model, metrics = ex.run_cached(TINY, cache_dir=tmp_path)
+    again, metrics2 = ex.run_cached(dict(TINY), cache_dir=tmp_path)
+    assert len(calls) == 1 and metrics2 == metrics
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), k
+    cfg = ex.resolve_config(TINY)
+    assert calls[0] == tmp_path / ex.config_key(cfg)
+    assert (calls[0] / "model.pt").exists()
+
+
+def test_changed_config_trains_again_and_recompute_forces(tmp_path, monkeypatch):
+    monkeypatch.delenv("BITNET_RECOMPUTE", raising=False)
+    calls = quiet_train(monkeypatch)
+    ex.run_cached(TINY, cache_dir=tmp_path)
+    ex.run_cached({**TINY, "seed": 1}, cache_dir=tmp_path)
+    assert len(calls) == 2 and calls[0] != calls[1]
+    ex.run_cached(TINY, cache_dir=tmp_path, recompute=True)
+    assert len(calls) == 3 and calls[2] == calls[0]
+    monkeypatch.setenv("BITNET_RECOMPUTE", "1")
+    ex.run_cached(TINY, cache_dir=tmp_path)
+    assert len(calls) == 4
+    monkeypatch.setenv("BITNET_RECOMPUTE", "maybe")
+    with pytest.raises(ValueError, match="BITNET_RECOMPUTE"):
+        ex.run_cached(TINY, cache_dir=tmp_path)
+
+
+def test_config_key_depends_only_on_resolved_config():
+    a = ex.resolve_config(["epochs=1", "widths=[8]"])
+    b = ex.resolve_config({"widths": [8], "epochs": 1})
+    c = ex.resolve_config({"widths": [8], "epochs": 2})
+    assert ex.config_key(a) == ex.config_key(b) != ex.config_key(c)
+    base = ex.resolve_config({"epochs": 1}, base="configs/fc12k_binary.yaml")
+    assert base.quant == "Binary" and base.widths == [176, 160, 160] and base.epochs == 1
+
+
+def test_bad_input_names_the_key():
+    with pytest.raises(ConfigError, match="epoch"):
+        ex.resolve_config({"epoch": 3})
+    with pytest.raises(ConfigError, match="expected a TrainConfig"):
+        ex.resolve_config(3)
+    with pytest.raises(ValueError, match="profile"):
+        ex.profile_settings("medium", {"epochs": 1}, {"epochs": 60})
+    with pytest.raises(ValueError, match="epoch"):
+        ex.profile_settings("smoke", {"epochs": 1}, {"epochs": 60}, epoch=3)
+
+
+def test_sweep_and_sizes(tmp_path):
+    runs = ex.sweep([{"quant": "Binary"}, {"quant": "8bit"}], common=TINY, cache_dir=tmp_path)
+    assert [r.cfg.quant for r in runs] == ["Binary", "8bit"]
+    assert ex.n_weights(runs[0].metrics) == 256 * 8 + 8 * 10
+    assert ex.total_bits(runs[1].metrics) == 8 * ex.n_weights(runs[1].metrics)
+    assert 0 <= runs[0].last["test_acc"] <= 100
+
+
+def test_profile_settings_and_provenance():
+    s = ex.profile_settings("full", {"epochs": 2, "seed": 0}, {"epochs": 60, "seed": 0},
+                            epochs=None, seed=3)
+    assert (s.profile, s.epochs, s.seed) == ("full", 60, 3)
+    p = ex.provenance("smoke", time.perf_counter() - 1.0, "cpu")
+    assert {"commit", "date", "device", "profile", "wall time"} <= set(p)
+    assert p["profile"] == "smoke" and p["device"].startswith("cpu")
+    table = ex.markdown_table([{"a": 1.23456, "b": "x"}])
+    assert table.splitlines()[2] == "| 1.235 | x |"
