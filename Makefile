@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: test book venv clean
+.PHONY: test book book-run book-html venv clean
 
 venv: $(STAMP)
 
@@ -21,8 +21,37 @@ $(STAMP): requirements.txt pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-book: $(STAMP)
-	$(BIN)/jupyter-book build . -n -W --keep-going
+# The book: every chapter (notebooks/NN_*.py, Jupytext percent format) is converted to
+# .ipynb and executed by papermill with `-p profile $(PROFILE)` into _build/notebooks/;
+# the executed notebooks and the prose pages are staged in _build/src and built to
+# _build/html by Jupyter Book (which never executes anything), warnings as errors.
+# Per-chapter wall times go to _build/notebooks/timings.txt.
+#   make book PROFILE=full            the write-up's settings
+#   make book CHAPTERS="03_qat_vs_ptq" only these chapters are executed again
+#   BITNET_RECOMPUTE=1 make book      retrain every run instead of reusing runs/cache
+NB_DIR   := _build/notebooks
+BOOK_SRC := _build/src
+CHAPTERS ?= $(basename $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.py))))
+
+book: book-run book-html
+
+book-run: $(STAMP)
+	mkdir -p $(NB_DIR)
+	@set -e; for name in $(CHAPTERS); do \
+	  t0=$$(date +%s); echo "== $$name (profile $(PROFILE))"; \
+	  $(BIN)/jupytext --quiet --to ipynb notebooks/$$name.py -o $(NB_DIR)/$$name.src.ipynb; \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/papermill --no-progress-bar --log-level WARNING \
+	    -k python3 --cwd notebooks -p profile $(PROFILE) \
+	    $(NB_DIR)/$$name.src.ipynb $(NB_DIR)/$$name.tmp.ipynb; \
+	  mv $(NB_DIR)/$$name.tmp.ipynb $(NB_DIR)/$$name.ipynb; rm -f $(NB_DIR)/$$name.src.ipynb; \
+	  echo "$$name $(PROFILE) $$(( $$(date +%s) - t0 )) s" | tee -a $(NB_DIR)/timings.txt; \
+	done
+
+book-html: $(STAMP)
+	rm -rf $(BOOK_SRC) && mkdir -p $(BOOK_SRC)/notebooks
+	cp -r _config.yml _toc.yml book $(BOOK_SRC)/
+	cp $(NB_DIR)/[0-9][0-9]_*.ipynb $(BOOK_SRC)/notebooks/
+	$(BIN)/jupyter-book build $(BOOK_SRC) --path-output . -n -W --keep-going
 
 clean:
 	rm -rf _build

@@ -180,3 +180,36 @@ def markdown_table(rows: list, columns=None) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def profile_note(s) -> str:
+    """One Markdown sentence on what the profile's numbers can be compared with."""
+    if s.profile == "smoke":
+        subset = f"{s.train_subset} training images" if s.train_subset else "all training images"
+        return (f"**Profile `smoke`** ({subset}, {s.epochs} epoch(s)): these numbers only show "
+                f"that the code runs end to end; they are *not* comparable to the write-up's.")
+    return ("**Profile `full`**: the write-up's settings; the numbers below are comparable "
+            "to the write-up's, up to seed-to-seed variation.")
+
+
+def first_layer_images(model) -> torch.Tensor:
+    """The first linear layer's quantized weights as (out, 16, 16) images."""
+    from .layers import quant_layers
+    layer = quant_layers(model)[0]
+    w = layer.quantized_weight() if layer.is_quantized else layer.weight.detach()
+    return w.detach().cpu().reshape(w.shape[0], 16, 16)
+
+
+def plot_weight_grid(images, ax_title="", cols=8, size=1.0):
+    """A grid of signed weight images (blue negative, red positive), one per row of w."""
+    import matplotlib.pyplot as plt
+    rows = (len(images) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size))
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img in zip(axes.flat, images):
+        lim = float(img.abs().max()) or 1.0
+        ax.imshow(img, cmap="bwr", vmin=-lim, vmax=lim)
+    fig.suptitle(ax_title)
+    fig.tight_layout()
+    return fig
