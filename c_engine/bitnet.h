@@ -1,0 +1,188 @@
+/*
+ * bitnet.h - the public contract of the BitNetMCU inference engine (C99).
+ *
+ * Everything the kernels assume is written down here once; bitnetlib/export.py
+ * (packing) and bitnetlib/intmodel.py (the integer reference model) implement the
+ * same contract and the tests check all three agree bit for bit.
+ *
+ * NUMBERS
+ *   activations  int8_t. Network input: the 16x16 image quantized per image by
+ *                absmax, code = round(x * 127 / max|x|), in -127..127.
+ *                Hidden FC activations are 0..127 (ReLU + ShiftNorm).
+ *   accumulators int32_t, computed in uint32_t modular arithmetic and converted
+ *                back exactly (no signed overflow, no left shift of a negative
+ *                value anywhere); the true sum must fit in int32 (it does for
+ *                any layer of up to 65535 inputs: |w| <= 128, |a| <= 128).
+ *   conv maps    int16_t, 0..BN_ACT16_MAX (after ReLU, rounding shift, saturation).
+ *
+ * ROUNDING SHIFT (used by ShiftNorm and the conv layers), for v > 0, s >= 0:
+ *       rshift(v, s) = (v + (s ? 1 << (s - 1) : 0)) >> s     (round half up)
+ *   computed in uint32_t; v <= 0 gives 0 (ReLU).
+ *
+ * FUSED SHIFTNORM / RELU / ARGMAX (after every FC layer):
+ *   argmax  = first index of the largest accumulator (taken BEFORE ReLU);
+ *   shift   = smallest s >= 0 with (max >> s) <= 127 (never a left shift: a
+ *             small maximum is left as it is); max <= 0 gives s = 0;
+ *   out[i]  = acc[i] <= 0 ? 0 : min(127, rshift(acc[i], shift)).
+ *   The output layer returns its accumulators (logits) and the argmax.
+ *
+ * WEIGHT PACKING. A weight matrix is out rows of in weights; each row is packed
+ * on its own into words_per_row = ceil(in / per_word) uint32_t words, rows one
+ * after the other. Fields fill a word from the MOST significant end: the first
+ * weight of a row sits in the top bits of the row's first word. Padding fields at
+ * the end of a row's last word are zero bits and are never read (kernels stop at
+ * `in`), so any width packs; the words are values (endianness plays no part).
+ *
+ *   type      id bits per_word field f -> integer weight
+ *   Binary     1   1   32      0 -> -1, 1 -> +1
+ *   Ternary    2  1.6  20      byte = 81 t0 + 27 t1 + 9 t2 + 3 t3 + t4 (t_k the
+ *                              k-th of 5 weights, trit t -> t - 1), 4 bytes per
+ *                              word, first byte most significant; bytes > 242 are
+ *                              invalid (BN_ERR_CORRUPT)
+ *   2bitsym    3   2   16      f -> 2f - 3           (-3, -1, 1, 3)
+ *   4bitsym    4   4    8      f -> 2f - 15          (odd -15 .. 15, no zero)
+ *   4bit       5   4    8      f -> f - 8            (-8 .. 7)
+ *   8bit       6   8    4      f -> f - 128          (-128 .. 127)
+ *   FP130      7   4    8      f = sign << 3 | e -> (sign ? -1 : 1) * 2^e, e 0..7
+ *   NF4        8   4    8      f -> bn_nf4_table[f]  (round(127 * NF4 level))
+ *
+ *   Example, 4bitsym, row (-15, 1, 3, 15, -1, -3, 13, 7): fields 0,8,9,15,7,6,14,11
+ *   -> word 0x089F76EB. Ternary, first 5 weights (1, 0, -1, -1, 1): trits
+ *   2,1,0,0,2 -> byte 2*81 + 1*27 + 2 = 191 = 0xBF in bits 31..24 of word 0.
+ *
+ * LAYERS (bn_layer, emitted by `bitnet export` into a generated header):
+ *   BN_LAYER_FC      in -> out features, weights out x in.
+ *   BN_LAYER_CONV3X3 first layer of a CNN: 1 input channel (side x side int8
+ *                    image) -> out channels, 3x3, no padding, weights out x 9.
+ *   BN_LAYER_DW3X3   depthwise 3x3 (out channels, one 3x3 filter each),
+ *                    no padding, weights out x 9.
+ *   A conv layer computes acc = sum w * x, then rshift(acc, shift) with ReLU,
+ *   saturated to BN_ACT16_MAX, then a 2x2/2 max-pool if pool = 1. Conv layers
+ *   form a prefix of the network and run one channel at a time (a channel goes
+ *   through all conv layers before the next starts: little RAM). Their output,
+ *   channel-major (c * h * w + y * w + x, like torch's flatten), goes through
+ *   ShiftNorm into the first FC layer.
+ *
+ * Every entry point returns a bn_status; nothing allocates memory, nothing keeps
+ * state between calls; the caller provides all buffers.
+ */
+#ifndef BITNET_H
+#define BITNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BN_MAGIC 0x424E4D31u  /* "BNM1" */
+#define BN_VERSION 1u
+#define BN_ACT16_MAX 32767
+#define BN_MAX_SIDE 64
+
+typedef enum {
+    BN_OK = 0,
+    BN_ERR_NULL = -1,        /* a required pointer is NULL */
+    BN_ERR_WTYPE = -2,       /* unknown weight type id */
+    BN_ERR_LAYER = -3,       /* unknown layer kind or layers in an impossible order */
+    BN_ERR_SHAPE = -4,       /* sizes disagree (buffer lengths, in/out, words per row) */
+    BN_ERR_SCRATCH = -5,     /* scratch buffer too small */
+    BN_ERR_MODEL = -6,       /* bad magic or version: not a model of this engine */
+    BN_ERR_CORRUPT = -7      /* an invalid field in the packed weights */
+} bn_status;
+
+typedef enum {
+    BN_W_BINARY = 1, BN_W_TERNARY = 2, BN_W_2BITSYM = 3, BN_W_4BITSYM = 4,
+    BN_W_4BIT = 5, BN_W_8BIT = 6, BN_W_FP130 = 7, BN_W_NF4 = 8
+} bn_wtype;
+
+typedef enum { BN_LAYER_FC = 1, BN_LAYER_CONV3X3 = 2, BN_LAYER_DW3X3 = 3 } bn_layer_kind;
+
+typedef struct {
+    uint8_t kind;            /* bn_layer_kind */
+    uint8_t wtype;           /* bn_wtype */
+    uint8_t shift;           /* conv: fixed rounding right shift; FC: unused (0) */
+    uint8_t pool;            /* conv: 1 = 2x2 max-pool after; FC: 0 */
+    uint16_t in;             /* FC: input features; conv: input side (square) */
+    uint16_t out;            /* FC: output features; conv: channels */
+    uint16_t words_per_row;  /* ceil(row length / per_word); row length: FC in, conv 9 */
+    const uint32_t *weights; /* out * words_per_row words */
+} bn_layer;
+
+typedef struct {
+    uint32_t magic;          /* BN_MAGIC */
+    uint32_t version;        /* BN_VERSION */
+    uint32_t model_id;       /* fingerprint of shapes, types, shifts and weights */
+    uint16_t n_layers;
+    uint16_t input_len;      /* int8 inputs per image (256 for 16x16) */
+    uint16_t n_classes;      /* outputs of the last layer */
+    const bn_layer *layers;
+} bn_model;
+
+extern const int8_t bn_nf4_table[16];
+
+/* Fields per uint32_t word of a weight type, 0 if the type is unknown. */
+size_t bn_per_word(uint8_t wtype);
+
+/* Decode n weights of one packed row into integer weights. */
+bn_status bn_unpack_row(uint8_t wtype, const uint32_t *row, size_t words, size_t n,
+                        int16_t *out);
+
+/* acc[o] = sum_i w[o][i] * act[i], o < n_out, i < n_in. One kernel per type;
+ * bn_fc dispatches on wtype. words_per_row must be ceil(n_in / per_word). */
+typedef bn_status (*bn_fc_fn)(const uint32_t *w, size_t words_per_row, const int8_t *act,
+                              size_t n_in, size_t n_out, int32_t *acc);
+bn_status bn_fc_binary(const uint32_t *w, size_t words_per_row, const int8_t *act,
+                       size_t n_in, size_t n_out, int32_t *acc);
+bn_status bn_fc_ternary(const uint32_t *w, size_t words_per_row, const int8_t *act,
+                        size_t n_in, size_t n_out, int32_t *acc);
+bn_status bn_fc_2bitsym(const uint32_t *w, size_t words_per_row, const int8_t *act,
+                        size_t n_in, size_t n_out, int32_t *acc);
+bn_status bn_fc_4bitsym(const uint32_t *w, size_t words_per_row, const int8_t *act,
+                        size_t n_in, size_t n_out, int32_t *acc);
+bn_status bn_fc_4bit(const uint32_t *w, size_t words_per_row, const int8_t *act,
+                     size_t n_in, size_t n_out, int32_t *acc);
+bn_status bn_fc_8bit(const uint32_t *w, size_t words_per_row, const int8_t *act,
+                     size_t n_in, size_t n_out, int32_t *acc);
+bn_status bn_fc_fp130(const uint32_t *w, size_t words_per_row, const int8_t *act,
+                      size_t n_in, size_t n_out, int32_t *acc);
+bn_status bn_fc_nf4(const uint32_t *w, size_t words_per_row, const int8_t *act,
+                    size_t n_in, size_t n_out, int32_t *acc);
+bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t words_per_row, const int8_t *act,
+                size_t n_in, size_t n_out, int32_t *acc);
+
+/* Fused block: out[i] (int8, 0..127) from acc[i], see above; *shift and *argmax
+ * (either may be NULL) receive the shift used and the argmax. n >= 1. */
+bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out, uint8_t *shift,
+                            uint16_t *argmax);
+
+/* One channel of a 3x3 valid convolution, ReLU, rshift, saturation:
+ * in side x side, out (side - 2) x (side - 2), w 9 weights (row-major 3x3). */
+bn_status bn_conv3x3_relu(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
+                          int16_t *out);
+/* 2x2 max-pool, stride 2: in side x side (side even), out side/2 x side/2. */
+bn_status bn_maxpool2x2(const int16_t *in, size_t side, int16_t *out);
+
+/* Bytes of scratch memory bn_run_network needs for this model (0: invalid model). */
+size_t bn_scratch_bytes(const bn_model *m);
+
+/* Run one image: input input_len int8; logits n_classes int32 (the output layer's
+ * accumulators); *pred the argmax. trace (may be NULL) receives, in order, every
+ * FC layer's accumulators and, for a CNN, the conv feature vector before the
+ * first FC layer; trace_len must be >= bn_trace_len(m) when trace is given. */
+bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_len,
+                         int32_t *logits, size_t logits_len, uint16_t *pred,
+                         void *scratch, size_t scratch_bytes,
+                         int32_t *trace, size_t trace_len);
+size_t bn_trace_len(const bn_model *m);
+
+/* n images, inputs n x input_len, preds n, logits n x n_classes (may be NULL). */
+bn_status bn_run_batch(const bn_model *m, const int8_t *inputs, size_t n, size_t input_len,
+                       uint16_t *preds, int32_t *logits, void *scratch, size_t scratch_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BITNET_H */

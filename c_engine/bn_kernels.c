@@ -1,0 +1,328 @@
+/*
+ * bn_kernels.c - reference FC kernels for every weight type, weight decoding and
+ * the fused ShiftNorm / ReLU / argmax block. The contract is in bitnet.h.
+ *
+ * Sums are kept in uint32_t (modular, defined behaviour) and converted back to
+ * int32_t exactly at the end. Binary, Ternary, 2bitsym, 4bitsym and FP130 use no
+ * multiplication (RV32EC has none); 4bit, 8bit and NF4 multiply.
+ */
+#include "bitnet.h"
+
+const int8_t bn_nf4_table[16] = {
+    -127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127
+};
+
+/* exact int32 value of a uint32 holding a two's-complement sum */
+static int32_t u2i(uint32_t u)
+{
+    return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)(~u) - 1;
+}
+
+/* unsigned image of an int8 activation */
+static uint32_t ua(int8_t a)
+{
+    return (uint32_t)(int32_t)a;
+}
+
+size_t bn_per_word(uint8_t wtype)
+{
+    switch (wtype) {
+    case BN_W_BINARY: return 32;
+    case BN_W_TERNARY: return 20;
+    case BN_W_2BITSYM: return 16;
+    case BN_W_4BITSYM: case BN_W_4BIT: case BN_W_FP130: case BN_W_NF4: return 8;
+    case BN_W_8BIT: return 4;
+    default: return 0;
+    }
+}
+
+static bn_status check_fc(uint8_t wtype, const uint32_t *w, size_t wpr, const void *act,
+                          size_t n_in, const int32_t *acc)
+{
+    size_t per = bn_per_word(wtype);
+    if (!w || !act || !acc)
+        return BN_ERR_NULL;
+    if (n_in == 0 || wpr != (n_in + per - 1) / per)
+        return BN_ERR_SHAPE;
+    return BN_OK;
+}
+
+/* field j (0 = most significant) of width `bits` in a word */
+static uint32_t field(uint32_t word, unsigned j, unsigned bits)
+{
+    return (word >> (32u - bits * (j + 1u))) & ((1u << bits) - 1u);
+}
+
+/* weight i of a row of uniform-width fields */
+#define FIELD_AT(row, i, per, bits) field((row)[(i) / (per)], (unsigned)((i) % (per)), (bits))
+
+bn_status bn_fc_binary(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
+                       size_t n_out, int32_t *acc)
+{
+    size_t o, i;
+    bn_status st = check_fc(BN_W_BINARY, w, wpr, act, n_in, acc);
+    if (st != BN_OK)
+        return st;
+    for (o = 0; o < n_out; o++) {
+        const uint32_t *row = w + o * wpr;
+        uint32_t s = 0;
+        for (i = 0; i < n_in; i++)
+            s = FIELD_AT(row, i, 32u, 1u) ? s + ua(act[i]) : s - ua(act[i]);
+        acc[o] = u2i(s);
+    }
+    return BN_OK;
+}
+
+bn_status bn_fc_ternary(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
+                        size_t n_out, int32_t *acc)
+{
+    static const uint8_t pow3[5] = {81, 27, 9, 3, 1};
+    size_t o, i;
+    bn_status st = check_fc(BN_W_TERNARY, w, wpr, act, n_in, acc);
+    if (st != BN_OK)
+        return st;
+    for (o = 0; o < n_out; o++) {
+        const uint32_t *row = w + o * wpr;
+        uint32_t s = 0;
+        for (i = 0; i < n_in; i += 5) {
+            unsigned b = (unsigned)FIELD_AT(row, i / 5, 4u, 8u), k;
+            if (b > 242u)
+                return BN_ERR_CORRUPT;
+            for (k = 0; k < 5 && i + k < n_in; k++) {
+                unsigned t = 0;
+                while (b >= pow3[k]) {   /* digit by subtraction: no divide */
+                    b -= pow3[k];
+                    t++;
+                }
+                if (t == 2u)
+                    s += ua(act[i + k]);
+                else if (t == 0u)
+                    s -= ua(act[i + k]);
+            }
+        }
+        acc[o] = u2i(s);
+    }
+    return BN_OK;
+}
+
+/* f * a for a 4-bit field f by shifts and adds (no multiply) */
+static uint32_t mul_field(uint32_t f, uint32_t a)
+{
+    uint32_t t = 0;
+    if (f & 1u) t += a;
+    if (f & 2u) t += a << 1;
+    if (f & 4u) t += a << 2;
+    if (f & 8u) t += a << 3;
+    return t;
+}
+
+bn_status bn_fc_2bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
+                        size_t n_out, int32_t *acc)
+{
+    size_t o, i;
+    bn_status st = check_fc(BN_W_2BITSYM, w, wpr, act, n_in, acc);
+    if (st != BN_OK)
+        return st;
+    for (o = 0; o < n_out; o++) {
+        const uint32_t *row = w + o * wpr;
+        uint32_t s = 0, sum_a = 0;
+        for (i = 0; i < n_in; i++) {      /* (2f - 3) a = 2 (f a) - 3 a */
+            s += mul_field(FIELD_AT(row, i, 16u, 2u), ua(act[i])) << 1;
+            sum_a += ua(act[i]);
+        }
+        acc[o] = u2i(s - ((sum_a << 1) + sum_a));
+    }
+    return BN_OK;
+}
+
+bn_status bn_fc_4bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
+                        size_t n_out, int32_t *acc)
+{
+    size_t o, i;
+    bn_status st = check_fc(BN_W_4BITSYM, w, wpr, act, n_in, acc);
+    if (st != BN_OK)
+        return st;
+    for (o = 0; o < n_out; o++) {
+        const uint32_t *row = w + o * wpr;
+        uint32_t s = 0, sum_a = 0;
+        for (i = 0; i < n_in; i++) {      /* (2f - 15) a = 2 (f a) - 15 a */
+            s += mul_field(FIELD_AT(row, i, 8u, 4u), ua(act[i])) << 1;
+            sum_a += ua(act[i]);
+        }
+        acc[o] = u2i(s - ((sum_a << 4) - sum_a));
+    }
+    return BN_OK;
+}
+
+bn_status bn_fc_4bit(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
+                     size_t n_out, int32_t *acc)
+{
+    size_t o, i;
+    bn_status st = check_fc(BN_W_4BIT, w, wpr, act, n_in, acc);
+    if (st != BN_OK)
+        return st;
+    for (o = 0; o < n_out; o++) {
+        const uint32_t *row = w + o * wpr;
+        uint32_t s = 0;
+        for (i = 0; i < n_in; i++)
+            s += (uint32_t)(((int32_t)FIELD_AT(row, i, 8u, 4u) - 8) * act[i]);
+        acc[o] = u2i(s);
+    }
+    return BN_OK;
+}
+
+bn_status bn_fc_8bit(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
+                     size_t n_out, int32_t *acc)
+{
+    size_t o, i;
+    bn_status st = check_fc(BN_W_8BIT, w, wpr, act, n_in, acc);
+    if (st != BN_OK)
+        return st;
+    for (o = 0; o < n_out; o++) {
+        const uint32_t *row = w + o * wpr;
+        uint32_t s = 0;
+        for (i = 0; i < n_in; i++)
+            s += (uint32_t)(((int32_t)FIELD_AT(row, i, 4u, 8u) - 128) * act[i]);
+        acc[o] = u2i(s);
+    }
+    return BN_OK;
+}
+
+bn_status bn_fc_fp130(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
+                      size_t n_out, int32_t *acc)
+{
+    size_t o, i;
+    bn_status st = check_fc(BN_W_FP130, w, wpr, act, n_in, acc);
+    if (st != BN_OK)
+        return st;
+    for (o = 0; o < n_out; o++) {
+        const uint32_t *row = w + o * wpr;
+        uint32_t s = 0;
+        for (i = 0; i < n_in; i++) {
+            uint32_t f = FIELD_AT(row, i, 8u, 4u);
+            uint32_t t = ua(act[i]) << (f & 7u);   /* shift only */
+            s = (f & 8u) ? s - t : s + t;
+        }
+        acc[o] = u2i(s);
+    }
+    return BN_OK;
+}
+
+bn_status bn_fc_nf4(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
+                    size_t n_out, int32_t *acc)
+{
+    size_t o, i;
+    bn_status st = check_fc(BN_W_NF4, w, wpr, act, n_in, acc);
+    if (st != BN_OK)
+        return st;
+    for (o = 0; o < n_out; o++) {
+        const uint32_t *row = w + o * wpr;
+        uint32_t s = 0;
+        for (i = 0; i < n_in; i++)
+            s += (uint32_t)((int32_t)bn_nf4_table[FIELD_AT(row, i, 8u, 4u)] * act[i]);
+        acc[o] = u2i(s);
+    }
+    return BN_OK;
+}
+
+bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t wpr, const int8_t *act,
+                size_t n_in, size_t n_out, int32_t *acc)
+{
+    switch (wtype) {
+    case BN_W_BINARY: return bn_fc_binary(w, wpr, act, n_in, n_out, acc);
+    case BN_W_TERNARY: return bn_fc_ternary(w, wpr, act, n_in, n_out, acc);
+    case BN_W_2BITSYM: return bn_fc_2bitsym(w, wpr, act, n_in, n_out, acc);
+    case BN_W_4BITSYM: return bn_fc_4bitsym(w, wpr, act, n_in, n_out, acc);
+    case BN_W_4BIT: return bn_fc_4bit(w, wpr, act, n_in, n_out, acc);
+    case BN_W_8BIT: return bn_fc_8bit(w, wpr, act, n_in, n_out, acc);
+    case BN_W_FP130: return bn_fc_fp130(w, wpr, act, n_in, n_out, acc);
+    case BN_W_NF4: return bn_fc_nf4(w, wpr, act, n_in, n_out, acc);
+    default: return BN_ERR_WTYPE;
+    }
+}
+
+static bn_status decode_ternary(const uint32_t *row, size_t n, int16_t *out)
+{
+    static const uint8_t pow3[5] = {81, 27, 9, 3, 1};
+    size_t i, k;
+    for (i = 0; i < n; i += 5) {
+        unsigned b = (unsigned)FIELD_AT(row, i / 5, 4u, 8u);
+        if (b > 242u)
+            return BN_ERR_CORRUPT;
+        for (k = 0; k < 5 && i + k < n; k++) {
+            int16_t t = 0;
+            while (b >= pow3[k]) {
+                b -= pow3[k];
+                t++;
+            }
+            out[i + k] = (int16_t)(t - 1);
+        }
+    }
+    return BN_OK;
+}
+
+/* integer weight of field f of a fixed-width type */
+static int16_t decode_field(uint8_t wtype, uint32_t f)
+{
+    int16_t v = (int16_t)f;
+    switch (wtype) {
+    case BN_W_BINARY: return (int16_t)(2 * v - 1);
+    case BN_W_2BITSYM: return (int16_t)(2 * v - 3);
+    case BN_W_4BITSYM: return (int16_t)(2 * v - 15);
+    case BN_W_4BIT: return (int16_t)(v - 8);
+    case BN_W_8BIT: return (int16_t)(v - 128);
+    case BN_W_FP130: return (int16_t)((f & 8u) ? -(1 << (f & 7u)) : (1 << (f & 7u)));
+    default: return bn_nf4_table[f & 15u];
+    }
+}
+
+bn_status bn_unpack_row(uint8_t wtype, const uint32_t *row, size_t words, size_t n,
+                        int16_t *out)
+{
+    size_t per = bn_per_word(wtype), i;
+    unsigned bits;
+    if (!row || !out)
+        return BN_ERR_NULL;
+    if (per == 0)
+        return BN_ERR_WTYPE;
+    if (words != (n + per - 1) / per)
+        return BN_ERR_SHAPE;
+    if (wtype == BN_W_TERNARY)
+        return decode_ternary(row, n, out);
+    bits = 32u / (unsigned)per;
+    for (i = 0; i < n; i++)
+        out[i] = decode_field(wtype, FIELD_AT(row, i, (unsigned)per, bits));
+    return BN_OK;
+}
+
+/* rshift of bitnet.h: v > 0, computed in uint32 */
+static uint32_t rshift(int32_t v, unsigned s)
+{
+    uint32_t half = s ? (1u << (s - 1u)) : 0u;
+    return ((uint32_t)v + half) >> s;
+}
+
+bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out, uint8_t *shift,
+                            uint16_t *argmax)
+{
+    size_t i, best = 0;
+    unsigned s = 0;
+    if (!acc || !out)
+        return BN_ERR_NULL;
+    if (n == 0)
+        return BN_ERR_SHAPE;
+    for (i = 1; i < n; i++)
+        if (acc[i] > acc[best])
+            best = i;
+    while (acc[best] > 0 && (acc[best] >> s) > 127)   /* max > 0: no negative shift */
+        s++;
+    for (i = 0; i < n; i++) {
+        uint32_t v = acc[i] <= 0 ? 0u : rshift(acc[i], s);
+        out[i] = (int8_t)(v > 127u ? 127u : v);
+    }
+    if (shift)
+        *shift = (uint8_t)s;
+    if (argmax)
+        *argmax = (uint16_t)best;
+    return BN_OK;
+}

@@ -1,0 +1,280 @@
+/*
+ * bn_network.c - conv 3x3 / depthwise / max-pool kernels and the network runner
+ * driven by a bn_model (emitted by `bitnet export`). Contract: bitnet.h.
+ */
+#include "bitnet.h"
+
+static int16_t sat16(uint32_t v)
+{
+    return (int16_t)(v > (uint32_t)BN_ACT16_MAX ? (uint32_t)BN_ACT16_MAX : v);
+}
+
+bn_status bn_conv3x3_relu(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
+                          int16_t *out)
+{
+    size_t y, x, o = side - 2;
+    uint32_t half = shift ? (1u << (shift - 1u)) : 0u;
+    if (!in || !w || !out)
+        return BN_ERR_NULL;
+    if (side < 3 || shift > 30)
+        return BN_ERR_SHAPE;
+    for (y = 0; y < o; y++) {
+        for (x = 0; x < o; x++) {
+            uint32_t s = 0;
+            size_t dy, dx;
+            for (dy = 0; dy < 3; dy++)
+                for (dx = 0; dx < 3; dx++)
+                    s += (uint32_t)((int32_t)w[dy * 3 + dx] * in[(y + dy) * side + x + dx]);
+            /* s holds a positive int32 iff bit 31 is clear and s != 0 */
+            out[y * o + x] = (s == 0u || (s & 0x80000000u)) ? 0 : sat16((s + half) >> shift);
+        }
+    }
+    return BN_OK;
+}
+
+bn_status bn_maxpool2x2(const int16_t *in, size_t side, int16_t *out)
+{
+    size_t y, x, o = side / 2;
+    if (!in || !out)
+        return BN_ERR_NULL;
+    if (side < 2 || side % 2)
+        return BN_ERR_SHAPE;
+    for (y = 0; y < o; y++) {
+        for (x = 0; x < o; x++) {
+            const int16_t *p = in + 2 * y * side + 2 * x;
+            int16_t m = p[0];
+            if (p[1] > m) m = p[1];
+            if (p[side] > m) m = p[side];
+            if (p[side + 1] > m) m = p[side + 1];
+            out[y * o + x] = m;
+        }
+    }
+    return BN_OK;
+}
+
+/* What the runner needs to know about a model, found while validating it. */
+typedef struct {
+    size_t n_conv;      /* conv layers at the front */
+    size_t side0;       /* input side of the first conv layer */
+    size_t features;    /* inputs of the first FC layer */
+    size_t max_units;   /* largest FC in/out or conv feature count */
+    size_t trace_len;
+} net_info;
+
+static bn_status check_layer_words(const bn_layer *l, size_t row_len)
+{
+    size_t per = bn_per_word(l->wtype);
+    if (per == 0)
+        return BN_ERR_WTYPE;
+    if (!l->weights)
+        return BN_ERR_NULL;
+    return l->words_per_row == (row_len + per - 1) / per ? BN_OK : BN_ERR_SHAPE;
+}
+
+static bn_status check_convs(const bn_model *m, net_info *ni)
+{
+    size_t i, side = 0, ch = 0;
+    bn_status st;
+    for (i = 0; i < m->n_layers && m->layers[i].kind != BN_LAYER_FC; i++) {
+        const bn_layer *l = &m->layers[i];
+        if (l->kind != (i ? BN_LAYER_DW3X3 : BN_LAYER_CONV3X3))
+            return BN_ERR_LAYER;
+        if (i == 0) {
+            side = ni->side0 = l->in;
+            ch = l->out;
+            if (side * side != m->input_len || side > BN_MAX_SIDE)
+                return BN_ERR_SHAPE;
+        }
+        if ((st = check_layer_words(l, 9)) != BN_OK)
+            return st;
+        if (l->in != side || l->out != ch || ch == 0 || side < 3 || l->shift > 30)
+            return BN_ERR_SHAPE;
+        side -= 2;
+        if (l->pool && (side % 2 || (side /= 2) == 0))
+            return BN_ERR_SHAPE;
+    }
+    ni->n_conv = i;
+    ni->features = i ? ch * side * side : m->input_len;
+    ni->max_units = ni->features;
+    ni->trace_len = i ? ni->features : 0;
+    return BN_OK;
+}
+
+static bn_status check_model(const bn_model *m, net_info *ni)
+{
+    size_t i, width;
+    bn_status st;
+    if (!m || !m->layers)
+        return BN_ERR_NULL;
+    if (m->magic != BN_MAGIC || m->version != BN_VERSION)
+        return BN_ERR_MODEL;
+    if (m->n_layers == 0)
+        return BN_ERR_LAYER;
+    if ((st = check_convs(m, ni)) != BN_OK)
+        return st;
+    if (ni->n_conv == m->n_layers)
+        return BN_ERR_LAYER;    /* must end in an FC layer */
+    width = ni->features;
+    for (i = ni->n_conv; i < m->n_layers; i++) {
+        const bn_layer *l = &m->layers[i];
+        if (l->kind != BN_LAYER_FC)
+            return BN_ERR_LAYER;
+        if ((st = check_layer_words(l, l->in)) != BN_OK)
+            return st;
+        if (l->in != width || l->out == 0)
+            return BN_ERR_SHAPE;
+        width = l->out;
+        ni->trace_len += width;
+        if (width > ni->max_units)
+            ni->max_units = width;
+    }
+    return width == m->n_classes ? BN_OK : BN_ERR_SHAPE;
+}
+
+/* scratch layout: int32 acc[max_units] | int16 conv[3][side0^2] | int8 act[2][max_units] */
+static size_t scratch_need(const net_info *ni)
+{
+    return ni->max_units * 4 + 3 * ni->side0 * ni->side0 * 2 + 2 * ni->max_units;
+}
+
+size_t bn_scratch_bytes(const bn_model *m)
+{
+    net_info ni = {0, 0, 0, 0, 0};
+    return check_model(m, &ni) == BN_OK ? scratch_need(&ni) : 0;
+}
+
+size_t bn_trace_len(const bn_model *m)
+{
+    net_info ni = {0, 0, 0, 0, 0};
+    return check_model(m, &ni) == BN_OK ? ni.trace_len : 0;
+}
+
+/* One channel through all conv layers; its feature map lands in feat. */
+static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c,
+                              int16_t *bufs, int32_t *feat)
+{
+    size_t side = ni->side0, i, n = ni->side0 * ni->side0;
+    const int16_t *cur = bufs;                  /* bufs[0..n): the image */
+    bn_status st;
+    for (i = 0; i < ni->n_conv; i++) {
+        const bn_layer *l = &m->layers[i];
+        int16_t w[20], *dst = (cur == bufs + n) ? bufs + 2 * n : bufs + n;
+        st = bn_unpack_row(l->wtype, l->weights + c * l->words_per_row, l->words_per_row, 9, w);
+        if (st == BN_OK)
+            st = bn_conv3x3_relu(cur, side, w, l->shift, dst);
+        if (st != BN_OK)
+            return st;
+        cur = dst;
+        side -= 2;
+        if (l->pool) {
+            dst = (cur == bufs + n) ? bufs + 2 * n : bufs + n;
+            if ((st = bn_maxpool2x2(cur, side, dst)) != BN_OK)
+                return st;
+            cur = dst;
+            side /= 2;
+        }
+    }
+    for (i = 0; i < side * side; i++)
+        feat[c * side * side + i] = cur[i];
+    return BN_OK;
+}
+
+/* The conv prefix: image -> acc[features] (int32, from int16 maps). */
+static bn_status run_convs(const bn_model *m, const net_info *ni, const int8_t *input,
+                           int16_t *bufs, int32_t *acc)
+{
+    size_t i, c;
+    bn_status st;
+    for (i = 0; i < m->input_len; i++)
+        bufs[i] = input[i];
+    for (c = 0; c < m->layers[0].out; c++)
+        if ((st = conv_channel(m, ni, c, bufs, acc)) != BN_OK)
+            return st;
+    return BN_OK;
+}
+
+static void copy_trace(int32_t *trace, size_t *pos, const int32_t *v, size_t n)
+{
+    size_t i;
+    if (trace)
+        for (i = 0; i < n; i++)
+            trace[(*pos)++] = v[i];
+}
+
+static bn_status run_fcs(const bn_model *m, const net_info *ni, const int8_t *act,
+                         int32_t *acc, int8_t *act_buf, int32_t *logits, uint16_t *pred,
+                         int32_t *trace, size_t *tpos)
+{
+    size_t i, k;
+    bn_status st;
+    for (i = ni->n_conv; i < m->n_layers; i++) {
+        const bn_layer *l = &m->layers[i];
+        int8_t *next = (act == act_buf) ? act_buf + ni->max_units : act_buf;
+        st = bn_fc(l->wtype, l->weights, l->words_per_row, act, l->in, l->out, acc);
+        if (st != BN_OK)
+            return st;
+        copy_trace(trace, tpos, acc, l->out);
+        if (i + 1 == m->n_layers)
+            break;
+        if ((st = bn_shiftnorm_relu(acc, l->out, next, NULL, NULL)) != BN_OK)
+            return st;
+        act = next;
+    }
+    for (k = 0; k < m->n_classes; k++)
+        logits[k] = acc[k];
+    return bn_shiftnorm_relu(acc, m->n_classes, act_buf, NULL, pred);
+}
+
+bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_len,
+                         int32_t *logits, size_t logits_len, uint16_t *pred,
+                         void *scratch, size_t scratch_bytes,
+                         int32_t *trace, size_t trace_len)
+{
+    net_info ni = {0, 0, 0, 0, 0};
+    int32_t *acc;
+    int16_t *bufs;
+    int8_t *act_buf;
+    size_t tpos = 0;
+    bn_status st = check_model(m, &ni);
+    if (st != BN_OK)
+        return st;
+    if (!input || !logits || !pred || !scratch)
+        return BN_ERR_NULL;
+    if (input_len != m->input_len || logits_len != m->n_classes ||
+        (trace && trace_len < ni.trace_len))
+        return BN_ERR_SHAPE;
+    if (scratch_bytes < scratch_need(&ni))
+        return BN_ERR_SCRATCH;
+    acc = (int32_t *)scratch;   /* caller's buffer: aligned for int32 (documented) */
+    bufs = (int16_t *)(acc + ni.max_units);
+    act_buf = (int8_t *)(bufs + 3 * ni.side0 * ni.side0);
+    if (ni.n_conv) {
+        if ((st = run_convs(m, &ni, input, bufs, acc)) != BN_OK)
+            return st;
+        copy_trace(trace, &tpos, acc, ni.features);
+        if ((st = bn_shiftnorm_relu(acc, ni.features, act_buf, NULL, NULL)) != BN_OK)
+            return st;
+        input = act_buf;
+    }
+    return run_fcs(m, &ni, input, acc, act_buf, logits, pred, trace, &tpos);
+}
+
+bn_status bn_run_batch(const bn_model *m, const int8_t *inputs, size_t n, size_t input_len,
+                       uint16_t *preds, int32_t *logits, void *scratch, size_t scratch_bytes)
+{
+    int32_t tmp[64];
+    size_t i;
+    bn_status st;
+    if (!m || !inputs || !preds)
+        return BN_ERR_NULL;
+    if (m->n_classes > 64)
+        return BN_ERR_SHAPE;
+    for (i = 0; i < n; i++) {
+        int32_t *lg = logits ? logits + i * m->n_classes : tmp;
+        st = bn_run_network(m, inputs + i * input_len, input_len, lg, m->n_classes,
+                            preds + i, scratch, scratch_bytes, NULL, 0);
+        if (st != BN_OK)
+            return st;
+    }
+    return BN_OK;
+}
