@@ -2,8 +2,11 @@
 
     bitnet train CONFIG.yaml [--set key=value ...] [--out RUN_DIR] [--fresh]
     bitnet stats RUN_DIR
+    bitnet export RUN_DIR [--header PATH]
+    bitnet verify RUN_DIR [--header PATH] [--json]
 """
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -28,6 +31,28 @@ def cmd_stats(args):
     print(format_stats(model_stats(model)))
 
 
+def cmd_export(args):
+    from .export import export_run, format_packed, write_header
+    from .stats import format_stats, model_stats
+    _, model, exp = export_run(args.run_dir)
+    header = Path(args.header) if args.header else Path(args.run_dir) / "bitnet_model.h"
+    write_header(exp, header, args.run_dir)
+    print(format_stats(model_stats(model)))
+    print(format_packed(exp))
+    print(f"wrote {header}")
+
+
+def cmd_verify(args):
+    from .engine import verify
+    r = verify(args.run_dir, args.header)
+    print(f"{r['n']} test images: fake-quant {r['acc_fakequant']:.2f}%, integer model "
+          f"{r['acc_int']:.2f}%, C engine {r['acc_c']:.2f}%")
+    print(f"disagreements: C vs integer {r['mismatch_c_int']} (logits "
+          f"{r['mismatch_logits_c_int']}), integer vs fake-quant {r['mismatch_int_fakequant']}")
+    if args.json:
+        print(json.dumps(r))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="bitnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,10 +68,21 @@ def main(argv=None):
     p = sub.add_parser("stats", help="per-layer statistics of a trained run")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("export", help="quantize a trained run into a C header")
+    p.add_argument("run_dir")
+    p.add_argument("--header", help="output header (default RUN_DIR/bitnet_model.h)")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("verify", help="fake-quant vs integer model vs C engine on the test set")
+    p.add_argument("run_dir")
+    p.add_argument("--header", help="model header (default RUN_DIR/bitnet_model.h)")
+    p.add_argument("--json", action="store_true", help="last line: one JSON object")
+    p.set_defaults(func=cmd_verify)
     args = parser.parse_args(argv)
+    from .engine import EngineError
+    from .export import ExportError
     try:
         args.func(args)
-    except (ConfigError, DataError, FileNotFoundError, RuntimeError) as e:
+    except (ConfigError, DataError, FileNotFoundError, ExportError, EngineError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

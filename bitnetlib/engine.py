@@ -178,3 +178,32 @@ class EngineModel:
                                    pred, self.scratch, self.scratch.nbytes, tr, tr.size),
               "bn_run_network")
         return tr
+
+
+def verify(run_dir, header=None) -> dict:
+    """All 10,000 test images through the fake-quantized model, the integer model and
+    the C engine (from ``header``, default RUN_DIR/bitnet_model.h, written if missing)."""
+    import torch
+    from . import intmodel
+    from .data import load_mnist
+    from .export import export_run, load_model_file, write_header
+    cfg, _ = load_model_file(run_dir)
+    data = load_mnist(cfg.data_root or None)
+    _, model, exp = export_run(run_dir, data)
+    header = Path(header) if header else Path(run_dir) / "bitnet_model.h"
+    if not header.exists() and header == Path(run_dir) / "bitnet_model.h":
+        write_header(exp, header, str(run_dir))
+    engine = EngineModel(header, exp.model_id)
+    y = data.test_y.numpy()
+    with torch.no_grad():
+        fq = torch.cat([model(data.test_x[i:i + 2000]).argmax(1)
+                        for i in range(0, len(y), 2000)]).numpy()
+    x = intmodel.input_codes(data.test_x)                             # (N, 256)
+    ref = intmodel.run(exp, x)
+    pred_c, logits_c = engine.run(x.astype(np.int8))
+    return dict(n=len(y), acc_fakequant=100 * float((fq == y).mean()),
+                acc_int=100 * float((ref.pred == y).mean()),
+                acc_c=100 * float((pred_c == y).mean()),
+                mismatch_c_int=int((pred_c != ref.pred).sum()),
+                mismatch_int_fakequant=int((ref.pred != fq).sum()),
+                mismatch_logits_c_int=int((logits_c != ref.logits).any(axis=1).sum()))

@@ -291,3 +291,41 @@ def packed_stats(exp: Exported) -> list:
         out.append(dict(name=l.name, kind=l.kind, type=l.wtype, n_weights=n,
                         packed_bytes=4 * words, bits_per_weight=32 * words / n))
     return out
+
+
+CALIB_IMAGES = 1000          # first N training images choose a CNN's conv shifts
+
+
+def load_model_file(run_dir):
+    """(cfg, model) of a run; an unreadable model.pt is a clear ExportError."""
+    from .train import load_run
+    path = Path(run_dir) / "model.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: train the run first (bitnet train)")
+    try:
+        return load_run(run_dir)
+    except Exception as e:
+        raise ExportError(f"{path}: cannot read the model file ({type(e).__name__}: {e})") from e
+
+
+def export_run(run_dir, data=None):
+    """(cfg, model, Exported) of a run; a CNN's shifts come from the first CALIB_IMAGES
+    training images (``data``: MnistTensors, loaded if needed)."""
+    cfg, model = load_model_file(run_dir)
+    calib = None
+    if cfg.model == "cnn":
+        if data is None:
+            from .data import load_mnist
+            data = load_mnist(cfg.data_root or None, train_subset=CALIB_IMAGES)
+        calib = data.train_x[:CALIB_IMAGES]
+    return cfg, model, export_model(model, calib)
+
+
+def format_packed(exp: Exported) -> str:
+    rows = packed_stats(exp)
+    lines = [f"Packed {r['name']}: {r['kind']} {r['type']}, {r['n_weights']} weights -> "
+             f"{r['packed_bytes']} bytes ({r['bits_per_weight']:.3f} bits/weight)" for r in rows]
+    total = sum(r["packed_bytes"] for r in rows)
+    lines.append(f"Packed total: {total} bytes ({total / 1024:.2f} KiB) in uint32 words, "
+                 f"model_id 0x{exp.model_id:08X}")
+    return "\n".join(lines)
