@@ -53,6 +53,9 @@ class TrainConfig:
     clip_update: str = "epoch"    # 'step': recompute the prop clip at every training step
     octav_iters: int = 10
     octav_freeze_epoch: int = -1  # stop updating clips from this epoch on; -1: never
+    teacher: str = ""             # RUN_DIR of a trained model to distill from
+    distill_alpha: float = 0.0    # weight of the distillation loss (0: off)
+    distill_temperature: float = 4.0
     train_subset: int = 0         # train on the first N images only (0: all 60,000)
     seed: int = 0
     device: str = "auto"
@@ -88,6 +91,10 @@ def _validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"config key {key!r}: must be > 0, got {getattr(cfg, key)}")
     if cfg.clip_update == "step" and cfg.clip != "prop":
         raise ConfigError("config key 'clip_update': 'step' needs clip: prop (OCTAV runs per epoch)")
+    if not 0 <= cfg.distill_alpha <= 1:
+        raise ConfigError(f"config key 'distill_alpha': expected 0..1, got {cfg.distill_alpha}")
+    if cfg.distill_alpha > 0 and not cfg.teacher:
+        raise ConfigError("config key 'teacher': distill_alpha > 0 needs a teacher RUN_DIR")
     if cfg.lr <= 0 or cfg.quantscale <= 0:
         raise ConfigError("config keys 'lr' and 'quantscale' must be > 0")
     return cfg

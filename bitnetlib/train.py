@@ -10,6 +10,7 @@ A killed run restarts from checkpoint.pt. Every epoch draws its randomness (shuf
 augmentation) from a generator seeded by (seed, epoch) and the LR is a pure function
 of the epoch, so a resumed run ends with the same weights as an uninterrupted one.
 """
+import functools
 import json
 import math
 import os
@@ -111,20 +112,46 @@ def log_line(epoch, cfg, m) -> str:
             f"w_clip/entropy[bits]: {layers}")
 
 
-def loss_and_logits(model, xb, yb):
+def distillation_loss(logits, yb, teacher_logits, alpha: float, temperature: float):
+    """(1 - alpha) CE(labels) + alpha T^2 KL(teacher_T || student_T), Hinton et al. 2015;
+    plain cross entropy without a teacher."""
+    ce = F.cross_entropy(logits, yb)
+    if teacher_logits is None:
+        return ce
+    kd = F.kl_div(F.log_softmax(logits / temperature, -1),
+                  F.log_softmax(teacher_logits / temperature, -1),
+                  log_target=True, reduction="batchmean")
+    return (1 - alpha) * ce + alpha * temperature ** 2 * kd
+
+
+def loss_and_logits(model, xb, yb, tb=None, alpha=0.0, temperature=1.0):
     logits = model(xb)
-    return F.cross_entropy(logits, yb), logits
+    return distillation_loss(logits, yb, tb, alpha, temperature), logits
 
 
 def make_step_fn(cfg):
     """The forward + loss of one batch; compiled (inductor) when ``cfg.compile``."""
-    if not cfg.compile:
-        return loss_and_logits
-    return torch.compile(loss_and_logits, dynamic=False)
+    fn = functools.partial(loss_and_logits, alpha=cfg.distill_alpha,
+                           temperature=cfg.distill_temperature)
+    return torch.compile(fn, dynamic=False) if cfg.compile else fn
+
+
+def load_teacher(cfg: TrainConfig, device):
+    """The distillation teacher (a finished run's model), or None."""
+    if cfg.distill_alpha <= 0:
+        return None
+    _, teacher = load_run(cfg.teacher, device)
+    return teacher.eval()
+
+
+@torch.no_grad()
+def predict_logits(model, x, batch: int = 4096):
+    """Logits for all of x, in eval mode and large batches."""
+    return torch.cat([model(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
 
 
 def train_epoch(model, opt, x, y, order, batch_size: int, step_fn=loss_and_logits,
-                progress=True, desc="epoch"):
+                progress=True, desc="epoch", teacher_logits=None):
     """One pass over ``x[order]`` in batches; returns (train loss, train accuracy %)."""
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
@@ -133,7 +160,8 @@ def train_epoch(model, opt, x, y, order, batch_size: int, step_fn=loss_and_logit
                   mininterval=0.5):
         idx = order[i:i + batch_size]
         xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-        loss, logits = step_fn(model, xb, yb)
+        tb = None if teacher_logits is None else teacher_logits.index_select(0, idx)
+        loss, logits = step_fn(model, xb, yb, tb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -186,6 +214,7 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
             (run_dir / name).unlink(missing_ok=True)
     start, metrics = load_checkpoint(run_dir, cfg, model, opt, device)
     step_fn = make_step_fn(cfg)
+    teacher = load_teacher(cfg, device)
     atomic_write(run_dir / "config.yaml",
                  lambda p: p.write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False)))
     if start:
@@ -198,8 +227,9 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, epoch)
         x, y, order = epoch_data(cfg, data, epoch_generator(cfg, epoch, device))
+        t_logits = None if teacher is None else predict_logits(teacher, x)
         train_loss, train_acc = train_epoch(model, opt, x, y, order, cfg.batch_size, step_fn,
-                                            progress, f"epoch {epoch + 1}/{cfg.epochs}")
+                                            progress, f"epoch {epoch + 1}/{cfg.epochs}", t_logits)
         seconds = time.perf_counter() - t0
         test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
         m = dict(epoch=epoch + 1, lr=lr_at(cfg, epoch), train_loss=train_loss,

@@ -125,3 +125,29 @@ def test_clip_update_per_step_follows_weights(mnist, tmp_path):
     assert float(first.clip) == pytest.approx(float(first.weight.abs().mean() / 0.25), rel=0.02)
     with pytest.raises(Exception, match="clip_update"):
         load_config(None, ["clip=octav", "clip_update=step"])
+
+
+def test_distillation_from_teacher_run(mnist, tmp_path):
+    """A student distilled from a trained teacher run trains, and the loss mixes in
+    the teacher: with alpha = 1 it is the KL term alone."""
+    data = subset(mnist, 6000)
+    tcfg = load_config(None, ["epochs=2", "augment=false", "widths=[64]", "quant=None",
+                              "lr=0.003"])
+    train(tcfg, tmp_path / "teacher", data=data, progress=False, log=lambda s: None)
+    scfg = load_config(None, ["epochs=2", "augment=false", "widths=[32]", "distill_alpha=0.7",
+                              "lr=0.003", f"teacher={tmp_path / 'teacher'}"])
+    _, metrics = train(scfg, tmp_path / "student", data=data, progress=False, log=lambda s: None)
+    assert metrics[-1]["test_acc"] > 80
+
+    from bitnetlib.train import distillation_loss
+    s, t = torch.randn(8, 10), torch.randn(8, 10)
+    y = torch.randint(0, 10, (8,))
+    assert float(distillation_loss(s, y, t.clone(), 1.0, 2.0)) >= 0
+    assert float(distillation_loss(t, y, t.clone(), 1.0, 2.0)) == pytest.approx(0, abs=1e-6)
+    assert float(distillation_loss(s, y, None, 0.5, 2.0)) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(s, y)))
+
+
+def test_distillation_needs_teacher():
+    with pytest.raises(Exception, match="teacher"):
+        load_config(None, ["distill_alpha=0.5"])
