@@ -160,7 +160,12 @@ def device_name(device: str = "auto") -> str:
     dev = resolve_device(device)
     if dev.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(dev)})"
-    cpu = platform.processor() or platform.machine()
+    cpu = platform.machine()
+    try:
+        names = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
     return f"cpu ({cpu}, {torch.get_num_threads()} torch threads)"
 
 
@@ -182,11 +187,12 @@ def markdown_table(rows: list, columns=None) -> str:
     return "\n".join(lines)
 
 
-def profile_note(s) -> str:
+def profile_note(s, epochs=None) -> str:
     """One Markdown sentence on what the profile's numbers can be compared with."""
     if s.profile == "smoke":
         subset = f"{s.train_subset} training images" if s.train_subset else "all training images"
-        return (f"**Profile `smoke`** ({subset}, {s.epochs} epoch(s)): these numbers only show "
+        epochs = epochs if epochs is not None else s.epochs
+        return (f"**Profile `smoke`** ({subset}, up to {epochs} epoch(s)): these numbers only show "
                 f"that the code runs end to end; they are *not* comparable to the write-up's.")
     return ("**Profile `full`**: the write-up's settings; the numbers below are comparable "
             "to the write-up's, up to seed-to-seed variation.")

@@ -1,0 +1,144 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # Data augmentation
+#
+# ## Overview
+#
+# Without augmentation the 12 KB networks overfit (chapter 6). The write-up adds, in
+# every epoch, a second copy of the 60,000 training images with random affine
+# transformations (rotation $\pm 10°$, then rotation $\pm 10°$, translation $\pm 10\%$
+# and scale 0.9 to 1.1), so an epoch has 120,000 images. Training loss rises, test
+# accuracy improves by more than half a point to about 98.9 %, the test loss keeps
+# falling with longer training, and with slightly tuned augmentation the 4-bit
+# 64/64/64 network passes 99 %. The first-layer weights, seen as 16x16 images, become
+# smooth stroke detectors instead of digit-shaped templates.
+#
+# `bitnetlib.data.augment` applies the same transformations on whole tensors (one
+# composed affine warp per image, sampled straight to 16x16).
+
+# %% tags=["parameters"]
+profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
+epochs = None          # None: profile's value (smoke 4, full 60)
+train_subset = None    # training images (0: all); None: profile's value (smoke 4000)
+types = None           # weight types compared; None: profile's list
+config = "configs/fc_4bitsym_64x3_aug.yaml"   # the network whose weights are shown
+device = "auto"
+seed = 0
+threads = None         # None: profile's value (smoke 1, full all cores)
+
+# %% tags=["hide-output"]
+import time
+started = time.perf_counter()
+
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import Markdown, display
+
+from bitnetlib import experiments as ex
+from bitnetlib.data import AugmentParams, augment
+
+CONFIGS = {"Binary": "configs/fc12k_binary.yaml", "2bitsym": "configs/fc12k_2bitsym.yaml",
+           "4bitsym": "configs/fc_4bitsym_64x3_aug.yaml", "8bit": "configs/fc12k_8bit.yaml"}
+S = ex.profile_settings(
+    profile,
+    smoke=dict(epochs=4, train_subset=4000, types=["2bitsym", "4bitsym"], threads=1,
+               compile=False),
+    full=dict(epochs=60, train_subset=0, types=list(CONFIGS), threads=0, compile=True),
+    epochs=epochs, train_subset=train_subset, types=types, threads=threads)
+if S.threads:
+    torch.set_num_threads(S.threads)
+common = dict(epochs=S.epochs, train_subset=S.train_subset, clip="prop", compile=S.compile,
+              device=device, seed=seed)
+
+# %% [markdown]
+# ## What the augmentation does
+#
+# The first training images, clean (top) and randomly transformed (bottom).
+
+# %% mystnb={"figure": {"caption": "Clean 16x16 training images (top row) and one random augmented copy of each (bottom row).", "name": "fig-augmented"}}
+data = ex.cached_data(ex.resolve_config(common, base=config))
+gen = torch.Generator(device=data.train28.device).manual_seed(seed)
+aug = augment(data.train28[:12], AugmentParams(), gen)
+fig, axes = plt.subplots(2, 12, figsize=(10, 2))
+for i in range(12):
+    axes[0, i].imshow(data.train_x[i, 0].cpu(), cmap="gray_r")
+    axes[1, i].imshow(aug[i, 0].cpu(), cmap="gray_r")
+for ax in axes.flat:
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## With and without augmentation
+
+# %%
+runs = {}
+for q in S.types:
+    for r in ex.sweep([{"augment": False}, {"augment": True}], base=CONFIGS[q], common=common,
+                      desc=f"{q} runs"):
+        runs[q, r.cfg.augment] = r
+display(Markdown(ex.profile_note(S)))
+rows = [dict(type=q, augment=a, train_loss=runs[q, a].last["train_loss"],
+             test_loss=runs[q, a].last["test_loss"], test_acc=runs[q, a].last["test_acc"])
+        for q in S.types for a in (False, True)]
+display(Markdown(ex.markdown_table(rows)))
+
+# %% mystnb={"figure": {"caption": "Test loss per epoch with (solid) and without (dashed) augmentation, per weight type.", "name": "fig-aug-test-loss"}}
+fig, ax = plt.subplots(figsize=(7, 4))
+for i, q in enumerate(S.types):
+    for a, style in ((True, "-"), (False, "--")):
+        m = runs[q, a].metrics
+        ax.plot([x["epoch"] for x in m], [x["test_loss"] for x in m], style, color=f"C{i}",
+                label=f"{q}{' augmented' if a else ''}")
+ax.set(xlabel="epoch", ylabel="test loss")
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3)
+plt.show()
+
+# %%
+for q in S.types:
+    d = runs[q, True].last["test_acc"] - runs[q, False].last["test_acc"]
+    print(f"{q:8s} augmentation changes test accuracy by {d:+.2f} points")
+
+# %% [markdown]
+# The printed changes are ours; the write-up gains more than half a point at `full`.
+# At `smoke` a few epochs on a few thousand images are too short for the regularising
+# effect to show reliably.
+#
+# ## First-layer weights
+#
+# The 64 first-layer neurons of the network in `config`, each neuron's 256 quantized
+# weights drawn as a 16x16 image (red positive, blue negative).
+
+# %%
+img = {a: ex.run_cached({**common, "augment": a}, base=config)[0] for a in (True, False)}
+
+# %% mystnb={"figure": {"caption": "First-layer weights trained with augmentation.", "name": "fig-weights-aug"}}
+fig = ex.plot_weight_grid(ex.first_layer_images(img[True]), "with augmentation", size=0.9)
+plt.show()
+
+# %% mystnb={"figure": {"caption": "First-layer weights trained without augmentation.", "name": "fig-weights-noaug"}}
+fig = ex.plot_weight_grid(ex.first_layer_images(img[False]), "without augmentation", size=0.9)
+plt.show()
+
+# %% [markdown]
+# In the write-up the augmented network's filters are structured stroke detectors and
+# the other's look like noisy digit templates; short `smoke` runs stay close to their
+# random initialisation, so expect the difference only at `full`.
+#
+# ## Provenance
+
+# %%
+display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
