@@ -1,0 +1,303 @@
+"""The C engine against the integer model: every accumulator, every type, bad inputs."""
+import json
+import shutil
+import subprocess
+
+import cppyy
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bitnetlib import engine as G
+from bitnetlib import export as E
+from bitnetlib import intmodel as I
+from bitnetlib.cli import main
+from bitnetlib.config import load_config
+from bitnetlib.data import MnistTensors
+from bitnetlib.train import train
+
+TYPES = list(E.TYPE_IDS)
+CNN = "cnn"
+NULL = cppyy.nullptr
+int8s = st.integers(-128, 127)
+
+
+def random_layer(wtype, out, n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.choice(np.array(E.field_values(wtype)), size=(out, n))
+
+
+# ---------------------------------------------------------------- kernels
+
+@settings(max_examples=150, deadline=None)
+@given(wtype=st.sampled_from(TYPES), out=st.integers(1, 8), n=st.integers(1, 260),
+       seed=st.integers(0, 2 ** 31), relu=st.booleans())
+def test_fc_kernel_every_accumulator(wtype, out, n, seed, relu):
+    w = random_layer(wtype, out, n, seed)
+    rng = np.random.default_rng(seed + 1)
+    act = rng.integers(0 if relu else -128, 128, size=n).astype(np.int8)
+    acc = G.fc(wtype, E.pack(w, wtype), act, n)
+    assert np.array_equal(acc, I.fc(act[None].astype(np.int64), w)[0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(wtype=st.sampled_from(TYPES), n=st.integers(1, 100), seed=st.integers(0, 2 ** 31))
+def test_unpack_row_matches_python(wtype, n, seed):
+    w = random_layer(wtype, 1, n, seed)
+    assert np.array_equal(G.unpack_row(wtype, E.pack(w, wtype)[0], n), w[0])
+
+
+def test_extreme_accumulators():
+    """Largest sums of every type at the widest layer: exact, no overflow."""
+    n = 4096
+    for wtype in TYPES:
+        vals = E.field_values(wtype)
+        w = np.array([[max(vals)] * n, [min(vals)] * n])
+        for a in (127, -128):
+            act = np.full(n, a, np.int8)
+            assert np.array_equal(G.fc(wtype, E.pack(w, wtype), act, n),
+                                  I.fc(act[None].astype(np.int64), w)[0])
+
+
+@settings(max_examples=150, deadline=None)
+@given(acc=st.lists(st.integers(-2 ** 31, 2 ** 31 - 1) | st.integers(-300, 300),
+                    min_size=1, max_size=40))
+def test_shiftnorm_matches(acc):
+    acc = np.array(acc, dtype=np.int32)
+    out, shift, argmax = G.shiftnorm_relu(acc)
+    ref, ref_shift = I.shiftnorm_relu(acc[None].astype(np.int64))
+    assert np.array_equal(out, ref[0]) and shift == ref_shift[0]
+    assert argmax == int(np.argmax(acc))
+
+
+@settings(max_examples=60, deadline=None)
+@given(side=st.integers(3, 14), shift=st.integers(0, 14), seed=st.integers(0, 2 ** 31),
+       wide=st.booleans())
+def test_conv_and_pool_match(side, shift, seed, wide):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0 if wide else -127, I.ACT16_MAX + 1 if wide else 128,
+                     size=(side, side)).astype(np.int16)
+    w = rng.integers(-128, 129, size=9).astype(np.int16)
+    out = np.zeros((side - 2) ** 2, np.int16)
+    G.check(G.lib().bn_conv3x3_relu(x.ravel(), side, w, shift, out), "conv")
+    ref = I.conv3x3_relu(x[None, None].astype(np.int64), w[None].astype(np.int64), shift)
+    assert np.array_equal(out, ref.ravel())
+    if side % 2 == 0:
+        pooled = np.zeros((side // 2) ** 2, np.int16)
+        G.check(G.lib().bn_maxpool2x2(x.ravel(), side, pooled), "pool")
+        assert np.array_equal(pooled, I.maxpool2(x[None, None]).ravel())
+
+
+def test_unknown_type_and_corrupt_weights_are_errors():
+    act = np.ones(8, np.int8)
+    words = np.full((1, 1), 0xFFFFFFFF, np.uint32)
+    for bad in (0, 9, 255):
+        with pytest.raises(G.EngineError, match="BN_ERR_WTYPE"):
+            G.fc(bad, words, act, 8)
+    with pytest.raises(G.EngineError, match="BN_ERR_CORRUPT"):    # byte 255 > 242
+        G.fc("Ternary", words, act, 8)
+    with pytest.raises(G.EngineError, match="BN_ERR_SHAPE"):      # 9 inputs need 2 words
+        G.fc("4bit", words, np.ones(9, np.int8), 9)
+
+
+def test_wrong_buffers_from_python():
+    words = E.pack(np.ones((2, 8), np.int64), "4bit")
+    with pytest.raises(ValueError, match="expected dtype int8"):
+        G.fc("4bit", words, np.ones(8, np.int64), 8)
+    with pytest.raises(ValueError, match="expected 8 elements, got 7"):
+        G.fc("4bit", words, np.ones(7, np.int8), 8)
+    with pytest.raises(ValueError, match="expected dtype uint32"):
+        G.fc("4bit", words.astype(np.int64), np.ones(8, np.int8), 8)
+    with pytest.raises(ValueError, match="expected dtype int32"):
+        G.shiftnorm_relu(np.ones(3, np.int64))
+
+
+def test_engine_builds_freestanding(tmp_path):
+    """The same sources compile with no libc: no undefined symbols at all."""
+    obj = tmp_path / "engine.o"       # both sources linked into one relocatable object
+    subprocess.run(["gcc", *G.CFLAGS, "-ffreestanding", "-nostdlib", "-r", "-o", obj,
+                    *[G.C_DIR / s for s in G.SOURCES]], check=True, capture_output=True)
+    undefined = subprocess.run(["nm", "-u", obj], capture_output=True, text=True).stdout
+    assert undefined.split() == []
+
+
+# ---------------------------------------------------------------- trained models
+
+def subset(mnist, n):
+    return MnistTensors(mnist.train28[:n], mnist.train_x[:n], mnist.train_y[:n],
+                        mnist.test_x, mnist.test_y)
+
+
+@pytest.fixture(scope="module")
+def runs(mnist, tmp_path_factory):
+    """One small trained run per weight type (FC 256-32-32-10) and a CNN."""
+    torch.set_num_threads(1)
+    data, out = subset(mnist, 4000), {}
+    base = ["epochs=2", "augment=false", "lr=0.003", "threads=1"]
+    for name in TYPES + [CNN]:
+        over = (["model=cnn", "cnn_channels=8", "widths=[32]",
+                 "quant_per_layer=[2bitsym,4bitsym]"] if name == CNN
+                else [f"quant={name}", "widths=[32,32]"])
+        run = tmp_path_factory.mktemp(f"run_{name}")
+        train(load_config(None, base + over), run, data=data, progress=False, log=lambda s: None)
+        _, model, exp = E.export_run(run, data)
+        E.write_header(exp, run / "bitnet_model.h", str(run))
+        out[name] = (run, model, exp)
+    return out
+
+
+@pytest.mark.parametrize("name", TYPES + [CNN])
+def test_zero_mismatches_on_10000_test_images(runs, mnist, name):
+    run, model, exp = runs[name]
+    engine = G.EngineModel(run / "bitnet_model.h", exp.model_id)
+    x = I.input_codes(mnist.test_x)                                    # (10000, 256)
+    ref = I.run(exp, x)
+    pred, logits = engine.run(x.astype(np.int8))
+    assert len(pred) == 10000
+    assert np.array_equal(pred, ref.pred) and np.array_equal(logits, ref.logits)
+    for k in range(0, 10000, 500):            # every accumulator of every layer
+        trace = np.concatenate([t[k] for t in ref.trace])
+        assert np.array_equal(engine.trace(x[k].astype(np.int8)), trace)
+    with torch.no_grad():
+        fq = model(mnist.test_x).argmax(1).numpy()
+    acc_int = (ref.pred == mnist.test_y.numpy()).mean()
+    assert acc_int > (0.5 if name in (CNN, "Binary") else 0.8)
+    assert (fq != ref.pred).mean() < 0.03     # rounding-level differences only
+
+
+def test_wrong_inputs_to_a_model(runs):
+    run, _, exp = runs["4bitsym"]
+    engine = G.EngineModel(run / "bitnet_model.h", exp.model_id)
+    with pytest.raises(ValueError, match=r"expected \(N, 256\) int8"):
+        engine.run(np.zeros((3, 255), np.int8))
+    with pytest.raises(ValueError, match="expected dtype int8"):
+        engine.run(np.zeros((3, 256), np.float32))
+    g = G.lib()
+    logits, pred = np.zeros(10, np.int32), np.zeros(1, np.uint16)
+    x = np.zeros(256, np.int8)
+    status = g.bn_run_network(engine.model, x, 255, logits, 10, pred, engine.scratch,
+                              engine.scratch.nbytes, NULL, 0)
+    assert int(status) == int(g.BN_ERR_SHAPE)
+    status = g.bn_run_network(engine.model, x, 256, logits, 10, pred, engine.scratch, 16,
+                              NULL, 0)
+    assert int(status) == int(g.BN_ERR_SCRATCH)
+
+
+def test_header_for_another_model(runs, capsys):
+    run_a = runs["4bit"][0]
+    header_b = runs["8bit"][0] / "bitnet_model.h"
+    with pytest.raises(E.ExportError, match="exported from another model"):
+        G.verify(run_a, header_b)
+    assert main(["verify", str(run_a), "--header", str(header_b)]) == 2
+    assert "another model" in capsys.readouterr().err
+
+
+def test_corrupt_model_file(runs, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(runs["2bitsym"][0], run)
+    data = (run / "model.pt").read_bytes()
+    (run / "model.pt").write_bytes(data[: len(data) // 2])
+    assert main(["export", str(run)]) == 2
+    assert "cannot read the model file" in capsys.readouterr().err
+    (run / "model.pt").write_bytes(b"not a torch file")
+    assert main(["verify", str(run)]) == 2
+    assert "model.pt" in capsys.readouterr().err
+
+
+def bad_model_header(exp, path, model_id, edit):
+    """A header for ``exp`` under another id, with ``edit`` applied to its text."""
+    fake = E.Exported(exp.layers, exp.input_len, exp.n_classes, model_id)
+    E.write_header(fake, path)
+    path.write_text(edit(path.read_text()))
+    return path
+
+
+def test_bad_headers_are_errors(runs, tmp_path):
+    _, _, exp = runs["Ternary"]
+    g = G.lib()
+    # a description the engine rejects: unknown layer kind, bad magic, unknown type
+    cases = [(0xBAD00001, lambda t: t.replace("    {1, 2, 0, 0, 256,", "    {7, 2, 0, 0, 256,"),
+              "BN_ERR_LAYER"),
+             (0xBAD00002, lambda t: t.replace("{BN_MAGIC,", "{0x12345678u,"), "BN_ERR_MODEL"),
+             (0xBAD00003, lambda t: t.replace("    {1, 2, 0, 0, 256,", "    {1, 9, 0, 0, 256,"),
+              "BN_ERR_WTYPE")]
+    for mid, edit, status in cases:
+        path = bad_model_header(exp, tmp_path / f"{mid:x}.h", mid, edit)
+        with pytest.raises(G.EngineError, match="rejects this model"):
+            G.EngineModel(path)
+        model = getattr(g, f"bn_model_{mid:08x}")
+        logits, pred = np.zeros(10, np.int32), np.zeros(1, np.uint16)
+        scratch = np.zeros(4096, np.int32)
+        got = g.bn_run_network(model, np.zeros(256, np.int8), 256, logits, 10, pred,
+                               scratch, scratch.nbytes, NULL, 0)
+        assert G.STATUS[int(got)] == status
+    garbage = bad_model_header(exp, tmp_path / "garbage.h", 0xBAD00004,
+                               lambda t: t.replace("static const bn_layer", "static const }"))
+    with pytest.raises(G.EngineError, match="does not compile"):
+        G.EngineModel(garbage)
+
+
+def test_cli_export_and_verify_json(runs, capsys):
+    run = runs[CNN][0]
+    assert main(["export", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "entropy" in out and "Packed total" in out
+    assert main(["verify", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result) >= {"n", "acc_fakequant", "acc_int", "acc_c", "mismatch_c_int",
+                           "mismatch_int_fakequant"}
+    assert result["n"] == 10000 and result["mismatch_c_int"] == 0
+
+
+# ---------------------------------------------------------------- sanitizers
+
+def sanitizer_available(tmp_path) -> bool:
+    src = tmp_path / "t.c"
+    src.write_text("int main(void) { return 0; }\n")
+    res = subprocess.run(["gcc", "-fsanitize=address,undefined", src, "-o", tmp_path / "t"],
+                         capture_output=True)
+    return res.returncode == 0 and subprocess.run([tmp_path / "t"]).returncode == 0
+
+
+def write_vectors(path, exp, x, ref, seed=0):
+    """K (every type), S, C and N records for vectors_driver.c."""
+    rng, lines = np.random.default_rng(seed), []
+    ints = lambda a: " ".join(str(int(v)) for v in np.ravel(a))
+    for wtype in TYPES:
+        for n in (1, 7, 20, 33, 112, 257):
+            w = random_layer(wtype, 3, n, int(rng.integers(2 ** 31)))
+            act = rng.integers(-128, 128, size=n)
+            words = E.pack(w, wtype)
+            lines.append(f"K {E.TYPE_IDS[wtype]} {n} 3 {words.shape[1]} {ints(words)} "
+                         f"{ints(act)} {ints(I.fc(act[None], w))}")
+    for _ in range(20):
+        acc = rng.integers(-2 ** 31, 2 ** 31, size=17) >> rng.integers(0, 31)
+        out, shift = I.shiftnorm_relu(acc[None])
+        lines.append(f"S 17 {ints(acc)} {ints(out)} {shift[0]} {np.argmax(acc)}")
+    for side in (3, 6, 14):
+        xs = rng.integers(0, I.ACT16_MAX + 1, size=(1, 1, side, side))
+        w = rng.integers(-128, 129, size=(1, 9))
+        lines.append(f"C {side} 9 {ints(w)} {ints(xs)} {ints(I.conv3x3_relu(xs, w, 9))}")
+    rows = [f"{ints(x[k])} {ref.pred[k]} {ints(ref.logits[k])}" for k in range(len(x))]
+    lines.append(f"N {len(x)} " + " ".join(rows))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("name", [CNN, "Ternary"])
+def test_engine_under_asan_and_ubsan(runs, mnist, tmp_path, name):
+    if not sanitizer_available(tmp_path):
+        pytest.skip("gcc lacks the ASan/UBSan runtime")
+    run, _, exp = runs[name]
+    x = I.input_codes(mnist.test_x[:300])
+    write_vectors(tmp_path / "vectors.txt", exp, x, I.run(exp, x))
+    exe = tmp_path / "driver"
+    cmd = ["gcc", *G.CFLAGS, "-O1", "-g", "-fsanitize=address,undefined",
+           "-fno-sanitize-recover=all", "-I", G.C_DIR, "-include", run / "bitnet_model.h",
+           f"-DBN_TEST_MODEL={E.symbol(exp)}", "-o", exe, G.C_DIR / "tests" / "vectors_driver.c",
+           *[G.C_DIR / s for s in G.SOURCES]]
+    subprocess.run(cmd, check=True, capture_output=True)
+    res = subprocess.run([exe, tmp_path / "vectors.txt"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"ok {len(TYPES) * 6 + 20 + 3 + 1}"
