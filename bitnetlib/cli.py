@@ -48,7 +48,8 @@ def cmd_verify(args):
     print(f"{r['n']} test images: fake-quant {r['acc_fakequant']:.2f}%, integer model "
           f"{r['acc_int']:.2f}%, C engine {r['acc_c']:.2f}%")
     print(f"disagreements: C vs integer {r['mismatch_c_int']} (logits "
-          f"{r['mismatch_logits_c_int']}), integer vs fake-quant {r['mismatch_int_fakequant']}")
+          f"{r['mismatch_logits_c_int']}), integer vs fake-quant {r['mismatch_int_fakequant']} "
+          f"(with absmax instead of ShiftNorm: {r['mismatch_absmax_fakequant']})")
     if args.json:
         print(json.dumps(r))
 

@@ -57,6 +57,15 @@ def shiftnorm_relu(acc: np.ndarray):
     return np.minimum(out, ACT_MAX), shift
 
 
+def absmax_relu(acc: np.ndarray):
+    """The fake-quant model's rule in integer form, for comparison only (the engine
+    never runs it): ReLU, then round(acc * 127 / max) per row, ties to even like
+    torch.round. RMSNorm cancels in the absmax scale."""
+    a = np.maximum(acc, 0).astype(np.float64)
+    mx = np.maximum(a.max(axis=1, keepdims=True), 1e-30)                 # (N, 1)
+    return np.rint(a * (127 / mx)).astype(np.int64), None
+
+
 def check_int32(acc: np.ndarray, what: str) -> np.ndarray:
     if acc.size and np.abs(acc).max() > INT32_MAX:
         raise OverflowError(f"{what}: an accumulator leaves int32 ({np.abs(acc).max()})")
@@ -116,25 +125,28 @@ class IntResult:
     trace: list = field(default_factory=list)   # per FC layer (N, out); CNN: features first
 
 
-def run(exported, x_codes: np.ndarray, batch: int = 1000) -> IntResult:
-    """The integer model on (N, input_len) int codes; batched to bound memory."""
-    parts = [_run(exported.layers, x_codes[i:i + batch]) for i in range(0, len(x_codes), batch)]
+def run(exported, x_codes: np.ndarray, batch: int = 1000, norm: str = "shift") -> IntResult:
+    """The integer model on (N, input_len) int codes; batched to bound memory.
+    ``norm='absmax'`` swaps ShiftNorm for the float model's absmax rule (analysis only)."""
+    rule = {"shift": shiftnorm_relu, "absmax": absmax_relu}[norm]
+    parts = [_run(exported.layers, x_codes[i:i + batch], rule)
+             for i in range(0, len(x_codes), batch)]
     logits = np.concatenate([p[-1] for p in parts])
     trace = [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
     return IntResult(logits.argmax(axis=1), logits, trace)
 
 
-def _run(layers, x: np.ndarray) -> list:
+def _run(layers, x: np.ndarray, rule=shiftnorm_relu) -> list:
     trace = []
     act = x.astype(np.int64)
     if layers[0].kind != "fc":
         feat = conv_features(layers, act)
         trace.append(feat)
-        act, _ = shiftnorm_relu(feat)
+        act, _ = rule(feat)
     fcs = [l for l in layers if l.kind == "fc"]
     for i, layer in enumerate(fcs):
         acc = check_int32(fc(act, layer.weights), f"layer {layer.name}")
         trace.append(acc)
         if i + 1 < len(fcs):
-            act, _ = shiftnorm_relu(acc)
+            act, _ = rule(acc)
     return trace

@@ -177,7 +177,8 @@ bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_le
                          int32_t *trace, size_t trace_len);
 size_t bn_trace_len(const bn_model *m);
 
-/* n images, inputs n x input_len, preds n, logits n x n_classes (may be NULL). */
+/* n images, inputs n x input_len, preds n, logits n x n_classes (may be NULL when
+ * n_classes <= 64). */
 bn_status bn_run_batch(const bn_model *m, const int8_t *inputs, size_t n, size_t input_len,
                        uint16_t *preds, int32_t *logits, void *scratch, size_t scratch_bytes);
 
