@@ -138,9 +138,12 @@ b.set(xlabel="epoch", ylabel="test accuracy [%]")
 fig.tight_layout()
 plt.show()
 
+# %%
+print(f"training loss {metrics[0]['train_loss']:.4f} after epoch 1, {last['train_loss']:.4f} after "
+      f"epoch {last['epoch']}: {'falling' if last['train_loss'] < metrics[0]['train_loss'] else 'not falling'}")
+
 # %% [markdown]
-# The curves fall (loss) and rise (accuracy) from epoch to epoch, so the quantized
-# network trains through the STE.
+# A falling training loss means the quantized network learns through the STE.
 #
 # ## Histogram of the quantized weights
 #
@@ -162,8 +165,8 @@ print("entropy per layer [bits]:", ", ".join(f"{s['entropy']:.2f} of {math.log2(
                                               for s in layers))
 
 # %% [markdown]
-# The codes are used roughly like a bell curve centred on the two innermost levels; the
-# printed entropies say how much of each layer's 4-bit code space is used.
+# The write-up finds the codes of QAT weights used close to capacity; the printed
+# entropies say how much of each layer's code space our run uses.
 #
 # ## Provenance
 

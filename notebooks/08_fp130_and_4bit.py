@@ -126,7 +126,8 @@ fig = ex.plot_weight_grid(ex.first_layer_images(runs["FP130"].model), "FP130, fi
 plt.show()
 
 # %% [markdown]
-# The exponential levels give the filters stronger contrast than the linear types.
+# The write-up sees stronger contrast between the filters than with linear types, from
+# the exponential levels; at `smoke` the filters are still close to their initialisation.
 #
 # ## Provenance
 
