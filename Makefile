@@ -31,9 +31,11 @@ test: $(STAMP)
 #   BITNET_RECOMPUTE=1 make book      retrain every run instead of reusing runs/cache
 NB_DIR   := _build/notebooks
 BOOK_SRC := _build/src
-CHAPTERS ?= $(basename $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.py))))
+ALL_CHAPTERS := $(basename $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.py))))
+CHAPTERS ?= $(ALL_CHAPTERS)
 
-book: book-run book-html
+book: book-run
+	@$(MAKE) --no-print-directory book-html
 
 book-run: $(STAMP)
 	mkdir -p $(NB_DIR)
@@ -50,7 +52,9 @@ book-run: $(STAMP)
 book-html: $(STAMP)
 	rm -rf $(BOOK_SRC) && mkdir -p $(BOOK_SRC)/notebooks
 	cp -r _config.yml _toc.yml book $(BOOK_SRC)/
-	cp $(NB_DIR)/[0-9][0-9]_*.ipynb $(BOOK_SRC)/notebooks/
+	@for name in $(ALL_CHAPTERS); do \
+	  test -f $(NB_DIR)/$$name.ipynb || { echo "$(NB_DIR)/$$name.ipynb missing: run make book-run" >&2; exit 1; }; \
+	  cp $(NB_DIR)/$$name.ipynb $(BOOK_SRC)/notebooks/; done
 	$(BIN)/jupyter-book build $(BOOK_SRC) --path-output . -n -W --keep-going
 
 clean:

@@ -87,3 +87,19 @@ def test_profile_settings_and_provenance():
     assert p["profile"] == "smoke" and p["device"].startswith("cpu")
     table = ex.markdown_table([{"a": 1.23456, "b": "x"}])
     assert table.splitlines()[2] == "| 1.235 | x |"
+
+
+def test_every_chapter_has_parameters_kernel_and_provenance():
+    """Static checks of notebooks/NN_*.py (nothing is executed)."""
+    import jupytext
+    chapters = sorted((ex.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    assert chapters
+    toc = (ex.REPO_ROOT / "_toc.yml").read_text()
+    for path in chapters:
+        nb = jupytext.read(path)
+        assert nb.metadata["kernelspec"]["name"] == "python3", path.name
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1 and 'profile = "smoke"' in params[0].source, path.name
+        assert "provenance(" in nb.cells[-1].source, path.name
+        assert "tqdm.auto" not in path.read_text(), path.name
+        assert f"notebooks/{path.stem}" in toc, path.name
