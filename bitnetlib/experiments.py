@@ -139,8 +139,9 @@ def profile_settings(profile: str, smoke: dict, full: dict, **given) -> SimpleNa
     if unknown:
         raise ValueError(f"unknown parameter(s) {sorted(unknown)}; valid: {sorted(smoke)}")
     values = dict(smoke if profile == "smoke" else full)
+    changed = sorted(k for k, v in given.items() if v is not None and v != values.get(k))
     values.update({k: v for k, v in given.items() if v is not None})
-    return SimpleNamespace(profile=profile, **values)
+    return SimpleNamespace(profile=profile, changed=changed, **values)
 
 
 def git_commit() -> str:
@@ -194,6 +195,10 @@ def profile_note(s, epochs=None) -> str:
         epochs = epochs if epochs is not None else s.epochs
         return (f"**Profile `smoke`** ({subset}, up to {epochs} epoch(s)): these numbers only show "
                 f"that the code runs end to end; they are *not* comparable to the write-up's.")
+    changed = getattr(s, "changed", [])
+    if changed:
+        return (f"**Profile `full` with changed parameters** ({', '.join(changed)}): not the "
+                f"write-up's settings, so the numbers are not directly comparable to its.")
     return ("**Profile `full`**: the write-up's settings; the numbers below are comparable "
             "to the write-up's, up to seed-to-seed variation.")
 

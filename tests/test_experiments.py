@@ -81,7 +81,9 @@ def test_sweep_and_sizes(tmp_path):
 def test_profile_settings_and_provenance():
     s = ex.profile_settings("full", {"epochs": 2, "seed": 0}, {"epochs": 60, "seed": 0},
                             epochs=None, seed=3)
-    assert (s.profile, s.epochs, s.seed) == ("full", 60, 3)
+    assert (s.profile, s.epochs, s.seed, s.changed) == ("full", 60, 3, ["seed"])
+    assert "changed parameters** (seed)" in ex.profile_note(s)
+    assert "not* comparable" in ex.profile_note(ex.profile_settings("smoke", {"epochs": 2, "train_subset": 9}, {}))
     p = ex.provenance("smoke", time.perf_counter() - 1.0, "cpu")
     assert {"commit", "date", "device", "profile", "wall time"} <= set(p)
     assert p["profile"] == "smoke" and p["device"].startswith("cpu")
