@@ -197,6 +197,10 @@ def model_layers(model: nn.Module, side: int = 16) -> list:
             raise ExportError(f"layer {name}: the engine has no {type(m).__name__} layer")
     if not specs or specs[-1].kind != "fc":
         raise ExportError("the model must end in a BitLinear layer")
+    fc0 = next(s for s in specs if s.kind == "fc")
+    if specs[0].kind != "fc" and fc0.n_in != specs[0].n_out * side * side:
+        raise ExportError(f"layer {fc0.name}: {fc0.n_in} inputs, but the conv layers give "
+                          f"{specs[0].n_out} x {side} x {side}")
     for s in specs:
         _check_width(s)
     return specs
