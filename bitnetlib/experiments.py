@@ -224,3 +224,99 @@ def plot_weight_grid(images, ax_title="", cols=8, size=1.0):
     fig.suptitle(ax_title)
     fig.tight_layout()
     return fig
+
+
+# --- The write-up's figures (data, quoted with their source) -----------------------------
+# Every figure the book sets beside ours. "seed" is the write-up text in ../shared/seeds/
+# (001_d09a775815afc45b.txt); "anchor" is ../shared/anchor-facts.md (the reference code's
+# reported and re-measured figures). None: the source gives no figure.
+WRITEUP = {
+    "FC 4bitsym 64/64/64": dict(
+        acc="99.02 (C engine)", bytes="12.3 KB (100,864 bits)", mismatches="3 in 10,000",
+        cycles="about 650,000 (13.66 ms at 48 MHz, CH32V003)",
+        train_time="25.5 s/epoch x 60 on a 2-core CPU (reference code rerun)",
+        source="seed: 'Verification' and 'Implementation on the CH32V003'; anchor: measured"),
+    "FC FP130 64/64/64": dict(
+        acc="98.66 - 98.86", bytes="12.3 KB (same shape, 4 bits)", mismatches=None,
+        cycles="10.03 - 10.17 ms at 48 MHz (about 482,000 - 488,000)", train_time=None,
+        source="seed: 'FP1.3.0' update; anchor: reported figures"),
+    "FC 2bitsym 1 KB": dict(
+        acc="94.22", bytes="1.1 KB (4,512 weights)", mismatches=None,
+        cycles="1.88 - 2.08 ms at 48 MHz (about 90,000 - 100,000)", train_time=None,
+        source="seed: 'Implementation on the CH32V003'; anchor: reported figures"),
+    "CNN 64": dict(
+        acc="99.53 (60 epochs)", bytes="11.0 KB (90,112 bits)", mismatches="4 in 10,000",
+        cycles="2.74 M on the CH32V002 (57 ms; needs more than 2 KB RAM)", train_time=None,
+        source="seed: 'Aug 15th, 2024: CNN'; anchor: reported figures"),
+    "CNN 16": dict(
+        acc="98.92 (3.2 KB variant)", bytes="3.2 KB", mismatches=None, cycles="14.3 ms",
+        train_time=None, source="anchor: reported figures (a smaller head than ours)"),
+}
+
+# The book's key models: name -> (config at `full`, config at `smoke`).
+HEADLINE_MODELS = {
+    "FC 4bitsym 64/64/64": ("configs/fc_4bitsym_64x3_aug.yaml",) * 2,
+    "FC FP130 64/64/64": ("configs/fc_fp130_64x3_aug.yaml",) * 2,
+    "FC 2bitsym 1 KB": ("configs/fc1k_2bitsym.yaml",) * 2,
+    "CNN 64": ("configs/cnn64.yaml", "configs/cnn16.yaml"),
+}
+# Smoke settings shared by chapters 00, 14 and 16, so their cached runs are the same runs.
+SMOKE_TRAIN = dict(epochs=2, train_subset=4000, augment=False, compile=False)
+
+
+def run_dir_of(cfg) -> Path:
+    """The cache directory of a (resolved) configuration's run."""
+    return cache_root() / config_key(resolve_config(cfg))
+
+
+def verify_cached(cfg, recompute=None) -> dict:
+    """``bitnetlib.engine.verify`` of a cached run (all 10,000 test images), stored in the
+    run directory as verify.json keyed by the C engine's source hash."""
+    from . import engine
+    run_dir = run_dir_of(cfg)
+    path, key = run_dir / "verify.json", engine.source_hash()
+    if not recompute_requested(recompute) and path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("engine") == key:
+            return saved["result"]
+    t0 = time.perf_counter()
+    result = engine.verify(run_dir)
+    result["verify_seconds"] = round(time.perf_counter() - t0, 1)
+    path.write_text(json.dumps({"engine": key, "result": result}, indent=1))
+    return result
+
+
+def c_function(name: str) -> str:
+    """The source text of one C function of the engine (c_engine/*.c), signature to '}'."""
+    import re
+    for src in sorted((REPO_ROOT / "c_engine").glob("*.c")):
+        text = src.read_text()
+        m = re.search(rf"^[a-z_][\w ]*\*?\b{re.escape(name)}\(", text, re.M)
+        if m:
+            end = text.index("\n}\n", m.start()) + 2
+            return text[m.start():end]
+    raise KeyError(f"no C function {name!r} in c_engine/*.c")
+
+
+def kernel_instructions(extra_flags=("-O2",)) -> dict:
+    """Per FC kernel of c_engine/bn_kernels.c compiled for this host: machine
+    instructions in the function and how many of them are multiplies (objdump)."""
+    import re
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        obj = Path(tmp) / "k.o"
+        subprocess.run(["gcc", "-std=c99", *extra_flags, "-c", "-o", str(obj),
+                        str(REPO_ROOT / "c_engine" / "bn_kernels.c")], check=True)
+        dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(obj)],
+                             capture_output=True, text=True, check=True).stdout
+    out, name = {}, None
+    for line in dis.splitlines():
+        m = re.match(r"^[0-9a-f]+ <(\w+)>:", line)
+        if m:
+            name = m.group(1)
+            out[name] = {"instructions": 0, "multiplies": 0}
+        elif name and re.match(r"^\s+[0-9a-f]+:\s+\S", line):
+            op = line.split(":", 1)[1].split()[0]
+            out[name]["instructions"] += 1
+            out[name]["multiplies"] += op.startswith(("imul", "mul"))
+    return out
