@@ -215,6 +215,8 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
     start, metrics = load_checkpoint(run_dir, cfg, model, opt, device)
     step_fn = make_step_fn(cfg)
     teacher = load_teacher(cfg, device)
+    # the clean images are the same every epoch: their teacher logits are computed once
+    clean_logits = None if teacher is None else predict_logits(teacher, data.train_x)
     atomic_write(run_dir / "config.yaml",
                  lambda p: p.write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False)))
     if start:
@@ -227,7 +229,8 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, epoch)
         x, y, order = epoch_data(cfg, data, epoch_generator(cfg, epoch, device))
-        t_logits = None if teacher is None else predict_logits(teacher, x)
+        t_logits = None if teacher is None else torch.cat(
+            [clean_logits, predict_logits(teacher, x[clean_logits.shape[0]:])])
         train_loss, train_acc = train_epoch(model, opt, x, y, order, cfg.batch_size, step_fn,
                                             progress, f"epoch {epoch + 1}/{cfg.epochs}", t_logits)
         seconds = time.perf_counter() - t0
