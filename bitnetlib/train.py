@@ -25,7 +25,7 @@ from tqdm import tqdm
 from .config import TrainConfig, config_dict, make_config
 from .data import AugmentParams, augment, load_mnist
 from .layers import quant_layers
-from .models import build_model
+from .models import N_CLASSES, build_model
 from .stats import model_stats
 
 
@@ -147,7 +147,8 @@ def load_teacher(cfg: TrainConfig, device):
 @torch.no_grad()
 def predict_logits(model, x, batch: int = 4096):
     """Logits for all of x, in eval mode and large batches."""
-    return torch.cat([model(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
+    outs = [model(x[i:i + batch]) for i in range(0, x.shape[0], batch)]
+    return torch.cat(outs) if outs else x.new_empty((0, N_CLASSES))
 
 
 def train_epoch(model, opt, x, y, order, batch_size: int, step_fn=loss_and_logits,
