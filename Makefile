@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: test book book-run book-html venv clean
+.PHONY: test book book-run book-html check-book venv clean
 
 venv: $(STAMP)
 
@@ -56,6 +56,18 @@ book-html: $(STAMP)
 	  test -f $(NB_DIR)/$$name.ipynb || { echo "$(NB_DIR)/$$name.ipynb missing: run make book-run" >&2; exit 1; }; \
 	  cp $(NB_DIR)/$$name.ipynb $(BOOK_SRC)/notebooks/; done
 	$(BIN)/jupyter-book build $(BOOK_SRC) --path-output . -n -W --keep-going
+
+# Open the built book in headless Chromium (tests/test_book_html.py): fails on a missing
+# image, a broken internal link or a chapter without figures. Run after `make book`;
+# installs Debian's chromium with apt when it is missing.
+check-book: $(STAMP)
+	@test -f _build/html/index.html || { echo "_build/html/index.html missing: run make book first" >&2; exit 1; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 || { echo "chromium is missing and apt-get is unavailable: install Chromium so that 'chromium' is on PATH" >&2; exit 1; }; \
+	  echo "installing chromium with apt-get"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium; }
+	BOOK_CHECK_REQUIRED=1 $(BIN)/python -m pytest -q tests/test_book_html.py
 
 clean:
 	rm -rf _build
