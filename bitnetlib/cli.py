@@ -2,7 +2,7 @@
 
     bitnet train CONFIG.yaml [--set key=value ...] [--out RUN_DIR] [--fresh]
     bitnet stats RUN_DIR
-    bitnet export RUN_DIR [--header PATH]
+    bitnet export RUN_DIR [--header PATH] [--layout rows|cols]
     bitnet verify RUN_DIR [--header PATH] [--json]
 """
 import argparse
@@ -34,7 +34,7 @@ def cmd_stats(args):
 def cmd_export(args):
     from .export import export_run, format_packed, write_header
     from .stats import format_stats, model_stats
-    _, model, exp = export_run(args.run_dir)
+    _, model, exp = export_run(args.run_dir, layout=args.layout)
     header = Path(args.header) if args.header else Path(args.run_dir) / "bitnet_model.h"
     write_header(exp, header, args.run_dir)
     print(format_stats(model_stats(model)))
@@ -72,6 +72,9 @@ def main(argv=None):
     p = sub.add_parser("export", help="quantize a trained run into a C header")
     p.add_argument("run_dir")
     p.add_argument("--header", help="output header (default RUN_DIR/bitnet_model.h)")
+    p.add_argument("--layout", choices=("rows", "cols"), default="rows",
+                   help="FC weight order: rows (every kernel) or cols (fast kernels, "
+                        "bitnet.h 'FC WEIGHT LAYOUTS')")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("verify", help="fake-quant vs integer model vs C engine on the test set")
     p.add_argument("run_dir")

@@ -18,7 +18,7 @@ import numpy as np
 from .export import TYPE_IDS, ExportError, read_header_id
 
 C_DIR = Path(__file__).resolve().parent.parent / "c_engine"
-SOURCES = ("bn_kernels.c", "bn_network.c")
+SOURCES = ("bn_kernels.c", "bn_kernels_fast.c", "bn_network.c")
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2"]
 STATUS = {0: "BN_OK", -1: "BN_ERR_NULL", -2: "BN_ERR_WTYPE", -3: "BN_ERR_LAYER",
           -4: "BN_ERR_SHAPE", -5: "BN_ERR_SCRATCH", -6: "BN_ERR_MODEL", -7: "BN_ERR_CORRUPT"}

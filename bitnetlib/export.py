@@ -47,6 +47,9 @@ NF4_TABLE = tuple(get_quantizer("NF4").int_levels)
 MAX_WIDTH = 65535            # bn_layer.in / .out are uint16_t
 CONV_TARGET = 8191           # conv maps are scaled to <= 2^13 on the calibration images
 LAYER_KINDS = {"fc": 1, "conv": 2, "dw": 3}
+LAYOUTS = {"rows": 0, "cols": 1}
+# types with a cols-layout (fast) kernel, bn_fc_cols; other FC layers stay in rows
+COLS_TYPES = ("Binary", "2bitsym", "4bitsym", "4bit", "FP130")
 
 
 class ExportError(ValueError):
@@ -122,10 +125,17 @@ class LayerSpec:
     weights: np.ndarray       # (n_out, row) int64 integer weights; row = n_in (fc) or 9
     shift: int = 0
     pool: int = 0
+    layout: str = "rows"      # fc: 'rows' (out x in) or 'cols' (transposed, bitnet.h)
+    centre: bool = False      # cols, first layer of an FC net: wsum stored for centring
 
     @property
     def packed(self) -> np.ndarray:
-        return pack(self.weights, self.wtype)
+        return pack(self.weights.T if self.layout == "cols" else self.weights, self.wtype)
+
+    @property
+    def wsum(self) -> np.ndarray:
+        """Per-output weight sums (int32), the centring term of bitnet.h."""
+        return self.weights.sum(axis=1).astype(np.int32)
 
 
 @dataclass
@@ -142,6 +152,8 @@ class Exported:
             head = [LAYER_KINDS[l.kind], TYPE_IDS[l.wtype], l.n_in, l.n_out, l.shift, l.pool]
             crc = zlib.crc32(np.array(head, np.int64).tobytes(), crc)
             crc = zlib.crc32(l.packed.astype("<u4").tobytes(), crc)
+            if l.layout != "rows":          # rows-only models keep their old ids
+                crc = zlib.crc32(l.layout.encode() + bytes([l.centre]), crc)
         return crc
 
 
@@ -221,9 +233,21 @@ def calibrate_shifts(layers: list, calib_codes: np.ndarray):
             layer.shift += 1
 
 
-def export_model(model: nn.Module, calib_x=None) -> Exported:
-    """Integer layers of a trained model; a CNN needs calibration images (N, 1, 16, 16)."""
+def set_layout(layers: list, layout: str):
+    """FC layers of a COLS_TYPES type in the cols layout (``layout='cols'``); the first
+    layer of an FC net also gets centring (bitnet.h). Same integers, other order."""
+    if layout not in LAYOUTS:
+        raise ExportError(f"layout {layout!r}: valid layouts are {', '.join(LAYOUTS)}")
+    for i, l in enumerate(layers):
+        cols = layout == "cols" and l.kind == "fc" and l.wtype in COLS_TYPES
+        l.layout, l.centre = ("cols" if cols else "rows"), cols and i == 0
+
+
+def export_model(model: nn.Module, calib_x=None, layout: str = "rows") -> Exported:
+    """Integer layers of a trained model; a CNN needs calibration images (N, 1, 16, 16).
+    ``layout='cols'``: FC weights transposed for the fast kernels (see ``set_layout``)."""
     layers = model_layers(model)
+    set_layout(layers, layout)
     if layers[0].kind != "fc":
         if calib_x is None:
             raise ExportError("a CNN needs calibration images to choose its conv shifts")
@@ -252,7 +276,8 @@ def header_text(exp: Exported, source: str = "") -> str:
              f" * model_id 0x{exp.model_id:08X}; symbol {sym}",
              " * layers (kind type in out shift pool words):"]
     lines += [f" *   {l.name}: {l.kind} {l.wtype} {l.n_in} {l.n_out} {l.shift} {l.pool} "
-              f"{l.packed.size}" for l in exp.layers]
+              f"{l.packed.size}" + (f" ({l.layout}{', centred' if l.centre else ''})"
+                                    if l.layout != "rows" else "") for l in exp.layers]
     lines += [" *", " * PACKING" + doc.replace("\n", "\n * ").replace(" * \n", " *\n"),
               " */", f"#ifndef BN_MODEL_{exp.model_id:08X}_H", f"#define BN_MODEL_{exp.model_id:08X}_H",
               '#include "bitnet.h"', f"/* bitnet-model-symbol: {sym} */"]
@@ -260,8 +285,16 @@ def header_text(exp: Exported, source: str = "") -> str:
     for i, l in enumerate(exp.layers):
         words = l.packed
         lines += [f"static const uint32_t {p}_w{i}[{words.size}] = {{", _c_array(words), "};"]
+        extra = ", NULL, 0"
+        if l.layout != "rows":       # weights transposed: in columns of out weights
+            wsum = "NULL"
+            if l.centre:
+                wsum = f"{p}_s{i}"
+                vals = ", ".join(f"{int(v)}" for v in l.wsum)
+                lines += [f"static const int32_t {wsum}[{l.n_out}] = {{{vals}}};"]
+            extra = f", {wsum}, {LAYOUTS[l.layout]}"
         rows.append(f"    {{{LAYER_KINDS[l.kind]}, {TYPE_IDS[l.wtype]}, {l.shift}, {l.pool}, "
-                    f"{l.n_in}, {l.n_out}, {words.shape[1]}, {p}_w{i}}},")
+                    f"{l.n_in}, {l.n_out}, {words.shape[1]}, {p}_w{i}{extra}}},")
     lines += [f"static const bn_layer {p}_layers[{len(rows)}] = {{", *rows, "};",
               f"static const bn_model {sym} = {{BN_MAGIC, BN_VERSION, 0x{exp.model_id:08X}u, "
               f"{len(rows)}, {exp.input_len}, {exp.n_classes}, {p}_layers}};", "#endif", ""]
@@ -312,7 +345,7 @@ def load_model_file(run_dir):
         raise ExportError(f"{path}: cannot read the model file ({type(e).__name__}: {e})") from e
 
 
-def export_run(run_dir, data=None):
+def export_run(run_dir, data=None, layout: str = "rows"):
     """(cfg, model, Exported) of a run; a CNN's shifts come from the first CALIB_IMAGES
     training images (``data``: MnistTensors, loaded if needed)."""
     cfg, model = load_model_file(run_dir)
@@ -322,7 +355,7 @@ def export_run(run_dir, data=None):
             from .data import load_mnist
             data = load_mnist(cfg.data_root or None, train_subset=CALIB_IMAGES)
         calib = data.train_x[:CALIB_IMAGES]
-    return cfg, model, export_model(model, calib)
+    return cfg, model, export_model(model, calib, layout)
 
 
 def format_packed(exp: Exported) -> str:

@@ -63,6 +63,28 @@
  *   channel-major (c * h * w + y * w + x, like torch's flatten), goes through
  *   ShiftNorm into the first FC layer.
  *
+ * FC WEIGHT LAYOUTS (bn_layer.layout; the same integers, only the order differs):
+ *   BN_LAYOUT_ROWS (0)  the packing above: out rows of in weights (every kernel;
+ *                       bn_fc_<type>, the write-up's row-by-row style).
+ *   BN_LAYOUT_COLS (1)  the transposed matrix packed the same way: in columns of
+ *                       out weights, words_per_row = ceil(out / per_word) words per
+ *                       column (`bitnet export --layout cols`). Types Binary,
+ *                       2bitsym, 4bitsym, 4bit, FP130 (the fast kernels, bn_fc_cols:
+ *                       skip zero inputs, a 2^bits-entry int16 product table per
+ *                       non-zero input built by additions, four inputs per pass over
+ *                       the accumulators). Other types stay in rows.
+ *   Centring (first layer only, cols layout): wsum[o] = sum_i w[o][i] is stored;
+ *   the kernel takes c = act[0] (the MNIST background on nearly every image) and
+ *   computes acc[o] = c * wsum[o] + sum_i w[o][i] * (act[i] - c), which is the same
+ *   integer for any c, so background pixels are zero inputs and are skipped.
+ *
+ * BUILD-TIME SELECTION (firmware size): BN_WTYPES (bit t set = type id t has a
+ * kernel, default all) and BN_LAYOUTS (bit 0 rows, bit 1 cols, default both) drop
+ * unused kernels, BN_CONV=0 the conv layers; a disabled type, layout or layer kind
+ * is BN_ERR_WTYPE / BN_ERR_LAYER.
+ * BN_HOT (default empty) marks hot kernels; the firmware defines it to place them
+ * in SRAM (noinline, section .ramfunc).
+ *
  * Every entry point returns a bn_status; nothing allocates memory, nothing keeps
  * state between calls; the caller provides all buffers.
  */
@@ -80,6 +102,20 @@ extern "C" {
 #define BN_VERSION 1u
 #define BN_ACT16_MAX 32767
 #define BN_MAX_SIDE 64
+
+#ifndef BN_WTYPES
+#define BN_WTYPES 0x1FEu     /* every type id 1..8 */
+#endif
+#ifndef BN_LAYOUTS
+#define BN_LAYOUTS 3u        /* rows and cols */
+#endif
+#ifndef BN_CONV
+#define BN_CONV 1            /* 0: no conv layers (FC-only firmware, less flash) */
+#endif
+#define BN_HAS_WTYPE(t) ((BN_WTYPES >> (t)) & 1u)   /* t: a number (for #if) */
+#ifndef BN_HOT
+#define BN_HOT
+#endif
 
 typedef enum {
     BN_OK = 0,
@@ -99,6 +135,8 @@ typedef enum {
 
 typedef enum { BN_LAYER_FC = 1, BN_LAYER_CONV3X3 = 2, BN_LAYER_DW3X3 = 3 } bn_layer_kind;
 
+typedef enum { BN_LAYOUT_ROWS = 0, BN_LAYOUT_COLS = 1 } bn_layout;
+
 typedef struct {
     uint8_t kind;            /* bn_layer_kind */
     uint8_t wtype;           /* bn_wtype */
@@ -106,8 +144,12 @@ typedef struct {
     uint8_t pool;            /* conv: 1 = 2x2 max-pool after; FC: 0 */
     uint16_t in;             /* FC: input features; conv: input side (square) */
     uint16_t out;            /* FC: output features; conv: channels */
-    uint16_t words_per_row;  /* ceil(row length / per_word); row length: FC in, conv 9 */
-    const uint32_t *weights; /* out * words_per_row words */
+    uint16_t words_per_row;  /* ceil(row length / per_word); row length: FC in, conv 9;
+                                cols layout: words per column, ceil(out / per_word) */
+    const uint32_t *weights; /* out * words_per_row words (cols: in * words_per_row) */
+    const int32_t *wsum;     /* cols layout, first layer: per-output weight sums
+                                (centring, see above); NULL otherwise */
+    uint8_t layout;          /* bn_layout; 0 (rows) when left out of an initializer */
 } bn_layer;
 
 typedef struct {
@@ -151,6 +193,12 @@ bn_status bn_fc_nf4(const uint32_t *w, size_t words_per_row, const int8_t *act,
                     size_t n_in, size_t n_out, int32_t *acc);
 bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t words_per_row, const int8_t *act,
                 size_t n_in, size_t n_out, int32_t *acc);
+
+/* Cols layout (see above): w in columns of words_per_col words; wsum NULL (no
+ * centring) or out sums (centre c = act[0]); same acc as bn_fc on the rows layout.
+ * Types: Binary, 2bitsym, 4bitsym, 4bit, FP130 (others: BN_ERR_WTYPE). */
+bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t words_per_col, const int8_t *act,
+                     size_t n_in, size_t n_out, const int32_t *wsum, int32_t *acc);
 
 /* Fused block: out[i] (int8, 0..127) from acc[i], see above; *shift and *argmax
  * (either may be NULL) receive the shift used and the argmax. n >= 1. */

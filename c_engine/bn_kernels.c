@@ -127,6 +127,8 @@ bn_status bn_fc_2bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t
         const uint32_t *row = w + o * wpr;
         uint32_t s = 0, sum_a = 0;
         for (i = 0; i < n_in; i++) {      /* (2f - 3) a = 2 (f a) - 3 a */
+            if (act[i] == 0)
+                continue;
             s += mul_field(FIELD_AT(row, i, 16u, 2u), ua(act[i])) << 1;
             sum_a += ua(act[i]);
         }
@@ -138,18 +140,37 @@ bn_status bn_fc_2bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t
 bn_status bn_fc_4bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
                         size_t n_out, int32_t *acc)
 {
+    /* The write-up's style: row by row, zero activations skipped, the weight's
+     * bits tested one by one. Field f: top bit set = positive; magnitude bits m
+     * (f & 7 if positive, ~f & 7 if negative) give |2f - 15| = 8 m2 + 4 m1 + 2 m0 + 1. */
     size_t o, i;
     bn_status st = check_fc(BN_W_4BITSYM, w, wpr, act, n_in, acc);
     if (st != BN_OK)
         return st;
     for (o = 0; o < n_out; o++) {
         const uint32_t *row = w + o * wpr;
-        uint32_t s = 0, sum_a = 0;
-        for (i = 0; i < n_in; i++) {      /* (2f - 15) a = 2 (f a) - 15 a */
-            s += mul_field(FIELD_AT(row, i, 8u, 4u), ua(act[i])) << 1;
-            sum_a += ua(act[i]);
+        uint32_t s = 0, x = 0;
+        for (i = 0; i < n_in; i++) {
+            uint32_t a, m;
+            if ((i & 7u) == 0)
+                x = row[i >> 3];
+            else
+                x <<= 4;
+            if (act[i] == 0)
+                continue;
+            a = ua(act[i]);
+            if (x & 0x80000000u) {
+                m = x;
+            } else {
+                m = ~x;
+                a = 0u - a;
+            }
+            s += a;
+            if (m & 0x40000000u) s += a << 3;
+            if (m & 0x20000000u) s += a << 2;
+            if (m & 0x10000000u) s += a << 1;
         }
-        acc[o] = u2i(s - ((sum_a << 4) - sum_a));
+        acc[o] = u2i(s);
     }
     return BN_OK;
 }
@@ -199,8 +220,11 @@ bn_status bn_fc_fp130(const uint32_t *w, size_t wpr, const int8_t *act, size_t n
         const uint32_t *row = w + o * wpr;
         uint32_t s = 0;
         for (i = 0; i < n_in; i++) {
-            uint32_t f = FIELD_AT(row, i, 8u, 4u);
-            uint32_t t = ua(act[i]) << (f & 7u);   /* shift only */
+            uint32_t f, t;
+            if (act[i] == 0)
+                continue;
+            f = FIELD_AT(row, i, 8u, 4u);
+            t = ua(act[i]) << (f & 7u);            /* shift only */
             s = (f & 8u) ? s - t : s + t;
         }
         acc[o] = u2i(s);
@@ -229,14 +253,30 @@ bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t wpr, const int8_t *act,
                 size_t n_in, size_t n_out, int32_t *acc)
 {
     switch (wtype) {
+#if BN_HAS_WTYPE(1)
     case BN_W_BINARY: return bn_fc_binary(w, wpr, act, n_in, n_out, acc);
+#endif
+#if BN_HAS_WTYPE(2)
     case BN_W_TERNARY: return bn_fc_ternary(w, wpr, act, n_in, n_out, acc);
+#endif
+#if BN_HAS_WTYPE(3)
     case BN_W_2BITSYM: return bn_fc_2bitsym(w, wpr, act, n_in, n_out, acc);
+#endif
+#if BN_HAS_WTYPE(4)
     case BN_W_4BITSYM: return bn_fc_4bitsym(w, wpr, act, n_in, n_out, acc);
+#endif
+#if BN_HAS_WTYPE(5)
     case BN_W_4BIT: return bn_fc_4bit(w, wpr, act, n_in, n_out, acc);
+#endif
+#if BN_HAS_WTYPE(6)
     case BN_W_8BIT: return bn_fc_8bit(w, wpr, act, n_in, n_out, acc);
+#endif
+#if BN_HAS_WTYPE(7)
     case BN_W_FP130: return bn_fc_fp130(w, wpr, act, n_in, n_out, acc);
+#endif
+#if BN_HAS_WTYPE(8)
     case BN_W_NF4: return bn_fc_nf4(w, wpr, act, n_in, n_out, acc);
+#endif
     default: return BN_ERR_WTYPE;
     }
 }
@@ -302,7 +342,7 @@ static uint32_t rshift(int32_t v, unsigned s)
     return ((uint32_t)v + half) >> s;
 }
 
-bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out, uint8_t *shift,
+BN_HOT bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out, uint8_t *shift,
                             uint16_t *argmax)
 {
     size_t i, best = 0;

@@ -77,6 +77,8 @@ static bn_status check_convs(const bn_model *m, net_info *ni)
     bn_status st;
     for (i = 0; i < m->n_layers && m->layers[i].kind != BN_LAYER_FC; i++) {
         const bn_layer *l = &m->layers[i];
+        if (!BN_CONV)
+            return BN_ERR_LAYER;
         if (l->kind != (i ? BN_LAYER_DW3X3 : BN_LAYER_CONV3X3))
             return BN_ERR_LAYER;
         if (i == 0) {
@@ -95,7 +97,7 @@ static bn_status check_convs(const bn_model *m, net_info *ni)
     }
     ni->n_conv = i;
     ni->features = i ? ch * side * side : m->input_len;
-    ni->max_units = ni->features;
+    ni->max_units = i ? ni->features : 0;   /* FC input is read in place */
     ni->trace_len = i ? ni->features : 0;
     return BN_OK;
 }
@@ -117,9 +119,11 @@ static bn_status check_model(const bn_model *m, net_info *ni)
     width = ni->features;
     for (i = ni->n_conv; i < m->n_layers; i++) {
         const bn_layer *l = &m->layers[i];
-        if (l->kind != BN_LAYER_FC)
+        if (l->kind != BN_LAYER_FC || l->layout > BN_LAYOUT_COLS ||
+            !((BN_LAYOUTS >> l->layout) & 1u) ||
+            (l->wsum && (l->layout != BN_LAYOUT_COLS || i != ni->n_conv)))
             return BN_ERR_LAYER;
-        if ((st = check_layer_words(l, l->in)) != BN_OK)
+        if ((st = check_layer_words(l, l->layout == BN_LAYOUT_COLS ? l->out : l->in)) != BN_OK)
             return st;
         if (l->in != width || l->out == 0)
             return BN_ERR_SHAPE;
@@ -131,7 +135,8 @@ static bn_status check_model(const bn_model *m, net_info *ni)
     return width == m->n_classes ? BN_OK : BN_ERR_SHAPE;
 }
 
-/* scratch layout: int32 acc[max_units] | int16 conv[3][side0^2] | int8 act[2][max_units] */
+/* scratch layout: int32 acc[max_units] | int16 conv[3][side0^2] | int8 act[2][max_units];
+ * max_units: the largest FC output (and the conv feature count of a CNN) */
 static size_t scratch_need(const net_info *ni)
 {
     return ni->max_units * 4 + 3 * ni->side0 * ni->side0 * 2 + 2 * ni->max_units;
@@ -210,7 +215,17 @@ static bn_status run_fcs(const bn_model *m, const net_info *ni, const int8_t *ac
     for (i = ni->n_conv; i < m->n_layers; i++) {
         const bn_layer *l = &m->layers[i];
         int8_t *next = (act == act_buf) ? act_buf + ni->max_units : act_buf;
-        st = bn_fc(l->wtype, l->weights, l->words_per_row, act, l->in, l->out, acc);
+#if BN_LAYOUTS & 2u
+        if (l->layout == BN_LAYOUT_COLS)
+            st = bn_fc_cols(l->wtype, l->weights, l->words_per_row, act, l->in, l->out,
+                            l->wsum, acc);
+        else
+#endif
+#if BN_LAYOUTS & 1u
+            st = bn_fc(l->wtype, l->weights, l->words_per_row, act, l->in, l->out, acc);
+#else
+            st = BN_ERR_LAYER;
+#endif
         if (st != BN_OK)
             return st;
         copy_trace(trace, tpos, acc, l->out);
@@ -248,7 +263,7 @@ bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_le
     acc = (int32_t *)scratch;   /* caller's buffer: aligned for int32 (documented) */
     bufs = (int16_t *)(acc + ni.max_units);
     act_buf = (int8_t *)(bufs + 3 * ni.side0 * ni.side0);
-    if (ni.n_conv) {
+    if (BN_CONV && ni.n_conv) {
         if ((st = run_convs(m, &ni, input, bufs, acc)) != BN_OK)
             return st;
         copy_trace(trace, &tpos, acc, ni.features);

@@ -1,0 +1,56 @@
+/*
+ * main.c - CH32V003 inference firmware: the c_engine sources and one exported
+ * model header (both compiled from where they live), a loop that runs one image per
+ * round.
+ *
+ * The write-up's demo runs test images and reports prediction and SysTick time over
+ * the debug printf. Here the link to the outside is one hook, bn_fw_sync(): on the
+ * board it would be the debug-printf / SysTick point; in the instruction-set
+ * simulator (bitnetlib/mcu.py) execution stops at its address, the harness reads
+ * the previous image's result from bn_fw_io, writes the next image into
+ * bn_fw_io.input and resumes. With bn_fw_io.flags & 1 every FC layer's
+ * accumulators are written to bn_fw_trace (emulator-only memory, not SRAM).
+ *
+ * Build-time constants (the Makefile passes them, bitnetlib/mcu.py computes them):
+ * BN_MODEL_HEADER, BN_MODEL_SYM, BN_FW_INPUT, BN_FW_CLASSES, BN_FW_SCRATCH,
+ * BN_FW_TRACE.
+ */
+#include "bitnet.h"
+#include BN_MODEL_HEADER
+
+typedef struct {
+    int8_t input[BN_FW_INPUT];       /* written by the host before each round */
+    uint32_t flags;                  /* bit 0: write the trace */
+    int32_t status;                  /* bn_status of the last image */
+    uint32_t pred;                   /* argmax of the last image */
+    uint32_t rounds;                 /* images run so far */
+    int32_t logits[BN_FW_CLASSES];
+} bn_fw_io_t;
+
+bn_fw_io_t bn_fw_io;
+static int32_t scratch[(BN_FW_SCRATCH + 3) / 4];
+__attribute__((section(".trace"))) int32_t bn_fw_trace[BN_FW_TRACE > 0 ? BN_FW_TRACE : 1];
+
+/* the host link: on the board, debug printf of the last result and the SysTick
+ * reading; in the simulator, the address where the harness takes over */
+__attribute__((noinline)) void bn_fw_sync(void)
+{
+    __asm__ volatile("" ::: "memory");
+}
+
+int main(void)
+{
+    for (;;) {
+        uint16_t pred = 0;
+        int trace;
+        bn_fw_sync();
+        trace = (int)(bn_fw_io.flags & 1u);
+        bn_fw_io.status = bn_run_network(&BN_MODEL_SYM, bn_fw_io.input, BN_FW_INPUT,
+                                         bn_fw_io.logits, BN_FW_CLASSES, &pred,
+                                         scratch, sizeof scratch,
+                                         trace ? bn_fw_trace : NULL,
+                                         trace ? (size_t)BN_FW_TRACE : 0);
+        bn_fw_io.pred = pred;
+        bn_fw_io.rounds++;
+    }
+}
