@@ -251,6 +251,9 @@ class Emulator:
         i = 0
         while i < len(mem) and mem[i] == STACK_FILL:
             i += 1
+        if i == 0:
+            raise McuError(f"stack overflow: the stack reached the end of .bss "
+                           f"(0x{self.bss_end:08x}); the firmware does not fit the SRAM")
         return len(mem) - i
 
     # ---- counting

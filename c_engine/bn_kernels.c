@@ -137,28 +137,21 @@ bn_status bn_fc_2bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t
     return BN_OK;
 }
 
-bn_status bn_fc_4bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
-                        size_t n_out, int32_t *acc)
+/* One row of the write-up style 4bitsym kernel: word by word, zero activations
+ * skipped, the weight's bits tested one by one. Field f: top bit set = positive;
+ * magnitude bits m (f & 7 if positive, ~f & 7 if negative) give
+ * |2f - 15| = 8 m2 + 4 m1 + 2 m0 + 1. */
+static BN_HOT uint32_t row_4bitsym(const uint32_t *row, const int8_t *act, size_t n_in)
 {
-    /* The write-up's style: row by row, zero activations skipped, the weight's
-     * bits tested one by one. Field f: top bit set = positive; magnitude bits m
-     * (f & 7 if positive, ~f & 7 if negative) give |2f - 15| = 8 m2 + 4 m1 + 2 m0 + 1. */
-    size_t o, i;
-    bn_status st = check_fc(BN_W_4BITSYM, w, wpr, act, n_in, acc);
-    if (st != BN_OK)
-        return st;
-    for (o = 0; o < n_out; o++) {
-        const uint32_t *row = w + o * wpr;
-        uint32_t s = 0, x = 0;
-        for (i = 0; i < n_in; i++) {
-            uint32_t a, m;
-            if ((i & 7u) == 0)
-                x = row[i >> 3];
-            else
-                x <<= 4;
-            if (act[i] == 0)
+    uint32_t s = 0;
+    const int8_t *end = act + n_in;
+    while (act < end) {
+        uint32_t x = *row++;
+        const int8_t *stop = (size_t)(end - act) < 8u ? end : act + 8;
+        for (; act < stop; x <<= 4) {
+            uint32_t a = ua(*act++), m;
+            if (a == 0)
                 continue;
-            a = ua(act[i]);
             if (x & 0x80000000u) {
                 m = x;
             } else {
@@ -170,8 +163,19 @@ bn_status bn_fc_4bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t
             if (m & 0x20000000u) s += a << 2;
             if (m & 0x10000000u) s += a << 1;
         }
-        acc[o] = u2i(s);
     }
+    return s;
+}
+
+bn_status bn_fc_4bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
+                        size_t n_out, int32_t *acc)
+{
+    size_t o;
+    bn_status st = check_fc(BN_W_4BITSYM, w, wpr, act, n_in, acc);
+    if (st != BN_OK)
+        return st;
+    for (o = 0; o < n_out; o++)
+        acc[o] = u2i(row_4bitsym(w + o * wpr, act, n_in));
     return BN_OK;
 }
 
@@ -342,7 +346,7 @@ static uint32_t rshift(int32_t v, unsigned s)
     return ((uint32_t)v + half) >> s;
 }
 
-BN_HOT bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out, uint8_t *shift,
+bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out, uint8_t *shift,
                             uint16_t *argmax)
 {
     size_t i, best = 0;

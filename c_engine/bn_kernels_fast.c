@@ -25,17 +25,22 @@ static int32_t u2i_f(uint32_t u)
 typedef void (*tab_fn)(int16_t *t, uint32_t d);
 
 #if BN_HAS_WTYPE(4)
-static void tab_4bitsym(int16_t *t, uint32_t d)     /* 2f - 15 */
+static BN_HOT void tab_4bitsym(int16_t *t, uint32_t d)     /* 2f - 15 */
 {
-    uint32_t v = d - (d << 4), d2 = d << 1;
-    unsigned f;
-    for (f = 0; f < 16; f++, v += d2)
-        t[f] = (int16_t)u2i_f(v);
+    uint32_t d2 = d << 1, v = d;                /* t[8 + k] = (2k + 1) d = -t[7 - k] */
+    t[8] = (int16_t)u2i_f(v); t[7] = (int16_t)u2i_f(0u - v); v += d2;
+    t[9] = (int16_t)u2i_f(v); t[6] = (int16_t)u2i_f(0u - v); v += d2;
+    t[10] = (int16_t)u2i_f(v); t[5] = (int16_t)u2i_f(0u - v); v += d2;
+    t[11] = (int16_t)u2i_f(v); t[4] = (int16_t)u2i_f(0u - v); v += d2;
+    t[12] = (int16_t)u2i_f(v); t[3] = (int16_t)u2i_f(0u - v); v += d2;
+    t[13] = (int16_t)u2i_f(v); t[2] = (int16_t)u2i_f(0u - v); v += d2;
+    t[14] = (int16_t)u2i_f(v); t[1] = (int16_t)u2i_f(0u - v); v += d2;
+    t[15] = (int16_t)u2i_f(v); t[0] = (int16_t)u2i_f(0u - v);
 }
 #endif
 
 #if BN_HAS_WTYPE(5)
-static void tab_4bit(int16_t *t, uint32_t d)        /* f - 8 */
+static BN_HOT void tab_4bit(int16_t *t, uint32_t d)        /* f - 8 */
 {
     uint32_t v = 0u - (d << 3);
     unsigned f;
@@ -45,7 +50,7 @@ static void tab_4bit(int16_t *t, uint32_t d)        /* f - 8 */
 #endif
 
 #if BN_HAS_WTYPE(7)
-static void tab_fp130(int16_t *t, uint32_t d)       /* sign << 3 | e */
+static BN_HOT void tab_fp130(int16_t *t, uint32_t d)       /* sign << 3 | e */
 {
     unsigned e;
     for (e = 0; e < 8; e++) {
@@ -56,7 +61,7 @@ static void tab_fp130(int16_t *t, uint32_t d)       /* sign << 3 | e */
 #endif
 
 #if BN_HAS_WTYPE(3)
-static void tab_2bitsym(int16_t *t, uint32_t d)     /* 2f - 3 */
+static BN_HOT void tab_2bitsym(int16_t *t, uint32_t d)     /* 2f - 3 */
 {
     uint32_t d3 = (d << 1) + d;
     t[0] = (int16_t)u2i_f(0u - d3);
@@ -67,7 +72,7 @@ static void tab_2bitsym(int16_t *t, uint32_t d)     /* 2f - 3 */
 #endif
 
 #if BN_HAS_WTYPE(1)
-static void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
+static BN_HOT void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
 {
     t[0] = (int16_t)u2i_f(0u - d);
     t[1] = (int16_t)u2i_f(d);
@@ -77,10 +82,14 @@ static void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
 /* int16 entry at byte offset `off` of table K (TB bytes per table) */
 #define LK(t, K, TB, off) ((int32_t)(*(const int16_t *)((t) + (K) * (TB) + (off))))
 
+#define SUM4(t, TB, M, x0, x1, x2, x3, s)                                               \
+    (uint32_t)(LK(t, 0, TB, ((x0) >> (s)) & (M)) + LK(t, 1, TB, ((x1) >> (s)) & (M))        \
+               + LK(t, 2, TB, ((x2) >> (s)) & (M)) + LK(t, 3, TB, ((x3) >> (s)) & (M)))
+
 /* Kernels for one field width B: four columns at once, and one column. Field k
  * (0 = most significant) of word x, as a byte offset into an int16 table:
- * (x >> (31 - B (k + 1))) & M, the last field (x << 1) & M. */
-#define DEFINE_COLS(B, UNROLL)                                                          \
+ * (x >> (31 - B (k + 1))) & M; four fields per step, then the words move up by 4 B. */
+#define DEFINE_COLS(B)                                                          \
 static BN_HOT void cols4_##B(const uint32_t *const *col, size_t wpc, const int16_t *tab,  \
                              size_t n_out, uint32_t *acc)                               \
 {                                                                                       \
@@ -93,15 +102,14 @@ static BN_HOT void cols4_##B(const uint32_t *const *col, size_t wpc, const int16
     (void)wpc;                                                                          \
     for (j = 0; j < full; j++) {                                                        \
         uint32_t x0 = c0[j], x1 = c1[j], x2 = c2[j], x3 = c3[j];                        \
-        uint32_t *p = acc + j * PER;                                                    \
-        _Pragma(UNROLL)                                                                 \
-        for (k = 0; k + 1 < PER; k++) {                                                 \
-            unsigned s = 31u - (B) * (k + 1u);                                          \
-            p[k] += (uint32_t)(LK(t, 0, TB, (x0 >> s) & M) + LK(t, 1, TB, (x1 >> s) & M) \
-                             + LK(t, 2, TB, (x2 >> s) & M) + LK(t, 3, TB, (x3 >> s) & M)); \
+        uint32_t *p = acc + j * PER, *pe = p + PER;                                     \
+        for (; p < pe; p += 4) {      /* 4 fields with constant shifts, then move on */ \
+            p[0] += SUM4(t, TB, M, x0, x1, x2, x3, 31u - (B));                          \
+            p[1] += SUM4(t, TB, M, x0, x1, x2, x3, 31u - 2u * (B));                     \
+            p[2] += SUM4(t, TB, M, x0, x1, x2, x3, 31u - 3u * (B));                     \
+            p[3] += SUM4(t, TB, M, x0, x1, x2, x3, 31u - 4u * (B));                     \
+            x0 <<= 4 * (B); x1 <<= 4 * (B); x2 <<= 4 * (B); x3 <<= 4 * (B);             \
         }                                                                               \
-        p[PER - 1] += (uint32_t)(LK(t, 0, TB, (x0 << 1) & M) + LK(t, 1, TB, (x1 << 1) & M) \
-                               + LK(t, 2, TB, (x2 << 1) & M) + LK(t, 3, TB, (x3 << 1) & M)); \
     }                                                                                   \
     if (rem) {                    /* last word: rem < PER fields, never the last one */ \
         uint32_t x0 = c0[full], x1 = c1[full], x2 = c2[full], x3 = c3[full];            \
@@ -131,14 +139,14 @@ typedef void (*cols4_fn)(const uint32_t *const *, size_t, const int16_t *, size_
 typedef void (*cols1_fn)(const uint32_t *, size_t, const int16_t *, size_t, uint32_t *);
 
 #if BN_HAS_WTYPE(4) || BN_HAS_WTYPE(5) || BN_HAS_WTYPE(7)
-DEFINE_COLS(4, "GCC unroll 8")
+DEFINE_COLS(4)
 #define HAVE_COLS4 1
 #endif
 #if BN_HAS_WTYPE(3)
-DEFINE_COLS(2, "GCC unroll 4")
+DEFINE_COLS(2)
 #endif
 #if BN_HAS_WTYPE(1)
-DEFINE_COLS(1, "GCC unroll 4")
+DEFINE_COLS(1)
 #endif
 
 /* c * v without a multiplier (c in -255..255): shifts and adds, modular */
@@ -151,8 +159,8 @@ static uint32_t mul_small(int32_t c, uint32_t v)
     return c < 0 ? 0u - r : r;
 }
 
-bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t *act,
-                     size_t n_in, size_t n_out, const int32_t *wsum, int32_t *acc)
+BN_HOT bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc,
+                            const int8_t *act, size_t n_in, size_t n_out, const int32_t *wsum, int32_t *acc)
 {
     int16_t tab[4 * TAB_MAX];
     const uint32_t *col[4];
@@ -190,11 +198,13 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
         u[o] = wsum ? mul_small(c, (uint32_t)wsum[o]) : 0u;
     for (i = 0; i < n_in; i++) {
         int32_t d = act[i] - c;
+        int16_t *tk;
         if (d == 0)
             continue;
-        build(tab + k * stride, (uint32_t)d);
-        col[k++] = w + i * wpc;
-        if (k == 4) {
+        tk = tab + k * stride;
+        col[k] = w + i * wpc;
+        build(tk, (uint32_t)d);
+        if (++k == 4) {
             run4(col, wpc, tab, n_out, u);
             k = 0;
         }
