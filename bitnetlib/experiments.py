@@ -296,10 +296,11 @@ def c_function(name: str) -> str:
     import re
     for src in sorted((REPO_ROOT / "c_engine").glob("*.c")):
         text = src.read_text()
-        m = re.search(rf"^[a-z_][\w ]*\*?\b{re.escape(name)}\(", text, re.M)
-        if m:
-            end = text.index("\n}\n", m.start()) + 2
-            return text[m.start():end]
+        for m in re.finditer(rf"^[A-Za-z_][\w \*]*\b{re.escape(name)}\(", text, re.M):
+            rest = text[m.end():]
+            if rest.find("{") < rest.find(";") or ";" not in rest:   # a definition
+                end = text.index("\n}\n", m.start()) + 2
+                return text[m.start():end]
     raise KeyError(f"no C function {name!r} in c_engine/*.c")
 
 

@@ -68,18 +68,18 @@ rng = np.random.default_rng(seed)
 
 def show_c(*names):
     """Display C functions of the engine, read from c_engine/*.c."""
-    display(Markdown("```c\n" + "\n".join(ex.c_function(n) for n in names) + "```"))
+    display(Markdown("```c\n" + "\n\n".join(ex.c_function(n) for n in names) + "\n```"))
 
 
 # %% [markdown]
 # ## The kernels
 #
-# A 4bitsym weight is a 4-bit field $f$ standing for $2f - 15$. The kernel never
-# multiplies: `mul_field` adds shifted copies of the activation for each set bit of
-# $f$, and the constant $-15 a$ is folded into one correction per row.
+# A 4bitsym weight is a 4-bit field $f$ standing for the odd integer $2f - 15$. The
+# kernel never multiplies: it builds each product from shifted copies of the
+# activation, one per set bit of the weight.
 
 # %%
-show_c("mul_field", "bn_fc_4bitsym")
+show_c("bn_fc_4bitsym")
 
 # %% [markdown]
 # FP130 weights are $\pm 2^e$: the product is a single shift of the activation.

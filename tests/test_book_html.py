@@ -42,7 +42,8 @@ PROBE = r"""JSON.stringify({
   links: [...document.querySelectorAll('a[href]')].map(a => a.href),
   ids: [...document.querySelectorAll('[id]')].map(e => e.id)
        .concat([...document.querySelectorAll('a[name]')].map(a => a.name)),
-  figures: document.querySelectorAll('article img, article svg, main img, main svg').length
+  figures: [...document.querySelectorAll('article img, article svg')]
+    .filter(e => !e.closest('button, .icon, .copybtn') && !e.classList.contains('icon')).length
 })"""
 
 
