@@ -18,7 +18,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
-test: $(STAMP)
+# The RISC-V toolchain for the CH32V003 firmware (Debian packages), installed once
+# when riscv64-unknown-elf-gcc is missing (sudo only when not root).
+RISCV_PKGS := gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf picolibc-riscv64-unknown-elf
+toolchain:
+	@command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 || { echo "error: riscv64-unknown-elf-gcc missing and no apt-get: install $(RISCV_PKGS) by hand" >&2; exit 1; }; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $(RISCV_PKGS); }
+
+test: $(STAMP) toolchain
 	$(BIN)/python -m pytest -q
 
 # The book: every chapter (notebooks/NN_*.py, Jupytext percent format) is converted to

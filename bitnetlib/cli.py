@@ -4,6 +4,7 @@
     bitnet stats RUN_DIR
     bitnet export RUN_DIR [--header PATH] [--layout rows|cols]
     bitnet verify RUN_DIR [--header PATH] [--json]
+    bitnet mcu RUN_DIR [--kernel baseline|fast] [--images N] [--timed N] [--json]
 """
 import argparse
 import json
@@ -54,6 +55,16 @@ def cmd_verify(args):
         print(json.dumps(r))
 
 
+def cmd_mcu(args):
+    from .mcu import format_result, mcu_run
+    r = mcu_run(args.run_dir, kernel=args.kernel, images=args.images, timed=args.timed,
+                hooks=not args.no_hooks)
+    print(format_result(r))
+    if args.json:
+        print(json.dumps(r))
+    return 1 if r["mismatch_vs_host"] else 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="bitnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,15 +92,26 @@ def main(argv=None):
     p.add_argument("--header", help="model header (default RUN_DIR/bitnet_model.h)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("mcu", help="CH32V003 firmware in an RV32EC emulator: checks vs the "
+                                   "host engine, instruction and cycle counts")
+    p.add_argument("run_dir")
+    p.add_argument("--kernel", choices=("baseline", "fast"), default="fast")
+    p.add_argument("--images", type=int, default=100, help="MNIST test images (default 100)")
+    p.add_argument("--timed", type=int, default=None,
+                   help="images counted with hooks (default: all of them)")
+    p.add_argument("--no-hooks", action="store_true",
+                   help="only the bit-exact check, no instruction counting (fast)")
+    p.add_argument("--json", action="store_true", help="last line: one JSON object")
+    p.set_defaults(func=cmd_mcu)
     args = parser.parse_args(argv)
     from .engine import EngineError
     from .export import ExportError
     try:
-        args.func(args)
+        rc = args.func(args)
     except (ConfigError, DataError, FileNotFoundError, ExportError, EngineError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return rc or 0
 
 
 if __name__ == "__main__":

@@ -31,14 +31,36 @@ def random_layer(wtype, out, n, seed):
 
 # ---------------------------------------------------------------- kernels
 
+def fc_variant(variant, wtype, w, act, centre=False):
+    """Accumulators from the baseline row kernels or the fast cols-layout kernels
+    (bn_fc_cols, centred on act[0] when ``centre``); a type without a fast kernel
+    runs the baseline."""
+    out, n = w.shape
+    if variant == "baseline" or wtype not in E.COLS_TYPES:
+        return G.fc(wtype, E.pack(w, wtype), act, n)
+    packed = np.ascontiguousarray(E.pack(w.T, wtype))
+    wsum = w.sum(axis=1).astype(np.int32) if centre else None
+    acc = np.zeros(out, np.int32)
+    G.check(G.lib().bn_fc_cols(E.TYPE_IDS[wtype], packed, packed.shape[1], act, n, out,
+                               wsum if centre else NULL, acc), "bn_fc_cols")
+    return acc
+
+
+VARIANTS = ["baseline", "fast"]
+
+
 @settings(max_examples=150, deadline=None)
-@given(wtype=st.sampled_from(TYPES), out=st.integers(1, 8), n=st.integers(1, 260),
-       seed=st.integers(0, 2 ** 31), relu=st.booleans())
-def test_fc_kernel_every_accumulator(wtype, out, n, seed, relu):
+@given(wtype=st.sampled_from(TYPES), out=st.integers(1, 40), n=st.integers(1, 260),
+       seed=st.integers(0, 2 ** 31), relu=st.booleans(), centre=st.booleans(),
+       sparse=st.booleans())
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fc_kernel_every_accumulator(variant, wtype, out, n, seed, relu, centre, sparse):
     w = random_layer(wtype, out, n, seed)
     rng = np.random.default_rng(seed + 1)
     act = rng.integers(0 if relu else -128, 128, size=n).astype(np.int8)
-    acc = G.fc(wtype, E.pack(w, wtype), act, n)
+    if sparse:        # mostly one value (zero, or a background for the centred kernel)
+        act[rng.random(n) < 0.7] = act[0] if centre else 0
+    acc = fc_variant(variant, wtype, w, act, centre)
     assert np.array_equal(acc, I.fc(act[None].astype(np.int64), w)[0])
 
 
@@ -57,8 +79,11 @@ def test_extreme_accumulators():
         w = np.array([[max(vals)] * n, [min(vals)] * n])
         for a in (127, -128):
             act = np.full(n, a, np.int8)
-            assert np.array_equal(G.fc(wtype, E.pack(w, wtype), act, n),
-                                  I.fc(act[None].astype(np.int64), w)[0])
+            act[1::2] = -a - 1 if a < 0 else 0      # centred inputs reach +-255
+            for variant in VARIANTS:
+                for centre in (False, True):
+                    assert np.array_equal(fc_variant(variant, wtype, w, act, centre),
+                                          I.fc(act[None].astype(np.int64), w)[0])
 
 
 @settings(max_examples=150, deadline=None)
@@ -148,10 +173,15 @@ def runs(mnist, tmp_path_factory):
     return out
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", TYPES + [CNN])
-def test_zero_mismatches_on_10000_test_images(runs, mnist, name):
+def test_zero_mismatches_on_10000_test_images(runs, mnist, name, variant, tmp_path):
     run, model, exp = runs[name]
     engine = G.EngineModel(run / "bitnet_model.h", exp.model_id)
+    if variant == "fast":      # the same model in the cols layout (fast kernels)
+        _, _, exp_c = E.export_run(run, mnist, layout="cols")
+        E.write_header(exp_c, tmp_path / "cols.h", str(run))
+        engine = G.EngineModel(tmp_path / "cols.h", exp_c.model_id)
     x = I.input_codes(mnist.test_x)                                    # (10000, 256)
     ref = I.run(exp, x)
     pred, logits = engine.run(x.astype(np.int8))

@@ -1,0 +1,76 @@
+"""CH32V003 firmware in the RV32EC emulator (bitnetlib/mcu.py): builds, bit-exact vs the
+host engine, RV32EC only, clear size errors."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bitnetlib import export as E
+from bitnetlib import mcu
+from bitnetlib.cli import main
+from bitnetlib.config import load_config
+from bitnetlib.data import MnistTensors
+from bitnetlib.train import train
+
+pytestmark = pytest.mark.skipif(
+    not mcu.have_toolchain(),
+    reason=f"{mcu.cross_prefix()}gcc missing: `make toolchain` installs the RISC-V toolchain")
+
+
+@pytest.fixture(scope="module")
+def run(mnist, tmp_path_factory):
+    """A small trained FC 4bitsym 256-32-32-10 (1 epoch on 2,000 images)."""
+    torch.set_num_threads(1)
+    n = 2000
+    data = MnistTensors(mnist.train28[:n], mnist.train_x[:n], mnist.train_y[:n],
+                        mnist.test_x, mnist.test_y)
+    out = tmp_path_factory.mktemp("fw_run")
+    cfg = load_config(None, ["quant=4bitsym", "widths=[32,32]", "epochs=1", "augment=false",
+                             "lr=0.003", "threads=1"])
+    train(cfg, out, data=data, progress=False, log=lambda s: None)
+    return out
+
+
+@pytest.mark.parametrize("kernel", ["baseline", "fast"])
+def test_firmware_matches_host_without_hooks(run, mnist, kernel, tmp_path):
+    r = mcu.mcu_run(run, kernel=kernel, images=8, hooks=False, build_dir=tmp_path, data=mnist,
+                    log=lambda s: None)
+    assert r["mismatch_vs_host"] == 0 and r["mismatch_layers"] == 0
+    assert 0 < r["flash_bytes"] <= mcu.FLASH_LIMIT and 0 < r["ram_bytes"] <= mcu.RAM_LIMIT
+    assert r["fits_ch32v003"] and r["cycles_mean"] is None
+
+
+def test_hooked_run_is_rv32ec_and_counts(run, mnist, capsys):
+    rc = main(["mcu", str(run), "--kernel", "fast", "--images", "3", "--timed", "2", "--json"])
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0
+    for key in ("flash_bytes", "ram_bytes", "cycles_mean", "instructions_mean",
+                "mismatch_vs_host", "kernel", "images"):
+        assert key in r
+    assert r["rv32ec_only"] is True and r["mismatch_vs_host"] == 0 and r["images"] == 3
+    assert r["instructions_mean"] > 1000 and r["cycles_mean"] > r["instructions_mean"]
+
+
+def test_decoder_rejects_non_rv32ec():
+    mul = (1 << 25) | (2 << 20) | (1 << 15) | (3 << 7) | 0x33          # mul x3, x1, x2
+    add_x16 = (2 << 20) | (1 << 15) | (16 << 7) | 0x33                  # add x16, x1, x2
+    ok = (2 << 20) | (1 << 15) | (3 << 7) | 0x33                        # add x3, x1, x2
+    code = b"".join(v.to_bytes(4, "little") for v in (ok, mul, add_x16))
+    bad = [b for *_, b in mcu.decode(code, 0)]
+    assert bad[0] is None and "mul" in bad[1] and "x16" in bad[2]
+    assert "x17" in mcu.decode((0x4000 | (17 << 7) | 1).to_bytes(2, "little"), 0)[0][3]  # c.li
+
+
+def test_flash_overflow_is_a_clear_error(tmp_path):
+    rng = np.random.default_rng(0)
+    layers = [E.LayerSpec("0", "fc", "8bit", 256, 80, rng.integers(-128, 128, (80, 256))),
+              E.LayerSpec("1", "fc", "8bit", 80, 10, rng.integers(-128, 128, (10, 80)))]
+    exp = E.Exported(layers, 256, 10)
+    exp.model_id = exp.fingerprint()
+    header = E.write_header(exp, tmp_path / "big.h")
+    with pytest.raises(mcu.McuError) as e:
+        mcu.build(exp, header, "baseline", tmp_path / "b")
+    msg = str(e.value)
+    assert "flash overflow" in msg and "16384" in msg and "over by" in msg
+    assert "flash:" in msg                      # the usage is printed too
