@@ -49,7 +49,7 @@ device = "auto"
 seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
-# %% tags=["hide-output"]
+# %% tags=["hide-input", "hide-output"]
 import time
 started = time.perf_counter()
 
