@@ -58,8 +58,8 @@ def main(argv=None):
             try:
                 r = mcu_run(run, kernel=kernel, images=args.images, timed=args.timed,
                             data=data, log=log)
-            except McuError as e:
-                r = dict(kernel=kernel, error=str(e).splitlines()[-1])
+            except (McuError, Exception) as e:  # noqa: B014 (emulator faults too)
+                r = dict(kernel=kernel, error=(str(e).splitlines() or [repr(e)])[-1])
             r.update(config=cfg.stem, trained=how)
             rows.append(r)
             log(json.dumps({k: r.get(k) for k in ("config", "kernel", "cycles_mean", "error")}))
