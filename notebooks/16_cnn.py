@@ -113,7 +113,9 @@ cnn, fc = rows
 print(f"CNN - FC accuracy (C engine): {cnn['acc_c'] - fc['acc_c']:+.2f} points "
       f"with {cnn['packed_bytes']} vs {fc['packed_bytes']} packed bytes")
 print(f"C vs integer model on the CNN: {cnn['mismatch_c_int']} mismatches")
-print(f"write-up, 64-channel CNN: 99.53 % with 11.0 KB; its C and Python engines differed on 4 images")
+w = ex.WRITEUP["CNN 64"]
+print(f"write-up, 64-channel CNN: {w['acc']} % with {w['bytes']}; C vs Python: {w['mismatches']} "
+      f"({w['source']})")
 
 # %% [markdown]
 # The C engine matches our integer model on every test image for the CNN as well. The
