@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from bitnetlib.config import load_config
 from bitnetlib.data import MEAN, STD, load_mnist, read_idx, resolve_data_root
@@ -38,8 +37,7 @@ def pil_epoch_data(images28_uint8, labels, clean_x, seed):
         transforms.Normalize((MEAN,), (STD,)),
     ])
     torch.manual_seed(seed)
-    aug = torch.stack([tf(Image.fromarray(a)) for a in tqdm(images28_uint8, desc="PIL",
-                                                               leave=False, mininterval=1)])
+    aug = torch.stack([tf(Image.fromarray(a)) for a in images28_uint8])
     x = torch.cat([clean_x, aug])
     y = torch.cat([labels, labels])
     return x, y, torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
