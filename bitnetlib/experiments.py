@@ -144,6 +144,29 @@ def profile_settings(profile: str, smoke: dict, full: dict, **given) -> SimpleNa
     return SimpleNamespace(profile=profile, changed=changed, **values)
 
 
+CAPACITY_TYPES = ["Binary", "Ternary", "2bitsym", "4bitsym", "8bit"]
+
+
+def capacity_sweep(profile: str, device="auto", seed=0, desc="capacity sweep", **knobs):
+    """The capacity sweep of chapters 4 and 5 (one QAT run per type and width, the
+    write-up's 30-epoch step schedule, no augmentation): (settings, runs). Both chapters
+    call it, so chapter 5 reads chapter 4's runs from the cache."""
+    S = profile_settings(
+        profile,
+        smoke=dict(epochs=3, train_subset=4000, widths=[8, 16, 32], types=CAPACITY_TYPES,
+                   step_size=1, threads=1, compile=False),
+        full=dict(epochs=30, train_subset=0, widths=[16, 24, 32, 48, 64, 96, 128],
+                  types=CAPACITY_TYPES, step_size=10, threads=0, compile=True),
+        **knobs)
+    if S.threads:
+        torch.set_num_threads(S.threads)
+    common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=False, lr=0.01,
+                  scheduler="step", step_size=S.step_size, step_gamma=0.1, compile=S.compile,
+                  device=device, seed=seed)
+    grid = [{"quant": q, "widths": [w] * 3} for q in S.types for w in S.widths]
+    return S, sweep(grid, common=common, desc=desc)
+
+
 def git_commit() -> str:
     """HEAD's short hash, with '+dirty' when tracked files differ from it."""
     def git(*args):

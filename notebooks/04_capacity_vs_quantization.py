@@ -44,35 +44,20 @@ import time
 started = time.perf_counter()
 
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
 from bitnetlib import experiments as ex
 
-TYPES = ["Binary", "Ternary", "2bitsym", "4bitsym", "8bit"]
-S = ex.profile_settings(
-    profile,
-    smoke=dict(epochs=3, train_subset=4000, widths=[8, 16, 32], types=TYPES, step_size=1,
-               threads=1, compile=False),
-    full=dict(epochs=30, train_subset=0, widths=[16, 24, 32, 48, 64, 96, 128], types=TYPES,
-              step_size=10, threads=0, compile=True),
-    epochs=epochs, train_subset=train_subset, widths=widths, types=types, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
-# chapter 5 uses exactly these settings, so it reads the same runs from the cache
-common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=False, lr=0.01,
-              scheduler="step", step_size=S.step_size, step_gamma=0.1, compile=S.compile,
-              device=device, seed=seed)
-S
-
 # %% [markdown]
 # ## The sweep
 #
-# One QAT run per (type, width).
+# One QAT run per (type, width); the settings live in `experiments.capacity_sweep`,
+# which chapter 5 calls too, so it reads these runs from the cache.
 
 # %%
-grid = [{"quant": q, "widths": [w] * 3} for q in S.types for w in S.widths]
-runs = ex.sweep(grid, common=common, desc="capacity sweep")
+S, runs = ex.capacity_sweep(profile, device=device, seed=seed, desc="capacity sweep",
+                            epochs=epochs, train_subset=train_subset, widths=widths,
+                            types=types, threads=threads)
 display(Markdown(ex.profile_note(S)))
 rows = [dict(type=r.cfg.quant, width=r.cfg.widths[0], weights=ex.n_weights(r.metrics),
              kbit=ex.total_bits(r.metrics) / 1000, train_loss=r.last["train_loss"],

@@ -42,28 +42,14 @@ import time
 started = time.perf_counter()
 
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
 from bitnetlib import experiments as ex
 
-TYPES = ["Binary", "Ternary", "2bitsym", "4bitsym", "8bit"]
-S = ex.profile_settings(
-    profile,
-    smoke=dict(epochs=3, train_subset=4000, widths=[8, 16, 32], types=TYPES, step_size=1,
-               threads=1, compile=False),
-    full=dict(epochs=30, train_subset=0, widths=[16, 24, 32, 48, 64, 96, 128], types=TYPES,
-              step_size=10, threads=0, compile=True),
-    epochs=epochs, train_subset=train_subset, widths=widths, types=types, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
-common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=False, lr=0.01,
-              scheduler="step", step_size=S.step_size, step_gamma=0.1, compile=S.compile,
-              device=device, seed=seed)
-
 # %%
-grid = [{"quant": q, "widths": [w] * 3} for q in S.types for w in S.widths]
-runs = ex.sweep(grid, common=common, desc="capacity sweep (cached)")
+S, runs = ex.capacity_sweep(profile, device=device, seed=seed, desc="capacity sweep (cached)",
+                            epochs=epochs, train_subset=train_subset, widths=widths,
+                            types=types, threads=threads)
 display(Markdown(ex.profile_note(S)))
 
 # %% [markdown]
