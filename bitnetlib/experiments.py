@@ -292,6 +292,21 @@ HEADLINE_MODELS = {
 SMOKE_TRAIN = dict(epochs=2, train_subset=4000, augment=False, compile=False)
 
 
+def headline_settings(profile: str, device="auto", seed=0, **knobs):
+    """(settings, common run overrides) of the headline models, shared by chapters 0, 13
+    and 14 so that they train each model once and read it from the cache after."""
+    S = profile_settings(
+        profile,
+        smoke=dict(**SMOKE_TRAIN, threads=1),
+        full=dict(epochs=60, train_subset=0, augment=True, compile=True, threads=0),
+        **knobs)
+    if S.threads:
+        torch.set_num_threads(S.threads)
+    common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
+                  compile=S.compile, device=device, seed=seed)
+    return S, common
+
+
 def run_dir_of(cfg) -> Path:
     """The cache directory of a (resolved) configuration's run."""
     return cache_root() / config_key(resolve_config(cfg))

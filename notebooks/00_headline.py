@@ -55,21 +55,13 @@ import time
 started = time.perf_counter()
 
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
 from bitnetlib import experiments as ex
 from bitnetlib.export import export_run, packed_stats
 
-S = ex.profile_settings(
-    profile,
-    smoke=dict(**ex.SMOKE_TRAIN, threads=1),
-    full=dict(epochs=60, train_subset=0, augment=True, compile=True, threads=0),
-    epochs=epochs, train_subset=train_subset, augment=augment, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
-common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
-              compile=S.compile, device=device, seed=seed)
+S, common = ex.headline_settings(profile, device=device, seed=seed, epochs=epochs,
+                                 train_subset=train_subset, augment=augment, threads=threads)
 
 try:                                  # the emulator (deployment chapter), when present
     from bitnetlib import mcu

@@ -46,7 +46,6 @@ started = time.perf_counter()
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown, display
 
 from bitnetlib import engine, intmodel
@@ -54,15 +53,8 @@ from bitnetlib import experiments as ex
 from bitnetlib.data import load_mnist
 from bitnetlib.export import PER_WORD, TYPE_IDS, export_run, field_values, pack
 
-S = ex.profile_settings(
-    profile,
-    smoke=dict(**ex.SMOKE_TRAIN, threads=1),
-    full=dict(epochs=60, train_subset=0, augment=True, compile=True, threads=0),
-    epochs=epochs, train_subset=train_subset, augment=augment, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
-common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
-              compile=S.compile, device=device, seed=seed)
+S, common = ex.headline_settings(profile, device=device, seed=seed, epochs=epochs,
+                                 train_subset=train_subset, augment=augment, threads=threads)
 rng = np.random.default_rng(seed)
 
 

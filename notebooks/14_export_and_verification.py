@@ -58,21 +58,14 @@ started = time.perf_counter()
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown, display
 
 from bitnetlib import experiments as ex
 from bitnetlib.export import export_run, field_values, header_text, pack, packed_stats
 
-S = ex.profile_settings(
-    profile,
-    smoke=dict(**ex.SMOKE_TRAIN, threads=1),
-    full=dict(epochs=60, train_subset=0, augment=True, compile=True, threads=0),
-    epochs=epochs, train_subset=train_subset, augment=augment, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
-common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
-              compile=S.compile, device=device, seed=seed, widths=list(widths))
+S, common = ex.headline_settings(profile, device=device, seed=seed, epochs=epochs,
+                                 train_subset=train_subset, augment=augment, threads=threads)
+common["widths"] = list(widths)
 
 # %% [markdown]
 # ## Training one model per type
