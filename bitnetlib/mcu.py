@@ -42,6 +42,10 @@ CYCLES = {"alu": 1, "load": 2, "store": 2, "branch": 1, "jump": 3}
 STACK_FILL = 0xA5
 
 
+# entry points of an FC layer's kernel: their entries split a round into layers
+FC_ENTRIES = ("bn_fc", "bn_fc_cols")
+
+
 class McuError(RuntimeError):
     pass
 
@@ -202,8 +206,12 @@ class Emulator:
             ef = ELFFile(f)
             segs = [(s["p_paddr"], s.data()) for s in ef.iter_segments()
                     if s["p_type"] == "PT_LOAD" and s["p_filesz"]]
-            self.sym = {s.name: s["st_value"] for s in ef.get_section_by_name(".symtab").iter_symbols()
-                        if s.name}
+            symtab = ef.get_section_by_name(".symtab")
+            self.sym = {s.name: s["st_value"] for s in symtab.iter_symbols() if s.name}
+            # function address ranges, for the per-function profile
+            self.funcs = sorted((s["st_value"], s["st_value"] + max(s["st_size"], 1), s.name)
+                                for s in symtab.iter_symbols()
+                                if s.name and s["st_info"]["type"] == "STT_FUNC")
         self.uc = Uc(UC_ARCH_RISCV, UC_MODE_RISCV32)
         top = max(a + len(d) for a, d in segs if a < RAM_BASE)
         self.flash_size = max(FLASH_LIMIT, -(-top // 4096) * 4096)
@@ -257,12 +265,18 @@ class Emulator:
         return len(mem) - i
 
     # ---- counting
-    def start_counting(self):
+    def start_counting(self, markers=()):
+        """Count from now on. ``markers``: function names whose entry is recorded with
+        the running cycle count (``self.marks``: [(name, cycles)] per round), which
+        splits a round into layers."""
         from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ
         self.flash_reads = 0
-        self.block_count, self.taken = {}, {}
+        self.block_count, self.taken, self.block_reads = {}, {}, {}
         self._prev = None
         self.bad = []
+        self.cyc = 0                     # running cycle count (same model as take_counts)
+        self.marks = []
+        self._markers = {self.sym[m]: m for m in markers if m in self.sym}
         self.uc.hook_add(UC_HOOK_BLOCK, self._on_block)
         self.uc.hook_add(UC_HOOK_MEM_READ, self._on_read, begin=FLASH_BASE,
                          end=FLASH_BASE + self.flash_size - 1)
@@ -272,6 +286,7 @@ class Emulator:
         prev = self._prev
         if prev is not None and prev[0] and address != prev[1]:
             self.taken[prev[2]] = self.taken.get(prev[2], 0) + 1
+            self.cyc += 4 if prev[2][0] < RAM_BASE else 2
         info = self._blocks.get((address, size))
         if info is None:
             ins = decode(bytes(uc.mem_read(address, size)), address)
@@ -279,13 +294,44 @@ class Emulator:
                 if bad:
                     self.bad.append(f"0x{a:08x}: {bad}")
             last = ins[-1]
+            in_flash = address < RAM_BASE
+            static = sum(CYCLES[c] for _, _, c, _ in ins)
+            if in_flash:
+                static += sum(1 for _, ln, _, _ in ins if ln == 4) + 2 * (last[2] == "jump")
             info = self._blocks[(address, size)] = (last[2] == "branch", address + size,
-                                                    (address, size), ins)
+                                                    (address, size), ins, static)
         self.block_count[info[2]] = self.block_count.get(info[2], 0) + 1
+        self.cyc += info[4]
+        if address in self._markers:
+            self.marks.append((self._markers[address], self.cyc - info[4]))
         self._prev = info
 
     def _on_read(self, uc, access, address, size, value, _):
         self.flash_reads += 1
+        self.cyc += 1
+        if self._prev is not None:       # the block being executed
+            k = self._prev[2]
+            self.block_reads[k] = self.block_reads.get(k, 0) + 1
+
+    def function_of(self, address) -> str:
+        import bisect
+        i = bisect.bisect_right(self.funcs, (address, 1 << 40, "")) - 1
+        if i >= 0 and self.funcs[i][0] <= address < self.funcs[i][1]:
+            return self.funcs[i][2]
+        return "?"
+
+    def profile(self) -> dict:
+        """{function: [instructions, cycles]} since the last take_counts (call before
+        it): every executed block charged to the function it lies in."""
+        prof = {}
+        for key, n in self.block_count.items():
+            ins, static = self._blocks[key][3], self._blocks[key][4]
+            f = prof.setdefault(self.function_of(key[0]), [0, 0])
+            f[0] += n * len(ins)
+            f[1] += n * static + self.block_reads.get(key, 0)
+        for key, n in self.taken.items():
+            prof.setdefault(self.function_of(key[0]), [0, 0])[1] += n * (4 if key[0] < RAM_BASE else 2)
+        return prof
 
     def take_counts(self) -> Counts:
         """Counts since the last call (the block of the final stop is excluded)."""
@@ -307,7 +353,7 @@ class Emulator:
         instr = sum(by[c] for c in CYCLES)
         cycles = sum(by[c] * CYCLES[c] for c in CYCLES) + 2 * by["branch_taken"] \
             + by["flash_data_reads"] + by["flash_code32"] + 2 * by["flash_taken"]
-        self.block_count, self.taken, self.flash_reads = {}, {}, 0
+        self.block_count, self.taken, self.flash_reads, self.block_reads = {}, {}, 0, {}
         self._prev = None
         return Counts(instr, cycles, by)
 
@@ -363,11 +409,19 @@ def mcu_run(run_dir, kernel: str = "fast", images: int = 100, timed: int = None,
     timed = len(x) if timed is None else min(timed, len(x))
     counts = []
     rv32ec_ok = None
+    layer_cycles, prof = [], {}
     if hooks and timed:
-        emu.start_counting()
+        emu.start_counting(markers=FC_ENTRIES)
         for i in range(timed):
+            emu.marks, c0 = [], emu.cyc
             emu.run(x[i], 0, exp.n_classes)
+            for f, (n_i, n_c) in emu.profile().items():
+                p = prof.setdefault(f, [0, 0])
+                p[0] += n_i
+                p[1] += n_c
             counts.append(emu.take_counts())
+            bounds = [c0] + [c for _, c in emu.marks] + [emu.cyc]
+            layer_cycles.append(np.diff(bounds))
         if emu.bad:
             raise McuError("instructions outside RV32EC executed:\n" + "\n".join(emu.bad[:10]))
         rv32ec_ok = True
@@ -391,6 +445,13 @@ def mcu_run(run_dir, kernel: str = "fast", images: int = 100, timed: int = None,
             for k, v in c.by_class.items():
                 by[k] = by.get(k, 0) + v
         r["by_class_mean"] = {k: v / len(counts) for k, v in by.items()}
+        # where the cycles go: per function (instructions, cycles), and per layer: the
+        # part before the first FC kernel (input, conv layers), then each FC layer
+        # from its kernel's entry to the next one's (its ShiftNorm included)
+        r["profile_mean"] = {f: (v[0] / len(counts), v[1] / len(counts))
+                             for f, v in sorted(prof.items(), key=lambda kv: -kv[1][1])}
+        if len({len(l) for l in layer_cycles}) == 1:
+            r["layer_cycles_mean"] = [float(v) for v in np.mean(layer_cycles, axis=0)]
     else:
         r["instructions_mean"] = r["cycles_mean"] = None
     return r

@@ -137,31 +137,49 @@ bn_status bn_fc_2bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t
     return BN_OK;
 }
 
-/* One row of the write-up style 4bitsym kernel: word by word, zero activations
- * skipped, the weight's bits tested one by one. Field f: top bit set = positive;
- * magnitude bits m (f & 7 if positive, ~f & 7 if negative) give
- * |2f - 15| = 8 m2 + 4 m1 + 2 m0 + 1. */
+/* One weight of the write-up style 4bitsym kernel: zero activations skipped, the
+ * weight's bits tested one by one. Field f (top bits of x), 2f - 15: top bit set =
+ * positive, |2f - 15| = 8 m2 + 4 m1 + 2 m0 + 1 with magnitude bits m = f & 7 if
+ * positive and m = ~f & 7 if negative. The write-up packs sign and magnitude, so its
+ * loop negates the activation and tests set bits; with this offset-binary packing a
+ * negative weight's magnitude bits are the clear ones, so the negative path
+ * subtracts where a bit is clear: the same instructions per weight, no inversion. */
+#define STEP_4BITSYM(s, x, a)                                                   \
+    do {                                                                        \
+        if ((a) != 0) {                                                         \
+            if ((x) & 0x80000000u) {                                            \
+                (s) += (a);                                                     \
+                if ((x) & 0x10000000u) (s) += (a) << 1;                         \
+                if ((x) & 0x20000000u) (s) += (a) << 2;                         \
+                if ((x) & 0x40000000u) (s) += (a) << 3;                         \
+            } else {                                                            \
+                (s) -= (a);                                                     \
+                if (!((x) & 0x10000000u)) (s) -= (a) << 1;                      \
+                if (!((x) & 0x20000000u)) (s) -= (a) << 2;                      \
+                if (!((x) & 0x40000000u)) (s) -= (a) << 3;                      \
+            }                                                                   \
+        }                                                                       \
+    } while (0)
+
+/* One row, the write-up's loop shape: a word of 8 weights, then 8 steps. */
 static BN_HOT uint32_t row_4bitsym(const uint32_t *row, const int8_t *act, size_t n_in)
 {
-    uint32_t s = 0;
-    const int8_t *end = act + n_in;
-    while (act < end) {
-        uint32_t x = *row++;
-        const int8_t *stop = (size_t)(end - act) < 8u ? end : act + 8;
-        for (; act < stop; x <<= 4) {
-            uint32_t a = ua(*act++), m;
-            if (a == 0)
-                continue;
-            if (x & 0x80000000u) {
-                m = x;
-            } else {
-                m = ~x;
-                a = 0u - a;
-            }
-            s += a;
-            if (m & 0x40000000u) s += a << 3;
-            if (m & 0x20000000u) s += a << 2;
-            if (m & 0x10000000u) s += a << 1;
+    uint32_t s = 0, x;
+    size_t k, j, full = n_in / 8, rest = n_in % 8;
+    for (k = 0; k < full; k++) {
+        x = *row++;
+        for (j = 0; j < 8; j++) {
+            uint32_t a = ua(*act++);
+            STEP_4BITSYM(s, x, a);
+            x <<= 4;
+        }
+    }
+    if (rest) {                     /* last word: fewer than 8 weights */
+        x = *row;
+        for (j = 0; j < rest; j++) {
+            uint32_t a = ua(*act++);
+            STEP_4BITSYM(s, x, a);
+            x <<= 4;
         }
     }
     return s;
