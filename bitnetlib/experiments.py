@@ -329,6 +329,36 @@ def verify_cached(cfg, recompute=None) -> dict:
     return result
 
 
+def firmware_source_hash() -> str:
+    """Hash of everything that decides an emulated firmware run: the C engine, the
+    firmware sources and the Python harness (build, export, emulator, cycle model)."""
+    h = hashlib.sha256()
+    paths = sorted((REPO_ROOT / "c_engine").glob("*.[ch]")) + sorted(
+        p for p in (REPO_ROOT / "firmware").iterdir() if p.is_file())
+    for p in paths + [REPO_ROOT / "bitnetlib" / n for n in ("mcu.py", "export.py")]:
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def mcu_cached(cfg, kernel: str = "fast", images: int = 10, recompute=None) -> dict:
+    """``bitnetlib.mcu.mcu_run`` of a cached run in the emulated CH32V003, stored in the
+    run directory as mcu_<kernel>_<images>.json keyed by ``firmware_source_hash``."""
+    from . import mcu
+    run_dir = run_dir_of(cfg)
+    path, key = run_dir / f"mcu_{kernel}_{images}.json", firmware_source_hash()
+    if not recompute_requested(recompute) and path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("firmware") == key:
+            return saved["result"]
+    t0 = time.perf_counter()
+    result = mcu.mcu_run(run_dir, kernel=kernel, images=images, log=lambda s: None)
+    result["mcu_seconds"] = round(time.perf_counter() - t0, 1)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"firmware": key, "result": result}, indent=1))
+    tmp.replace(path)
+    return result
+
+
 def c_function(name: str) -> str:
     """The source text of one C function of the engine (c_engine/*.c), signature to '}'."""
     import re

@@ -48,7 +48,7 @@ augment = None         # None: profile's value (smoke off, full on)
 device = "auto"
 seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
-mcu_images = 10        # test images run in the emulated CH32V003 for the cycle counts
+mcu_images = None      # test images per emulated CH32V003 run; None: profile's (smoke 5, full 100)
 
 # %% tags=["hide-input", "hide-output"]
 import time
@@ -63,22 +63,18 @@ from bitnetlib.export import export_run, packed_stats
 S, common = ex.headline_settings(profile, device=device, seed=seed, epochs=epochs,
                                  train_subset=train_subset, augment=augment, threads=threads)
 
-try:                                  # the emulator (deployment chapter), when present
-    from bitnetlib import mcu
-except ImportError:
-    mcu = None
+from bitnetlib import mcu
+n_mcu_images = mcu_images or (5 if S.profile == "smoke" else 100)
 
 
-def emulated_cycles(run_dir):
-    """Mean cycles per inference of the firmware in the emulated CH32V003
-    (``bitnetlib.mcu.mcu_run``, fast kernels, first ``mcu_images`` test images), or why
+def emulated_cycles(cfg):
+    """Mean cycles per inference of the firmware in the emulated CH32V003 (fast
+    kernels, first ``n_mcu_images`` test images; see the deployment chapter), or why
     there is no number."""
-    if mcu is None or not hasattr(mcu, "mcu_run"):
-        return "not yet measured"
     if not mcu.have_toolchain():
         return "not measured (no RISC-V toolchain)"
     try:
-        r = mcu.mcu_run(run_dir, kernel="fast", images=mcu_images, log=lambda s: None)
+        r = ex.mcu_cached(cfg, kernel="fast", images=n_mcu_images)
     except Exception as e:            # the emulator cannot run this model (e.g. RAM)
         return f"not measured ({type(e).__name__}: {str(e).splitlines()[0][:80]})"
     return (f"{r['cycles_mean']:,.0f} ({r['ms_at_48mhz']:.2f} ms at 48 MHz; "
@@ -102,7 +98,7 @@ for name, (full_cfg, smoke_cfg) in ex.HEADLINE_MODELS.items():
                       c_vs_python=v["mismatch_c_int"],
                       int_vs_fakequant=v["mismatch_int_fakequant"],
                       train_s=sum(m["seconds"] for m in metrics), epochs=len(metrics),
-                      cycles=emulated_cycles(ex.run_dir_of(cfg)))
+                      cycles=emulated_cycles(cfg))
 display(Markdown(ex.profile_note(S)))
 
 # %%
@@ -148,8 +144,8 @@ plt.show()
 # in 10,000; the integer and the fake-quantized model differ on a few tens of images
 # for the reason given in {doc}`14_export_and_verification`. The accuracies are the
 # write-up's only at `full`; at `smoke` they show that the pipeline runs. Cycle counts
-# come from the firmware run in the emulated CH32V003 (`bitnetlib.mcu`, see the
-# deployment chapter); the smoke models are the write-up's shapes, so their cycle counts
+# come from the firmware run in the emulated CH32V003 (`bitnetlib.mcu`, see
+# {doc}`15_ch32v003_deployment`); the smoke models are the write-up's shapes, so their cycle counts
 # are comparable to its figures even though their accuracies are not.
 #
 # ## Provenance

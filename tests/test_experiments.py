@@ -105,3 +105,22 @@ def test_every_chapter_has_parameters_kernel_and_provenance():
         assert "provenance(" in nb.cells[-1].source, path.name
         assert "tqdm.auto" not in path.read_text(), path.name
         assert f"notebooks/{path.stem}" in toc, path.name
+
+
+def test_mcu_cached_reuses_result_until_the_firmware_sources_change(tmp_path, monkeypatch):
+    from bitnetlib import mcu
+    monkeypatch.delenv("BITNET_RECOMPUTE", raising=False)
+    monkeypatch.setattr(ex, "run_dir_of", lambda cfg: tmp_path)
+    calls = []
+
+    def fake_run(run_dir, kernel, images, log):
+        calls.append((run_dir, kernel, images))
+        return {"cycles_mean": 1000.0 + len(calls)}
+    monkeypatch.setattr(mcu, "mcu_run", fake_run)
+    first = ex.mcu_cached(TINY, kernel="fast", images=3)
+    assert ex.mcu_cached(TINY, kernel="fast", images=3) == first and len(calls) == 1
+    ex.mcu_cached(TINY, kernel="baseline", images=3)      # another kernel: another entry
+    assert calls[-1] == (tmp_path, "baseline", 3) and len(calls) == 2
+    monkeypatch.setattr(ex, "firmware_source_hash", lambda: "changed")
+    assert ex.mcu_cached(TINY, kernel="fast", images=3)["cycles_mean"] == 1003.0
+    assert not list(tmp_path.glob("*.tmp"))

@@ -1,0 +1,271 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # Deployment on the CH32V003
+#
+# ## Overview
+#
+# The write-up's target is the WCH CH32V003: a QingKe V2A core (RV32EC: 16 registers,
+# compressed instructions, no multiplier) at 48 MHz, 16 KB of flash and 2 KB of SRAM.
+# It runs its 4bitsym 256-64-64-64-10 network in 13.66 ms, about 650,000 cycles.
+#
+# Nobody here has the board, so the firmware is built for real and run in an
+# instruction-set simulator (`bitnetlib.mcu`):
+#
+# firmware
+# : `firmware/`: our own start-up code and linker script (no vendor SDK), the C engine
+#   compiled from `c_engine/` and the exported model header, built by Debian's
+#   `riscv64-unknown-elf-gcc` for `rv32ec`/`ilp32e`. The build fails with a message
+#   when code and weights exceed 16 KB of flash or data and stack exceed 2 KB of SRAM.
+#
+# emulator
+# : Unicorn runs the ELF with the chip's memory map. At the firmware's one host hook
+#   the harness writes the next test image and reads the last result; every layer's
+#   accumulators are compared with the host C engine. A block hook counts executed
+#   instructions by class and rejects any instruction outside RV32EC (`mul`, registers
+#   above x15).
+#
+# cycle model
+# : ALU 1 cycle, load/store 2, taken branch or jump 3, plus one wait state per data
+#   read from flash and per 32-bit instruction fetched from flash, two per taken branch
+#   in flash code (`../shared/mcu-measurement.md`, checked there against the write-up's
+#   timings to within a few percent). Cycle counts are estimates from this model;
+#   instruction counts are exact for the emulator.
+#
+# Two kernel sets are compared. `baseline` is the write-up's approach: weights row by
+# row, a bit test per weight, inputs equal to zero skipped. `fast` stores weights by
+# column, skips inputs equal to the background, builds a table of the input's
+# products with each of the 16 weight codes and adds from it without multiplying
+# (details in {doc}`13_inference_engine`).
+
+# %% tags=["parameters"]
+profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
+epochs = None          # None: profile's value (smoke 2, full 60)
+train_subset = None    # training images (0: all); None: profile's value (smoke 4000)
+augment = None         # None: profile's value (smoke off, full on)
+types = ["4bitsym", "FP130", "2bitsym", "Ternary", "8bit"]   # on the 256-64-64-64-10 shape
+kernels = ["baseline", "fast"]
+mcu_images = None      # test images per emulated run; None: profile's value (smoke 5, full 100)
+device = "auto"
+seed = 0
+threads = None         # None: profile's value (smoke 1, full all cores)
+
+# %% tags=["hide-output"]
+import time
+started = time.perf_counter()
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from bitnetlib import experiments as ex
+from bitnetlib import mcu
+from bitnetlib.export import COLS_TYPES
+
+S, common = ex.headline_settings(profile, device=device, seed=seed, epochs=epochs,
+                                 train_subset=train_subset, augment=augment, threads=threads)
+n_images = mcu_images or (5 if S.profile == "smoke" else 100)
+if not mcu.have_toolchain():
+    raise RuntimeError("this chapter needs riscv64-unknown-elf-gcc: run `make toolchain`")
+
+# %% [markdown]
+# ## The models
+#
+# The FC network of the write-up in several weight types (the same cached runs as
+# {doc}`14_export_and_verification`), the write-up's 1 KB 2bitsym network
+# (256-16-16-10) and the CNN of {doc}`16_cnn` (16 channels at `smoke`, 64 at `full`).
+
+# %%
+models = {f"FC {q} 64/64/64": ex.resolve_config({**common, "quant": q},
+                                                 "configs/fc_4bitsym_64x3_aug.yaml")
+          for q in types}
+models["FC 2bitsym 1 KB"] = ex.resolve_config(common, "configs/fc1k_2bitsym.yaml")
+cnn_path = ex.HEADLINE_MODELS["CNN 64"][0 if S.profile == "full" else 1]
+models[f"CNN ({cnn_path})"] = ex.resolve_config(common, cnn_path)
+accuracy = {name: ex.run_cached(cfg)[1][-1]["test_acc"] for name, cfg in models.items()}
+display(Markdown(ex.profile_note(S)))
+
+# %% [markdown]
+# ## Building and running the firmware
+#
+# For each model and kernel set: export the header in the kernel's layout, build the
+# firmware, run `n_images` test images in the emulator with every layer checked
+# against the host engine, and count cycles. A model that does not fit is reported
+# with the build's message; one whose only problem is SRAM is measured anyway on an
+# emulated chip with more SRAM and marked as not fitting. Results are cached in the
+# run directory, keyed by the sources of the engine, the firmware and the harness.
+
+
+# %%
+def emulate(cfg, kernel):
+    """mcu_run's result dict, or {'error': first line of the reason} when it cannot run."""
+    try:
+        return ex.mcu_cached(cfg, kernel=kernel, images=n_images)
+    except (mcu.McuError, Exception) as e:          # flash overflow, unsupported layer ...
+        lines = str(e).splitlines() or [type(e).__name__]
+        reason = [l for l in lines if l.startswith("error:")] or lines[-1:]
+        return {"error": reason[0][:160]}
+
+
+results = {(name, k): emulate(cfg, k) for name, cfg in models.items() for k in kernels}
+
+
+def table_row(name, kernel, r):
+    row = {"model": name, "kernel": kernel, "accuracy (training run) %": f"{accuracy[name]:.2f}"}
+    if "error" in r:
+        return {**row, "flash B": f"not built: {r['error']}"}
+    return {**row,
+            "flash B": r["flash_bytes"], "weights B": r["weight_bytes"], "SRAM B": r["ram_bytes"],
+            "fits": "yes" if r["fits_ch32v003"] else "**no**",
+            "cycles": f"{r['cycles_mean']:,.0f}", "instructions": f"{r['instructions_mean']:,.0f}",
+            "ms at 48 MHz": f"{r['ms_at_48mhz']:.2f}", "mismatches": r["mismatch_vs_host"]}
+
+
+display(Markdown(ex.markdown_table([table_row(n, k, r) for (n, k), r in results.items()])))
+
+# %%
+ok = {key: r for key, r in results.items() if "error" not in r}
+print(f"{len(ok)} of {len(results)} model/kernel pairs ran; firmware vs host engine "
+      f"mismatches (prediction or any layer's accumulators) over {n_images} images each: "
+      f"{sum(r['mismatch_vs_host'] for r in ok.values())}")
+print("instructions outside RV32EC:", "none" if all(r["rv32ec_only"] for r in ok.values())
+      else "FOUND")
+for (name, k), r in results.items():
+    if "error" in r:
+        print(f"{name}, {k}: {r['error']}")
+
+# %% [markdown]
+# ## Flash and SRAM
+#
+# What each firmware image uses of the chip: flash split into packed weights and
+# everything else (code, constants, start-up), SRAM into static data (activation
+# buffers, product tables) and the measured stack peak (the stack is filled with a
+# pattern before the run and scanned after it).
+
+# %% mystnb={"figure": {"caption": "Flash (left) and SRAM (right) used by each firmware image, fast kernels where they ran, else baseline; the dashed lines are the CH32V003's 16 KB and 2 KB.", "name": "fig-memory"}}
+def memory_of(name):
+    return ok.get((name, "fast")) or ok.get((name, "baseline"))
+
+
+shown = [n for n in models if memory_of(n)]
+fig, (axf, axr) = plt.subplots(1, 2, figsize=(10, 0.45 * len(shown) + 1.2), sharey=True)
+ys = np.arange(len(shown))
+w = np.array([memory_of(n)["weight_bytes"] for n in shown])
+axf.barh(ys, w, label="packed weights")
+axf.barh(ys, [memory_of(n)["flash_bytes"] for n in shown] - w, left=w, label="code and rest")
+axf.axvline(mcu.FLASH_LIMIT, ls="--", c="k")
+axf.set_xlabel("flash bytes")
+s = np.array([memory_of(n)["ram_static"] for n in shown])
+axr.barh(ys, s, label="static data")
+axr.barh(ys, [memory_of(n)["stack_bytes"] for n in shown], left=s, label="stack peak")
+axr.axvline(mcu.RAM_LIMIT, ls="--", c="k")
+axr.set_xlabel("SRAM bytes")
+axf.set_yticks(ys, shown)
+axf.legend(fontsize=8, loc="lower right")
+axr.legend(fontsize=8, loc="lower right")
+plt.show()
+
+# %%
+over_flash = [n for (n, k), r in results.items() if "flash overflow" in r.get("error", "")]
+no_fit = sorted({n for (n, k), r in ok.items() if not r["fits_ch32v003"]})
+print("do not fit the flash:", sorted(set(over_flash)) or "none")
+print("need more than 2 KB SRAM (measured on an emulated larger chip):", no_fit or "none")
+
+# %% [markdown]
+# The printed lists name the models the chip cannot hold. The 8bit FC network has
+# twice the 4-bit weights and cannot fit 16 KB; a CNN needs its feature maps in SRAM,
+# which is why the write-up moved its CNN to the CH32V002 with 4 KB.
+#
+# ## Cycles per inference
+#
+# Mean model cycles per image, both kernel sets, beside the write-up's measured
+# ~650,000 cycles for the 4bitsym network.
+
+# %% mystnb={"figure": {"caption": "Estimated cycles per inference in the emulated CH32V003 by model and kernel set (log scale); the dotted line is the write-up's 13.66 ms (about 655,000 cycles) for the 4bitsym 64/64/64 network.", "name": "fig-cycles"}}
+names = [n for n in models if any((n, k) in ok for k in kernels)]
+fig, ax = plt.subplots(figsize=(9, 3.6))
+xs = np.arange(len(names))
+for j, k in enumerate(kernels):
+    ax.bar(xs + 0.8 * (j - (len(kernels) - 1) / 2) / len(kernels),
+           [ok[(n, k)]["cycles_mean"] if (n, k) in ok else 0 for n in names],
+           width=0.8 / len(kernels), label=k)
+ax.axhline(13.66e-3 * mcu.MHZ * 1e6, ls=":", c="k", label="write-up, 4bitsym (measured)")
+ax.set_yscale("log")
+ax.set_ylabel("cycles per inference")
+ax.set_xticks(xs, names, rotation=20, ha="right", fontsize=8)
+ax.legend(fontsize=8)
+plt.show()
+
+# %%
+speedups = {n: ok[(n, "baseline")]["cycles_mean"] / ok[(n, "fast")]["cycles_mean"]
+            for n in names if (n, "baseline") in ok and (n, "fast") in ok}
+for n, x in speedups.items():
+    print(f"{n}: fast kernels {x:.1f}x fewer cycles than baseline")
+print("types without a column-major kernel (their fast build uses the row kernels):",
+      [q for q in types if q not in COLS_TYPES] or "none")
+ref = ok.get(("FC 4bitsym 64/64/64", "baseline"))
+if ref:
+    print(f"4bitsym baseline: {ref['cycles_mean']:,.0f} cycles = {ref['ms_at_48mhz']:.2f} ms, "
+          f"{100 * (ref['ms_at_48mhz'] / 13.66 - 1):+.0f} % against the write-up's 13.66 ms")
+
+# %% [markdown]
+# The printed ratios are the gain of the column-major, table-driven kernels over the
+# write-up's row-by-row approach on the same images. The number of cycles depends on
+# the images: both kernel sets skip zero inputs, so a sparser activation pattern runs
+# faster, and at `smoke` the barely trained models have different sparsity from the
+# trained ones.
+#
+# ## Where the cycles go
+#
+# The cycle model's terms for the 4bitsym network: instructions by class times their
+# cost, and the wait states of flash accesses.
+
+# %% mystnb={"figure": {"caption": "Cycles per inference of the 4bitsym 64/64/64 network split into the cycle model's terms, for each kernel set.", "name": "fig-cycle-terms"}}
+def cycle_terms(by):
+    c = mcu.CYCLES
+    return {"ALU": by.get("alu", 0) * c["alu"],
+            "load/store": by.get("load", 0) * c["load"] + by.get("store", 0) * c["store"],
+            "branches and jumps": by.get("branch", 0) * c["branch"] + by.get("jump", 0) * c["jump"]
+            + 2 * by.get("branch_taken", 0),
+            "flash wait states": by.get("flash_data_reads", 0) + by.get("flash_code32", 0)
+            + 2 * by.get("flash_taken", 0)}
+
+
+terms = {k: cycle_terms(ok[("FC 4bitsym 64/64/64", k)]["by_class_mean"])
+         for k in kernels if ("FC 4bitsym 64/64/64", k) in ok}
+fig, ax = plt.subplots(figsize=(7, 2.2))
+for k, t in terms.items():
+    left = 0
+    for i, (term, v) in enumerate(t.items()):
+        ax.barh(k, v, left=left, color=f"C{i}", label=term if k == kernels[0] else None)
+        left += v
+ax.set_xlabel("cycles per inference")
+ax.legend(fontsize=8, ncol=2)
+plt.show()
+
+# %%
+for k, t in terms.items():
+    total = sum(t.values())
+    print(f"{k}: " + ", ".join(f"{term} {100 * v / total:.0f} %" for term, v in t.items()))
+
+# %% [markdown]
+# The printed shares show what each kernel set spends its time on. The write-up's
+# row-by-row kernel tests every weight, so its cost scales with the number of weights;
+# the fast kernels pay per non-zero input and per table entry instead.
+#
+# ## Provenance
+
+# %%
+display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
