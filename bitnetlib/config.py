@@ -20,6 +20,8 @@ CHOICES = {
     "clip": ("prop", "octav"),
     "clip_update": ("epoch", "step"),
     "device": ("auto", "cpu", "cuda"),
+    "norm": ("rmsnorm", "layernorm"),
+    "prune": ("none", "l1", "random"),
 }
 
 
@@ -62,6 +64,20 @@ class TrainConfig:
     threads: int = 0              # torch CPU threads (0: leave torch's default)
     compile: bool = False         # torch.compile the training step (~30 s once, then ~2x faster)
     data_root: str = ""
+    # --- research-plan options (chapters 17+); see ADDED_KEYS
+    norm: str = "rmsnorm"         # input normalisation of every BitLinear
+    start_quant: str = ""         # linear-layer weight type before quant_switch_epoch ("": quant)
+    quant_switch_epoch: int = -1  # 0-based epoch from which `quant` is used; -1: no switch
+    init_from: str = ""           # RUN_DIR of a finished run whose weights start training
+    prune: str = "none"           # 'l1' or 'random': prune every quantized layer before training
+    prune_density: float = 1.0    # fraction of weights kept per layer when pruning
+
+
+# Keys added after runs were cached. ``config_dict`` leaves them out while they are at
+# their default, so every older configuration keeps its hash (experiments.config_key)
+# and still matches the config saved in its checkpoint.pt and model.pt.
+ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
+              "prune_density")
 
 
 def _check_type(key: str, value, tp):
@@ -97,7 +113,30 @@ def _validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("config key 'teacher': distill_alpha > 0 needs a teacher RUN_DIR")
     if cfg.lr <= 0 or cfg.quantscale <= 0:
         raise ConfigError("config keys 'lr' and 'quantscale' must be > 0")
+    _validate_added(cfg)
     return cfg
+
+
+def _validate_added(cfg: TrainConfig):
+    """The research-plan keys: quantization switch and pruning."""
+    if cfg.start_quant and cfg.start_quant not in QUANTIZERS:
+        raise ConfigError(f"config key 'start_quant': {cfg.start_quant!r} is not one of "
+                          f"{', '.join(QUANTIZERS)} (or '' for no switch)")
+    if bool(cfg.start_quant) != (cfg.quant_switch_epoch >= 0):
+        raise ConfigError("config keys 'start_quant' and 'quant_switch_epoch' go together: "
+                          f"got start_quant={cfg.start_quant!r}, "
+                          f"quant_switch_epoch={cfg.quant_switch_epoch}")
+    if cfg.start_quant and not 0 < cfg.quant_switch_epoch < cfg.epochs:
+        raise ConfigError(f"config key 'quant_switch_epoch': expected 1..{cfg.epochs - 1} "
+                          f"(epochs={cfg.epochs}), got {cfg.quant_switch_epoch}")
+    if cfg.start_quant and cfg.quant_per_layer:
+        raise ConfigError("config key 'start_quant': not supported with quant_per_layer")
+    if cfg.prune == "none" and cfg.prune_density != 1.0:
+        raise ConfigError(f"config key 'prune_density': {cfg.prune_density} needs prune: "
+                          f"l1 or random")
+    if cfg.prune != "none" and not 0 < cfg.prune_density <= 1:
+        raise ConfigError(f"config key 'prune_density': expected 0 < density <= 1, "
+                          f"got {cfg.prune_density}")
 
 
 def make_config(values: dict, source: str = "config") -> TrainConfig:
@@ -139,4 +178,16 @@ def load_config(path=None, overrides=()) -> TrainConfig:
 
 
 def config_dict(cfg: TrainConfig) -> dict:
-    return dataclasses.asdict(cfg)
+    """The configuration as a dict, without the ADDED_KEYS that are at their default.
+
+    >>> sorted(set(config_dict(make_config({"norm": "layernorm"}))) - set(config_dict(TrainConfig())))
+    ['norm']
+    """
+    out = dataclasses.asdict(cfg)
+    for key in ADDED_KEYS:
+        if out[key] == DEFAULTS[key]:
+            del out[key]
+    return out
+
+
+DEFAULTS = dataclasses.asdict(TrainConfig())

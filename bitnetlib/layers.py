@@ -18,30 +18,54 @@ from .quant import NoQuant, WeightQuantizer, choose_clip, quantize_activations
 RMS_EPS = 1e-8
 
 
+NORMS = ("rmsnorm", "layernorm")
+
+
+def normalize(x: torch.Tensor, norm: str = "rmsnorm") -> torch.Tensor:
+    """Per-row RMSNorm, or LayerNorm (mean removed first); no gain, no bias.
+
+    RMSNorm keeps a zero input zero; LayerNorm moves it to -mean / rms:
+
+    >>> x = torch.tensor([[0.0, 0.0, 3.0, 2.0]])
+    >>> normalize(x).tolist()
+    [[0.0, 0.0, 1.6641006469726562, 1.1094003915786743]]
+    >>> normalize(x, "layernorm").tolist()
+    [[-0.9622504711151123, -0.9622504711151123, 1.3471506834030151, 0.5773502588272095]]
+    """
+    if norm == "layernorm":
+        x = x - x.mean(-1, keepdim=True)
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS)
+
+
 class _BitLinearFn(torch.autograd.Function):
-    """y = act_quant(rmsnorm(relu?(x))) @ w_q.T; STE for both quantizers."""
+    """y = act_quant(norm(relu?(x))) @ w_q.T; STE for both quantizers."""
 
     @staticmethod
-    def forward(ctx, x, w, w_q, relu_input: bool):
+    def forward(ctx, x, w, w_q, relu_input: bool, centered: bool = False):
         if relu_input:
             x = x.clamp_min(0)
+        positive = x > 0 if relu_input and centered else None   # ReLU mask for backward
+        if centered:                                               # LayerNorm
+            x = x - x.mean(-1, keepdim=True)
         r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS)   # (B, 1)
         xn = x * r
         xq = quantize_activations(xn)
-        ctx.relu_input = relu_input
-        ctx.save_for_backward(xn, r, xq, w_q)
+        ctx.relu_input, ctx.centered = relu_input, centered
+        ctx.save_for_backward(xn, r, xq, w_q, positive)
         return xq.matmul(w_q.t())
 
     @staticmethod
     def backward(ctx, g):
-        xn, r, xq, w_q = ctx.saved_tensors
+        xn, r, xq, w_q, positive = ctx.saved_tensors
         g_w = g.t().matmul(xq)
         g_xn = g.matmul(w_q)                                       # STE through act quant
         # RMSNorm backward: dx = r * (g - xn * mean(g * xn))
         g_x = (g_xn - xn * (g_xn * xn).mean(-1, keepdim=True)) * r
-        if ctx.relu_input:                                         # xn > 0 <=> x > 0
-            g_x = g_x * (xn > 0)
-        return g_x, g_w, None, None
+        if ctx.centered:                                           # x - mean(x) backward
+            g_x = g_x - g_x.mean(-1, keepdim=True)
+        if ctx.relu_input:                                         # RMSNorm: xn > 0 <=> x > 0
+            g_x = g_x * (positive if ctx.centered else xn > 0)
+        return g_x, g_w, None, None, None
 
 
 class QuantWeightMixin:
@@ -53,17 +77,30 @@ class QuantWeightMixin:
         self.step_quantscale = 0.0   # > 0: recompute the prop clip at every forward
 
     def quantized_weight(self) -> torch.Tensor:
-        """Fake-quantized weight (no grad); ``clip`` must have been set."""
+        """Fake-quantized weight (no grad); ``clip`` must have been set. Pruned weights
+        (``weight_mask`` 0, see bitnetlib.prune) are exact zeros, whatever the type."""
         w = self.weight.detach()
         if self.step_quantscale > 0 and self.training:
             with torch.no_grad():
-                self.clip.copy_(self.quantizer.prop_clip(w, self.step_quantscale))
-        return self.quantizer.fake_quant(w, self.clip)
+                self.clip.copy_(self.quantizer.prop_clip(self.kept_weights(), self.step_quantscale))
+        w_q = self.quantizer.fake_quant(w, self.clip)
+        return w_q * self.weight_mask if self.is_pruned else w_q
+
+    @property
+    def is_pruned(self) -> bool:
+        return getattr(self, "weight_mask", None) is not None
+
+    def kept_weights(self) -> torch.Tensor:
+        """The weights that are not pruned (flattened), or all weights when not pruned:
+        the clip is chosen from these, so pruning does not shrink it."""
+        w = self.weight.detach()
+        return w[self.weight_mask.bool()] if self.is_pruned else w
 
     @torch.no_grad()
     def update_clip(self, method: str, quantscale: float, iters: int = 10):
         prev = self.clip if float(self.clip) > 0 else None
-        self.clip.copy_(choose_clip(self.weight, self.quantizer, method, quantscale, prev, iters))
+        self.clip.copy_(choose_clip(self.kept_weights(), self.quantizer, method, quantscale,
+                                    prev, iters))
 
     def weight_codes(self) -> torch.Tensor:
         return self.quantizer.codes(self.weight.detach(), self.clip)
@@ -80,21 +117,30 @@ class BitLinear(nn.Linear, QuantWeightMixin):
     """
 
     def __init__(self, in_features, out_features, quantizer: WeightQuantizer,
-                 relu_input: bool = False):
+                 relu_input: bool = False, norm: str = "rmsnorm"):
         super().__init__(in_features, out_features, bias=False)
-        self.relu_input = relu_input
+        if norm not in NORMS:
+            raise ValueError(f"BitLinear norm {norm!r}: expected one of {', '.join(NORMS)}")
+        self.relu_input, self.norm = relu_input, norm
         self._init_quant(quantizer)
 
     def forward(self, x):
         if not self.is_quantized:
             x = F.relu(x) if self.relu_input else x
-            return F.linear(x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS),
-                            self.weight)
-        return _BitLinearFn.apply(x, self.weight, self.quantized_weight(), self.relu_input)
+            return F.linear(normalize(x, self.norm), self.weight)
+        return _BitLinearFn.apply(x, self.weight, self.quantized_weight(), self.relu_input,
+                                  self.norm == "layernorm")
+
+    @torch.no_grad()
+    def quantized_input(self, x) -> torch.Tensor:
+        """What the matmul sees: [ReLU], norm, 8-bit activations (float values)."""
+        x = x.clamp_min(0) if self.relu_input else x
+        x = normalize(x, self.norm)
+        return quantize_activations(x) if self.is_quantized else x
 
     def extra_repr(self):
         return (f"{self.in_features}, {self.out_features}, quant={self.quantizer.name}, "
-                f"relu_input={self.relu_input}")
+                f"relu_input={self.relu_input}" + (f", norm={self.norm}" if self.norm != "rmsnorm" else ""))
 
 
 class _STE(torch.autograd.Function):

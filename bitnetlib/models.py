@@ -9,27 +9,29 @@ CNN: 8-bit input -> conv 3x3 1->C -> ReLU -> depthwise 3x3 -> ReLU -> maxpool 2
 import torch.nn as nn
 
 from .layers import BitConv2d, BitLinear, InputQuant
+from .prune import add_weight_masks
 from .quant import get_quantizer
 
 N_CLASSES = 10
 
 
-def fc_head(in_features: int, widths, quants) -> list:
+def fc_head(in_features: int, widths, quants, norm: str = "rmsnorm") -> list:
     """BitLinear layers in_features -> widths... -> 10, with ReLU between them."""
     sizes = [in_features, *widths, N_CLASSES]
     if len(quants) != len(sizes) - 1:
         raise ValueError(f"{len(sizes) - 1} linear layers but {len(quants)} quant types given")
-    return [BitLinear(sizes[i], sizes[i + 1], get_quantizer(q), relu_input=i > 0)
+    return [BitLinear(sizes[i], sizes[i + 1], get_quantizer(q), relu_input=i > 0, norm=norm)
             for i, q in enumerate(quants)]
 
 
 class FCModel(nn.Sequential):
-    def __init__(self, widths, quants, in_features: int = 256):
-        super().__init__(nn.Flatten(), *fc_head(in_features, widths, quants))
+    def __init__(self, widths, quants, in_features: int = 256, norm: str = "rmsnorm"):
+        super().__init__(nn.Flatten(), *fc_head(in_features, widths, quants, norm))
 
 
 class CNNModel(nn.Sequential):
-    def __init__(self, channels: int, widths, quants, conv_quant: str = "8bit"):
+    def __init__(self, channels: int, widths, quants, conv_quant: str = "8bit",
+                 norm: str = "rmsnorm"):
         cq = get_quantizer
         super().__init__(
             InputQuant(),
@@ -39,7 +41,7 @@ class CNNModel(nn.Sequential):
             BitConv2d(channels, channels, cq(conv_quant), groups=channels), nn.ReLU(),  # 6 -> 4
             nn.MaxPool2d(2),                                                      # 4 -> 2
             nn.Flatten(),                                                         # (B, C*4)
-            *fc_head(channels * 4, widths, quants),
+            *fc_head(channels * 4, widths, quants, norm),
         )
 
 
@@ -55,8 +57,15 @@ def layer_quants(cfg) -> list:
 
 
 def build_model(cfg) -> nn.Module:
+    """The model of a config; pruned configs get all-ones weight masks (bitnetlib.prune)
+    that training sets and a saved state dict restores."""
     if cfg.model == "fc":
-        return FCModel(cfg.widths, layer_quants(cfg))
-    if cfg.model == "cnn":
-        return CNNModel(cfg.cnn_channels, cfg.widths, layer_quants(cfg), cfg.conv_quant)
-    raise ValueError(f"unknown model {cfg.model!r}; valid: fc, cnn")
+        model = FCModel(cfg.widths, layer_quants(cfg), norm=cfg.norm)
+    elif cfg.model == "cnn":
+        model = CNNModel(cfg.cnn_channels, cfg.widths, layer_quants(cfg), cfg.conv_quant,
+                         cfg.norm)
+    else:
+        raise ValueError(f"unknown model {cfg.model!r}; valid: fc, cnn")
+    if cfg.prune != "none":
+        add_weight_masks(model)
+    return model

@@ -24,8 +24,10 @@ from tqdm import tqdm
 
 from .config import TrainConfig, config_dict, make_config
 from .data import AugmentParams, augment, load_mnist
-from .layers import quant_layers
+from .layers import BitLinear, quant_layers
 from .models import N_CLASSES, build_model
+from .prune import enforce_masks, prune_model
+from .quant import get_quantizer
 from .stats import model_stats
 
 
@@ -81,10 +83,26 @@ def evaluate(model, x, y, batch: int = 10000):
     return loss / x.shape[0], 100.0 * correct / x.shape[0]
 
 
+def linear_quant_at(cfg: TrainConfig, epoch: int) -> str:
+    """Weight type of the linear layers in a 0-based epoch: ``start_quant`` before
+    ``quant_switch_epoch``, ``quant`` from then on (a pure function of the epoch)."""
+    if cfg.start_quant and epoch < cfg.quant_switch_epoch:
+        return cfg.start_quant
+    return cfg.quant
+
+
+def set_linear_quant(model, name: str):
+    """Give every BitLinear the weight type ``name`` (the clip is updated after)."""
+    for layer in model.modules():
+        if isinstance(layer, BitLinear) and layer.quantizer.name != name:
+            layer.quantizer = get_quantizer(name)
+
+
 @torch.no_grad()
-def update_clips(model, cfg: TrainConfig, epoch: int):
+def update_clips(model, cfg: TrainConfig, epoch: int, force: bool = False):
+    """Per-epoch clips; ``force`` (a quant switch) updates even frozen OCTAV clips."""
     frozen = cfg.clip == "octav" and 0 <= cfg.octav_freeze_epoch <= epoch
-    if frozen and epoch > 0:
+    if frozen and epoch > 0 and not force:
         return
     for layer in quant_layers(model):
         if layer.is_quantized:
@@ -152,8 +170,9 @@ def predict_logits(model, x, batch: int = 4096):
 
 
 def train_epoch(model, opt, x, y, order, batch_size: int, step_fn=loss_and_logits,
-                progress=True, desc="epoch", teacher_logits=None):
-    """One pass over ``x[order]`` in batches; returns (train loss, train accuracy %)."""
+                progress=True, desc="epoch", teacher_logits=None, after_step=None):
+    """One pass over ``x[order]`` in batches; returns (train loss, train accuracy %).
+    ``after_step(model)`` runs after every optimizer step (pruning keeps its zeros)."""
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     n = order.shape[0]
@@ -166,6 +185,8 @@ def train_epoch(model, opt, x, y, order, batch_size: int, step_fn=loss_and_logit
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if after_step is not None:
+            after_step(model)
         loss_sum += loss.detach() * xb.shape[0]
         correct += (logits.detach().argmax(1) == yb).sum()
     return float(loss_sum) / n, 100.0 * int(correct) / n
@@ -193,6 +214,19 @@ def load_checkpoint(run_dir: Path, cfg: TrainConfig, model, opt, device):
     return ckpt["epoch"] + 1, ckpt["metrics"]
 
 
+def initial_weights(model, cfg: TrainConfig, device):
+    """Start from ``init_from``'s weights, then prune, as the config says. Runs before a
+    checkpoint is restored; both steps are deterministic, so a resume matches."""
+    if cfg.init_from:
+        _, source = load_run(cfg.init_from, device)
+        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+        if unexpected or any(not k.endswith("weight_mask") for k in missing):
+            raise RuntimeError(f"init_from {cfg.init_from}: not the same architecture "
+                               f"(missing {missing}, unexpected {unexpected})")
+    if cfg.prune != "none":
+        prune_model(model, cfg.prune, cfg.prune_density, cfg.seed)
+
+
 def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
           log=print, data=None, stop_after: int = -1):
     """Train (or resume) into ``run_dir``; returns (model, metrics list).
@@ -209,6 +243,7 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
         data = load_mnist(cfg.data_root or None, device, cfg.train_subset)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
+    initial_weights(model, cfg, device)
     opt = make_optimizer(model, cfg)
     if fresh:
         for name in ("checkpoint.pt", "metrics.json", "model.pt"):
@@ -226,14 +261,16 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
         if stop_after >= 0 and epoch - start >= stop_after:
             return model, metrics
         t0 = time.perf_counter()
-        update_clips(model, cfg, epoch)
+        set_linear_quant(model, linear_quant_at(cfg, epoch))
+        update_clips(model, cfg, epoch, force=epoch == cfg.quant_switch_epoch)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, epoch)
         x, y, order = epoch_data(cfg, data, epoch_generator(cfg, epoch, device))
         t_logits = None if teacher is None else torch.cat(
             [clean_logits, predict_logits(teacher, x[clean_logits.shape[0]:])])
         train_loss, train_acc = train_epoch(model, opt, x, y, order, cfg.batch_size, step_fn,
-                                            progress, f"epoch {epoch + 1}/{cfg.epochs}", t_logits)
+                                            progress, f"epoch {epoch + 1}/{cfg.epochs}", t_logits,
+                                            enforce_masks if cfg.prune != "none" else None)
         seconds = time.perf_counter() - t0
         test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
         m = dict(epoch=epoch + 1, lr=lr_at(cfg, epoch), train_loss=train_loss,

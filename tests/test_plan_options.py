@@ -1,0 +1,172 @@
+"""The research-plan options: norm, quantization switch, init_from and pruning."""
+import pytest
+import torch
+
+from bitnetlib import experiments as ex
+from bitnetlib.config import ConfigError, load_config
+from bitnetlib.data import MnistTensors
+from bitnetlib.layers import BitLinear, _BitLinearFn, normalize, quant_layers
+from bitnetlib.prune import l1_mask, n_kept, prune_model, random_mask, weight_density
+from bitnetlib.quant import get_quantizer, quantize_activations
+from bitnetlib.train import load_run, train
+
+QUIET = dict(progress=False, log=lambda s: None)
+
+
+def subset(mnist, n):
+    return MnistTensors(mnist.train28[:n], mnist.train_x[:n], mnist.train_y[:n],
+                        mnist.test_x[:1000], mnist.test_y[:1000])
+
+
+# ---------------------------------------------------------------- config
+
+def test_added_keys_keep_existing_cache_keys():
+    """Hashes computed before the keys were added: cached runs stay valid."""
+    assert ex.config_key(load_config(None)) == "bb466dc4e87c6cd0"
+    assert ex.config_key(load_config("configs/fc_4bitsym_64x3_aug.yaml")) == "ea1df0ab6c01385b"
+    assert ex.config_key(load_config(None, ["norm=layernorm"])) != "bb466dc4e87c6cd0"
+
+
+@pytest.mark.parametrize("overrides,expect", [
+    (["norm=batchnorm"], "layernorm"),
+    (["prune=magnitude"], "random"),
+    (["prune_density=0.5"], "needs prune"),
+    (["prune=l1", "prune_density=0"], "0 < density"),
+    (["start_quant=8bit"], "go together"),
+    (["quant_switch_epoch=3"], "go together"),
+    (["start_quant=9bit", "quant_switch_epoch=1"], "4bitsym"),
+    (["start_quant=8bit", "quant_switch_epoch=5", "epochs=5"], "1..4"),
+])
+def test_plan_config_errors(overrides, expect):
+    with pytest.raises(ConfigError, match=expect) as e:
+        load_config(None, overrides)
+    assert "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------- LayerNorm
+
+def reference_forward(x, w, w_q, relu, norm):
+    """The fused function written with autograd ops (STE for both quantizers)."""
+    x = x.clamp_min(0) if relu else x
+    xn = normalize(x, norm)
+    xq = xn + (quantize_activations(xn) - xn).detach()
+    return xq.matmul((w + (w_q - w).detach()).t())
+
+
+@pytest.mark.parametrize("norm", ["rmsnorm", "layernorm"])
+@pytest.mark.parametrize("relu", [False, True])
+def test_fused_linear_matches_autograd(norm, relu):
+    torch.manual_seed(0)
+    x = torch.randn(8, 24, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 24, dtype=torch.float64, requires_grad=True)
+    w_q = (w.detach() * 4).round() / 4
+    g = torch.randn(8, 5, dtype=torch.float64)
+    y = _BitLinearFn.apply(x, w, w_q, relu, norm == "layernorm")
+    gx, gw = torch.autograd.grad(y, (x, w), g)
+    y_ref = reference_forward(x, w, w_q, relu, norm)
+    gx_ref, gw_ref = torch.autograd.grad(y_ref, (x, w), g)
+    assert torch.allclose(y, y_ref) and torch.allclose(gw, gw_ref)
+    assert torch.allclose(gx, gx_ref, atol=1e-10)
+
+
+def test_layernorm_centres_and_loses_zeros():
+    torch.manual_seed(0)
+    x = torch.randn(64, 32)                         # half the ReLU outputs are zero
+    rms = BitLinear(32, 4, get_quantizer("4bitsym"), relu_input=True)
+    ln = BitLinear(32, 4, get_quantizer("4bitsym"), relu_input=True, norm="layernorm")
+    n_rms = normalize(x.clamp_min(0))
+    n_ln = normalize(x.clamp_min(0), "layernorm")
+    assert torch.allclose(n_ln.mean(-1), torch.zeros(64), atol=1e-5)
+    assert torch.allclose(n_ln.pow(2).mean(-1), torch.ones(64), atol=1e-4)
+    assert torch.allclose(n_rms.pow(2).mean(-1), torch.ones(64), atol=1e-4)
+    zeros_rms = float((rms.quantized_input(x) == 0).float().mean())
+    zeros_ln = float((ln.quantized_input(x) == 0).float().mean())
+    assert torch.all(rms.quantized_input(x)[x <= 0] == 0)    # RMSNorm keeps ReLU's zeros
+    assert zeros_rms >= float((x <= 0).float().mean())
+    assert zeros_ln < 0.05
+
+
+def test_layernorm_run_trains_and_reloads(mnist, tmp_path):
+    cfg = load_config(None, ["epochs=2", "augment=false", "widths=[16]", "norm=layernorm",
+                             "lr=0.003"])
+    model, metrics = train(cfg, tmp_path, data=subset(mnist, 2000), **QUIET)
+    assert all(l.norm == "layernorm" for l in quant_layers(model))
+    assert metrics[-1]["test_acc"] > 60
+    _, again = load_run(tmp_path)
+    assert all(l.norm == "layernorm" for l in quant_layers(again))
+
+
+# ---------------------------------------------------------------- pruning
+
+def test_masks_have_exact_density():
+    torch.manual_seed(0)
+    w = torch.randn(30, 17)
+    for density in (0.1, 0.25, 0.5, 0.9):
+        m_l1 = l1_mask(w, density)
+        m_rand = random_mask(w, density, torch.Generator().manual_seed(0))
+        assert int(m_l1.sum()) == int(m_rand.sum()) == n_kept(w.numel(), density)
+        # L1 keeps exactly the largest magnitudes
+        assert w.abs()[m_l1.bool()].min() >= w.abs()[~m_l1.bool()].max()
+    assert not torch.equal(l1_mask(w, 0.5), random_mask(w, 0.5, torch.Generator()))
+
+
+def test_pruned_weights_are_zero_after_quantization():
+    torch.manual_seed(0)
+    layer = BitLinear(40, 10, get_quantizer("4bitsym"))      # 4bitsym has no zero level
+    layer.update_clip("prop", 0.25)
+    prune_model(torch.nn.Sequential(layer), "random", 0.3)
+    layer.update_clip("prop", 0.25)
+    assert weight_density(torch.nn.Sequential(layer)) == [n_kept(400, 0.3) / 400]
+    # the clip comes from the kept weights only
+    kept = layer.weight.detach()[layer.weight_mask.bool()]
+    assert float(layer.clip) == pytest.approx(float(kept.abs().mean() / 0.25))
+
+
+def pruned_cfg(tmp_path, mnist, method, extra=()):
+    source = load_config(None, ["epochs=1", "augment=false", "widths=[16]"])
+    train(source, tmp_path / "dense", data=subset(mnist, 1000), **QUIET)
+    return load_config(None, ["epochs=2", "augment=true", "widths=[16]", f"prune={method}",
+                              "prune_density=0.25", f"init_from={tmp_path / 'dense'}",
+                              *extra])
+
+
+def test_mask_kept_through_training_and_resume(mnist, tmp_path):
+    cfg = pruned_cfg(tmp_path, mnist, "l1")
+    data = subset(mnist, 1000)
+    full, metrics = train(cfg, tmp_path / "a", data=data, **QUIET)
+    expect = [n_kept(l.weight.numel(), 0.25) / l.weight.numel() for l in quant_layers(full)]
+    assert weight_density(full) == pytest.approx(expect)
+    for layer in quant_layers(full):
+        assert torch.all(layer.weight[~layer.weight_mask.bool()] == 0)
+    train(cfg, tmp_path / "b", data=data, stop_after=1, **QUIET)
+    resumed, _ = train(cfg, tmp_path / "b", data=data, **QUIET)
+    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
+    loaded, _ = ex.run_cached(cfg, cache_dir=tmp_path / "cache", data=data)
+    assert weight_density(loaded) == pytest.approx(expect)
+
+
+def test_l1_pruning_starts_from_the_source_weights(mnist, tmp_path):
+    cfg = pruned_cfg(tmp_path, mnist, "l1", ["epochs=1", "lr=1.0e-12"])
+    _, source = load_run(tmp_path / "dense")
+    pruned, _ = train(cfg, tmp_path / "p", data=subset(mnist, 1000), **QUIET)
+    for s, p in zip(quant_layers(source), quant_layers(pruned)):
+        assert torch.equal(p.weight_mask, l1_mask(s.weight, 0.25))
+        assert torch.allclose(p.weight, s.weight * p.weight_mask, atol=1e-6)
+
+
+# ---------------------------------------------------------------- quantization switch
+
+def test_quant_switch_changes_levels_at_the_epoch(mnist, tmp_path):
+    cfg = load_config(None, ["epochs=3", "augment=false", "widths=[16]", "start_quant=8bit",
+                             "quant_switch_epoch=2"])
+    data = subset(mnist, 1000)
+    full, metrics = train(cfg, tmp_path / "a", data=data, **QUIET)
+    assert [m["layers"][0]["type"] for m in metrics] == ["8bit", "8bit", "4bitsym"]
+    assert len(metrics[0]["layers"][0]["histogram"]) == 256
+    assert len(metrics[2]["layers"][0]["histogram"]) == 16
+    assert all(l.quantizer.name == "4bitsym" for l in quant_layers(full))
+    train(cfg, tmp_path / "b", data=data, stop_after=1, **QUIET)     # killed before the switch
+    resumed, _ = train(cfg, tmp_path / "b", data=data, **QUIET)
+    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
