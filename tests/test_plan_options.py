@@ -170,3 +170,24 @@ def test_quant_switch_changes_levels_at_the_epoch(mnist, tmp_path):
     resumed, _ = train(cfg, tmp_path / "b", data=data, **QUIET)
     for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+# ---------------------------------------------------------------- zero activations
+
+def test_zero_inputs_and_skipped_pairs():
+    from bitnetlib.models import FCModel
+    from bitnetlib.sparsity import input_zero_fractions, nonzero_pairs
+    torch.manual_seed(0)
+    x = torch.randn(50, 1, 16, 16)
+    for norm in ("rmsnorm", "layernorm"):
+        model = FCModel([32, 32], ["4bitsym"] * 3, norm=norm)
+        for layer in quant_layers(model):
+            layer.update_clip("prop", 0.25)
+        zeros, pairs = input_zero_fractions(model, x), nonzero_pairs(model, x)
+        sizes = [(256, 32), (32, 32), (32, 10)]
+        for z, p, (n_in, n_out) in zip(zeros, pairs, sizes):
+            assert p == pytest.approx((1 - z) * n_in * n_out)
+        if norm == "rmsnorm":
+            assert min(zeros[1:]) > 0.3        # ReLU zeros survive RMSNorm
+        else:
+            assert max(zeros[1:]) < 0.05
