@@ -394,3 +394,16 @@ def kernel_instructions(extra_flags=("-O2",)) -> dict:
             out[name]["instructions"] += 1
             out[name]["multiplies"] += op.startswith(("imul", "mul"))
     return out
+
+
+def pruned_copy(model, cfg, method: str, density: float):
+    """A copy of a trained model pruned by ``method`` ('l1', 'random') to ``density``,
+    its clips re-chosen from the kept weights as the first fine-tuning epoch does: the
+    accuracy of pruning without fine-tuning."""
+    import copy
+    from .prune import prune_model
+    from .train import update_clips
+    pruned = copy.deepcopy(model)
+    prune_model(pruned, method, density, cfg.seed)
+    update_clips(pruned, cfg, 0)
+    return pruned.eval()

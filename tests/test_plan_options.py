@@ -191,3 +191,16 @@ def test_zero_inputs_and_skipped_pairs():
             assert min(zeros[1:]) > 0.3        # ReLU zeros survive RMSNorm
         else:
             assert max(zeros[1:]) < 0.05
+
+
+def test_pruned_copy_leaves_the_model_alone():
+    from bitnetlib.models import FCModel
+    torch.manual_seed(0)
+    model = FCModel([16], ["4bitsym"] * 2)
+    for layer in quant_layers(model):
+        layer.update_clip("prop", 0.25)
+    before = [l.weight.detach().clone() for l in quant_layers(model)]
+    pruned = ex.pruned_copy(model, load_config(None), "random", 0.2)
+    assert weight_density(pruned) == [n_kept(4096, 0.2) / 4096, n_kept(160, 0.2) / 160]
+    assert all(torch.equal(b, l.weight) for b, l in zip(before, quant_layers(model)))
+    assert not any(l.is_pruned for l in quant_layers(model))
