@@ -71,13 +71,14 @@ class TrainConfig:
     init_from: str = ""           # RUN_DIR of a finished run whose weights start training
     prune: str = "none"           # 'l1' or 'random': prune every quantized layer before training
     prune_density: float = 1.0    # fraction of weights kept per layer when pruning
+    swa_start_epoch: int = -1     # average the weights from this 0-based epoch on; -1: off
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at
 # their default, so every older configuration keeps its hash (experiments.config_key)
 # and still matches the config saved in its checkpoint.pt and model.pt.
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
-              "prune_density")
+              "prune_density", "swa_start_epoch")
 
 
 def _check_type(key: str, value, tp):
@@ -118,7 +119,7 @@ def _validate(cfg: TrainConfig) -> TrainConfig:
 
 
 def _validate_added(cfg: TrainConfig):
-    """The research-plan keys: quantization switch and pruning."""
+    """The research-plan keys: quantization switch, pruning and weight averaging."""
     if cfg.start_quant and cfg.start_quant not in QUANTIZERS:
         raise ConfigError(f"config key 'start_quant': {cfg.start_quant!r} is not one of "
                           f"{', '.join(QUANTIZERS)} (or '' for no switch)")
@@ -137,6 +138,9 @@ def _validate_added(cfg: TrainConfig):
     if cfg.prune != "none" and not 0 < cfg.prune_density <= 1:
         raise ConfigError(f"config key 'prune_density': expected 0 < density <= 1, "
                           f"got {cfg.prune_density}")
+    if not -1 <= cfg.swa_start_epoch < cfg.epochs:
+        raise ConfigError(f"config key 'swa_start_epoch': expected -1 (off) or 0..{cfg.epochs - 1}, "
+                          f"got {cfg.swa_start_epoch}")
 
 
 def make_config(values: dict, source: str = "config") -> TrainConfig:

@@ -4,7 +4,8 @@ RUN_DIR layout (every file written to a temporary name, then renamed):
     config.yaml      the resolved configuration
     checkpoint.pt    model + optimizer + metrics after the last finished epoch
     metrics.json     per epoch: losses, accuracies, seconds, LR, per-layer clip/entropy
-    model.pt         the final model (state dict + config), written when training ends
+    model.pt         the final model (state dict + config), written when training ends;
+                     with swa_start_epoch, the weight average (bitnetlib.swa)
 
 A killed run restarts from checkpoint.pt. Every epoch draws its randomness (shuffle,
 augmentation) from a generator seeded by (seed, epoch) and the LR is a pure function
@@ -29,6 +30,7 @@ from .models import N_CLASSES, build_model
 from .prune import enforce_masks, prune_model
 from .quant import get_quantizer
 from .stats import model_stats
+from .swa import WeightAverage
 
 
 def resolve_device(name: str) -> torch.device:
@@ -126,7 +128,9 @@ def log_line(epoch, cfg, m) -> str:
     layers = " ".join(f"{s['clip']:.3f}/{s.get('entropy', 0):.2f}" for s in m["layers"])
     return (f"Epoch [{epoch + 1}/{cfg.epochs}], LTrain:{m['train_loss']:.6f} "
             f"ATrain: {m['train_acc']:.2f}% LTest:{m['test_loss']:.6f} "
-            f"ATest: {m['test_acc']:.2f}% Time[s]: {m['seconds']:.2f} "
+            f"ATest: {m['test_acc']:.2f}% "
+            + (f"ASWA: {m['swa_test_acc']:.2f}% " if "swa_test_acc" in m else "")
+            + f"Time[s]: {m['seconds']:.2f} "
             f"w_clip/entropy[bits]: {layers}")
 
 
@@ -197,8 +201,9 @@ def make_optimizer(model, cfg):
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
 
 
-def load_checkpoint(run_dir: Path, cfg: TrainConfig, model, opt, device):
-    """Restore a matching checkpoint; returns (next epoch, metrics list)."""
+def load_checkpoint(run_dir: Path, cfg: TrainConfig, model, opt, device, swa=None):
+    """Restore a matching checkpoint (and the weight average, if any); returns
+    (next epoch, metrics list)."""
     ckpt_path = run_dir / "checkpoint.pt"
     if not ckpt_path.exists():
         return 0, []
@@ -211,6 +216,8 @@ def load_checkpoint(run_dir: Path, cfg: TrainConfig, model, opt, device):
                            f"--out directory or --fresh to start over")
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
+    if swa is not None:
+        swa.load_state_dict(ckpt["swa"])
     return ckpt["epoch"] + 1, ckpt["metrics"]
 
 
@@ -225,6 +232,16 @@ def initial_weights(model, cfg: TrainConfig, device):
                                f"(missing {missing}, unexpected {unexpected})")
     if cfg.prune != "none":
         prune_model(model, cfg.prune, cfg.prune_density, cfg.seed)
+
+
+def swa_step(swa, model, cfg: TrainConfig, epoch: int, data):
+    """Add this epoch's weights to the average; returns (averaged model with its own
+    clips, its test metrics)."""
+    swa.update(model)
+    averaged = swa.averaged_model(model)
+    update_clips(averaged, cfg, epoch, force=True)
+    loss, acc = evaluate(averaged, data.test_x, data.test_y)
+    return averaged.eval(), dict(swa_test_loss=loss, swa_test_acc=acc)
 
 
 def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
@@ -248,7 +265,9 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
     if fresh:
         for name in ("checkpoint.pt", "metrics.json", "model.pt"):
             (run_dir / name).unlink(missing_ok=True)
-    start, metrics = load_checkpoint(run_dir, cfg, model, opt, device)
+    swa = WeightAverage(model) if cfg.swa_start_epoch >= 0 else None
+    start, metrics = load_checkpoint(run_dir, cfg, model, opt, device, swa)
+    averaged = None
     step_fn = make_step_fn(cfg)
     teacher = load_teacher(cfg, device)
     # the clean images are the same every epoch: their teacher logits are computed once
@@ -276,12 +295,22 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
         m = dict(epoch=epoch + 1, lr=lr_at(cfg, epoch), train_loss=train_loss,
                  train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
                  seconds=seconds, layers=model_stats(model))
+        if swa is not None and epoch >= cfg.swa_start_epoch:
+            averaged, swa_m = swa_step(swa, model, cfg, epoch, data)
+            m.update(swa_m)
         metrics.append(m)
         log(log_line(epoch, cfg, m))
         ckpt = dict(epoch=epoch, config=config_dict(cfg), model=model.state_dict(),
                     optimizer=opt.state_dict(), metrics=metrics)
+        if swa is not None:
+            ckpt["swa"] = swa.state_dict()
         atomic_write(run_dir / "checkpoint.pt", lambda p: torch.save(ckpt, p))
         save_json(run_dir / "metrics.json", metrics)
+    if swa is not None:                    # the saved model is the weight average
+        if averaged is None:                   # resumed after the last epoch: rebuild it
+            averaged = swa.averaged_model(model)
+            update_clips(averaged, cfg, cfg.epochs - 1, force=True)
+        model = averaged
     final = dict(config=config_dict(cfg), model=model.state_dict())
     atomic_write(run_dir / "model.pt", lambda p: torch.save(final, p))
     if metrics:

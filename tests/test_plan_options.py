@@ -8,7 +8,7 @@ from bitnetlib.data import MnistTensors
 from bitnetlib.layers import BitLinear, _BitLinearFn, normalize, quant_layers
 from bitnetlib.prune import l1_mask, n_kept, prune_model, random_mask, weight_density
 from bitnetlib.quant import get_quantizer, quantize_activations
-from bitnetlib.train import load_run, train
+from bitnetlib.train import evaluate, load_run, train
 
 QUIET = dict(progress=False, log=lambda s: None)
 
@@ -204,3 +204,32 @@ def test_pruned_copy_leaves_the_model_alone():
     assert weight_density(pruned) == [n_kept(4096, 0.2) / 4096, n_kept(160, 0.2) / 160]
     assert all(torch.equal(b, l.weight) for b, l in zip(before, quant_layers(model)))
     assert not any(l.is_pruned for l in quant_layers(model))
+
+
+# ---------------------------------------------------------------- weight averaging
+
+def test_swa_saves_the_average_and_resumes(mnist, tmp_path):
+    cfg = load_config(None, ["epochs=3", "augment=true", "widths=[16]", "swa_start_epoch=1",
+                             "scheduler=constant"])
+    data = subset(mnist, 1000)
+    _, metrics = train(cfg, tmp_path / "a", data=data, **QUIET)
+    assert "swa_test_acc" not in metrics[0] and all("swa_test_acc" in m for m in metrics[1:])
+    train(cfg, tmp_path / "b", data=data, stop_after=2, **QUIET)
+    w1 = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    w2 = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
+    saved = torch.load(tmp_path / "a" / "model.pt", weights_only=False)["model"]
+    for name in ("1.weight", "2.weight"):
+        assert not torch.equal(w1[name], w2[name])
+        assert torch.allclose(saved[name], (w1[name] + w2[name]) / 2, atol=1e-6)
+    train(cfg, tmp_path / "b", data=data, **QUIET)
+    resumed = torch.load(tmp_path / "b" / "model.pt", weights_only=False)["model"]
+    for k in saved:
+        assert torch.equal(saved[k], resumed[k]), k
+    _, loaded = load_run(tmp_path / "a")
+    acc = evaluate(loaded, mnist.test_x[:1000], mnist.test_y[:1000])[1]
+    assert acc == pytest.approx(metrics[-1]["swa_test_acc"])
+
+
+def test_swa_config_error():
+    with pytest.raises(ConfigError, match="swa_start_epoch"):
+        load_config(None, ["epochs=5", "swa_start_epoch=5"])
