@@ -407,3 +407,15 @@ def pruned_copy(model, cfg, method: str, density: float):
     prune_model(pruned, method, density, cfg.seed)
     update_clips(pruned, cfg, 0)
     return pruned.eval()
+
+
+def checkpoint_model(cfg):
+    """The trained weights of a finished cached run's last epoch (checkpoint.pt): for
+    runs whose model.pt holds something else, such as the weight average (swa)."""
+    from .models import build_model
+    cfg = resolve_config(cfg)
+    device = resolve_device(cfg.device)
+    ckpt = torch.load(run_dir_of(cfg) / "checkpoint.pt", map_location=device, weights_only=False)
+    model = build_model(cfg).to(device)
+    model.load_state_dict(ckpt["model"])
+    return model.eval()

@@ -233,3 +233,15 @@ def test_swa_saves_the_average_and_resumes(mnist, tmp_path):
 def test_swa_config_error():
     with pytest.raises(ConfigError, match="swa_start_epoch"):
         load_config(None, ["epochs=5", "swa_start_epoch=5"])
+
+
+def test_checkpoint_model_is_the_last_iterate(mnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("BITNET_CACHE", str(tmp_path))
+    monkeypatch.delenv("BITNET_RECOMPUTE", raising=False)
+    cfg = {"epochs": 2, "augment": False, "widths": [8], "train_subset": 500, "device": "cpu",
+           "swa_start_epoch": 0}
+    averaged, metrics = ex.run_cached(cfg)
+    last = ex.checkpoint_model(cfg)
+    acc = evaluate(last, mnist.test_x, mnist.test_y)[1]
+    assert acc == pytest.approx(metrics[-1]["test_acc"])
+    assert not torch.equal(quant_layers(last)[0].weight, quant_layers(averaged)[0].weight)
