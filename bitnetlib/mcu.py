@@ -65,10 +65,19 @@ def fw_constants(exp) -> dict:
     compute them, and the kernels it needs (types, layouts, conv)."""
     convs = [l for l in exp.layers if l.kind != "fc"]
     fcs = [l for l in exp.layers if l.kind == "fc"]
-    side0 = convs[0].n_in if convs else 0
     features = fcs[0].n_in if convs else 0
     max_units = max([features] + [l.n_out for l in fcs])
-    scratch = max_units * 4 + 3 * side0 * side0 * 2 + 2 * max_units
+    maps, side = [0, 0], convs[0].n_in if convs else 0   # bn_network.c: ping-pong A, B
+    sizes = []
+    for l in convs:
+        side -= 2
+        sizes.append(side * side)
+        if l.pool:
+            side //= 2
+            sizes.append(side * side)
+    for i, n in enumerate(sizes):
+        maps[i % 2] = max(maps[i % 2], n)
+    scratch = max_units * 4 + (maps[0] + maps[1]) * 2 + max_units
     trace = features + sum(l.n_out for l in fcs)
     wtypes = 0
     for l in exp.layers:
@@ -232,14 +241,15 @@ class Emulator:
         self.uc.mem_write(self.bss_end, bytes([STACK_FILL]) * (sp - self.bss_end))
         self._blocks, self._counting = {}, False
 
-    # io layout (main.c): input[INPUT] | flags | status | pred | rounds | logits
+    # io layout (main.c): [input[INPUT] when INPUT_MEM=ram] | flags | status | pred |
+    # rounds | logits; with INPUT_MEM=flash the image is bn_fw_input, in flash
     def _io_off(self, n_in):
-        return -(-n_in // 4) * 4
+        return 0 if "bn_fw_input" in self.sym else -(-n_in // 4) * 4
 
     def run(self, image: np.ndarray, trace_len: int = 0, n_classes: int = 10):
         image = np.asarray(image, np.int8)
         off = self._io_off(image.size)
-        self.uc.mem_write(self.io, image.tobytes())
+        self.uc.mem_write(self.sym.get("bn_fw_input", self.io), image.tobytes())
         self.uc.mem_write(self.io + off, int(bool(trace_len)).to_bytes(4, "little"))
         ra = self.uc.reg_read(self._ra)
         self.uc.emu_start(ra, self.sync)
@@ -390,8 +400,18 @@ def mcu_run(run_dir, kernel: str = "fast", images: int = 100, timed: int = None,
         fits = False        # measure anyway on a virtual chip with more SRAM
         log(f"note: {str(e).splitlines()[-1]}; measuring with 64 KB of emulated SRAM")
         fw = build(exp, header, kernel, build_dir, ram_size=65536, ram_limit=65536)
-    emu = Emulator(fw["elf"], 2048 if fits else 65536)
     x = intmodel.input_codes(data.test_x[:images]).astype(np.int8)
+    emu = Emulator(fw["elf"], 2048 if fits else 65536)
+    if fits:            # static data fits: does the stack? (one image, then the fill)
+        from unicorn import UcError
+        try:
+            emu.run(x[0], 0, exp.n_classes)
+            emu.stack_peak()
+        except (McuError, UcError) as e:
+            fits = False
+            log(f"note: {e}; measuring with 64 KB of emulated SRAM")
+            fw = build(exp, header, kernel, build_dir, ram_size=65536, ram_limit=65536)
+            emu = Emulator(fw["elf"], 65536)
     y = data.test_y[:images].numpy()
     ref_pred, ref_logits = host.run(x)
     tl = host.trace_len

@@ -83,7 +83,9 @@
  * unused kernels, BN_CONV=0 the conv layers; a disabled type, layout or layer kind
  * is BN_ERR_WTYPE / BN_ERR_LAYER.
  * BN_HOT (default empty) marks hot kernels; the firmware defines it to place them
- * in SRAM (noinline, section .ramfunc).
+ * in SRAM (noinline, section .ramfunc). BN_HOT_AUX marks the next hottest code
+ * (ShiftNorm, the accumulator set-up of the cols kernels): SRAM in the fast
+ * firmware, flash in the baseline (the write-up puts only its FC loop in SRAM).
  *
  * Every entry point returns a bn_status; nothing allocates memory, nothing keeps
  * state between calls; the caller provides all buffers.
@@ -113,8 +115,18 @@ extern "C" {
 #define BN_CONV 1            /* 0: no conv layers (FC-only firmware, less flash) */
 #endif
 #define BN_HAS_WTYPE(t) ((BN_WTYPES >> (t)) & 1u)   /* t: a number (for #if) */
+/* SRAM placement for the firmware (-DBN_HOT=BN_RAMFUNC): one section per function
+ * (named after the line), so that --gc-sections still drops unused kernels. */
+#if defined(__GNUC__)
+#define BN_STR2_(x) #x
+#define BN_STR_(x) BN_STR2_(x)
+#define BN_RAMFUNC __attribute__((noinline, section(".ramfunc." BN_STR_(__LINE__))))
+#endif
 #ifndef BN_HOT
 #define BN_HOT
+#endif
+#ifndef BN_HOT_AUX
+#define BN_HOT_AUX
 #endif
 
 typedef enum {

@@ -357,34 +357,42 @@ bn_status bn_unpack_row(uint8_t wtype, const uint32_t *row, size_t words, size_t
     return BN_OK;
 }
 
-/* rshift of bitnet.h: v > 0, computed in uint32 */
-static uint32_t rshift(int32_t v, unsigned s)
+BN_HOT_AUX bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out,
+                                       uint8_t *shift, uint16_t *argmax)
 {
-    uint32_t half = s ? (1u << (s - 1u)) : 0u;
-    return ((uint32_t)v + half) >> s;
-}
-
-bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out, uint8_t *shift,
-                            uint16_t *argmax)
-{
-    size_t i, best = 0;
+    const int32_t *p, *end, *best;
+    uint8_t *o = (uint8_t *)out;            /* 0..127: stored without sign handling */
+    int32_t max;
     unsigned s = 0;
+    uint32_t half, m;
     if (!acc || !out)
         return BN_ERR_NULL;
     if (n == 0)
         return BN_ERR_SHAPE;
-    for (i = 1; i < n; i++)
-        if (acc[i] > acc[best])
-            best = i;
-    while (acc[best] > 0 && (acc[best] >> s) > 127)   /* max > 0: no negative shift */
+    /* do-while loops, test at the bottom: one taken branch per element (-Os keeps
+     * while loops with a jump back to the test, which costs more in flash) */
+    p = best = acc;
+    end = acc + n;
+    max = *p;
+    do {
+        if (*p > max) {
+            max = *p;
+            best = p;
+        }
+    } while (++p < end);
+    /* smallest s with (max >> s) <= 127: the bit length of max >> 7 (max > 0) */
+    for (m = max > 127 ? (uint32_t)max >> 7 : 0u; m; m >>= 1)
         s++;
-    for (i = 0; i < n; i++) {
-        uint32_t v = acc[i] <= 0 ? 0u : rshift(acc[i], s);
-        out[i] = (int8_t)(v > 127u ? 127u : v);
-    }
+    half = s ? 1u << (s - 1u) : 0u;
+    p = acc;
+    do {
+        int32_t v = *p;
+        uint32_t r = v <= 0 ? 0u : ((uint32_t)v + half) >> s;   /* rshift, ReLU */
+        *o++ = (uint8_t)(r > 127u ? 127u : r);
+    } while (++p < end);
     if (shift)
         *shift = (uint8_t)s;
     if (argmax)
-        *argmax = (uint16_t)best;
+        *argmax = (uint16_t)(best - acc);
     return BN_OK;
 }

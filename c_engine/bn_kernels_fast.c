@@ -16,16 +16,16 @@
 
 #define TAB_MAX 16                 /* entries of the widest table (4-bit fields) */
 
-static int32_t u2i_f(uint32_t u)
+static int32_t u2i_f(uint32_t u)   /* exact int32 value of a two's-complement word */
 {
     return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
-/* product tables: t[f] = weight(f) * d, built by additions and shifts */
-typedef void (*tab_fn)(int16_t *t, uint32_t d);
+/* product tables: t[f] = weight(f) * d, built by additions and shifts (inlined
+ * into the pass of their type) */
 
 #if BN_HAS_WTYPE(4)
-static BN_HOT void tab_4bitsym(int16_t *t, uint32_t d)     /* 2f - 15 */
+static void tab_4bitsym(int16_t *t, uint32_t d)     /* 2f - 15 */
 {
     uint32_t d2 = d << 1, v = d;                /* t[8 + k] = (2k + 1) d = -t[7 - k] */
     t[8] = (int16_t)u2i_f(v); t[7] = (int16_t)u2i_f(0u - v); v += d2;
@@ -40,7 +40,7 @@ static BN_HOT void tab_4bitsym(int16_t *t, uint32_t d)     /* 2f - 15 */
 #endif
 
 #if BN_HAS_WTYPE(5)
-static BN_HOT void tab_4bit(int16_t *t, uint32_t d)        /* f - 8 */
+static void tab_4bit(int16_t *t, uint32_t d)        /* f - 8 */
 {
     uint32_t v = 0u - (d << 3);
     unsigned f;
@@ -50,7 +50,7 @@ static BN_HOT void tab_4bit(int16_t *t, uint32_t d)        /* f - 8 */
 #endif
 
 #if BN_HAS_WTYPE(7)
-static BN_HOT void tab_fp130(int16_t *t, uint32_t d)       /* sign << 3 | e */
+static void tab_fp130(int16_t *t, uint32_t d)       /* sign << 3 | e */
 {
     unsigned e;
     for (e = 0; e < 8; e++) {
@@ -61,7 +61,7 @@ static BN_HOT void tab_fp130(int16_t *t, uint32_t d)       /* sign << 3 | e */
 #endif
 
 #if BN_HAS_WTYPE(3)
-static BN_HOT void tab_2bitsym(int16_t *t, uint32_t d)     /* 2f - 3 */
+static void tab_2bitsym(int16_t *t, uint32_t d)     /* 2f - 3 */
 {
     uint32_t d3 = (d << 1) + d;
     t[0] = (int16_t)u2i_f(0u - d3);
@@ -72,147 +72,215 @@ static BN_HOT void tab_2bitsym(int16_t *t, uint32_t d)     /* 2f - 3 */
 #endif
 
 #if BN_HAS_WTYPE(1)
-static BN_HOT void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
+static void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
 {
     t[0] = (int16_t)u2i_f(0u - d);
     t[1] = (int16_t)u2i_f(d);
 }
 #endif
 
-/* int16 entry at byte offset `off` of table K (TB bytes per table) */
-#define LK(t, K, TB, off) ((int32_t)(*(const int16_t *)((t) + (K) * (TB) + (off))))
+/* Accumulate kernels: G = 4 non-zero inputs per pass (their tables contiguous, TB
+ * bytes each, at t), one pass over the out accumulators. A column word holds PER
+ * outputs' fields, field k (0 = most significant) of width B; as a byte offset into
+ * an int16 table it is (x >> (31 - B (k + 1))) & M, M = (2^B - 1) << 1. */
+#define LK(t, K, TB, off) ((uint32_t)(int32_t)(*(const int16_t *)((t) + (K) * (TB) + (off))))
+#define SUM4(t, TB, o0, o1, o2, o3)                                                      \
+    (LK(t, 0, TB, o0) + LK(t, 1, TB, o1) + LK(t, 2, TB, o2) + LK(t, 3, TB, o3))
 
-#define SUM4(t, TB, M, x0, x1, x2, x3, s)                                               \
-    (uint32_t)(LK(t, 0, TB, ((x0) >> (s)) & (M)) + LK(t, 1, TB, ((x1) >> (s)) & (M))        \
-               + LK(t, 2, TB, ((x2) >> (s)) & (M)) + LK(t, 3, TB, ((x3) >> (s)) & (M)))
+#if BN_HAS_WTYPE(4) || BN_HAS_WTYPE(5) || BN_HAS_WTYPE(7)
+/* 4-bit fields: the 8 fields of a word unrolled with constant shifts, so a
+ * non-zero input-weight pair costs srli, andi, add, lh, add (6 cycles) and an
+ * output's accumulator is loaded and stored once per 4 inputs. */
+#define F4(x, s) (((x) >> (s)) & 0x1Eu)
+#define OUT4(i, s) p[i] += SUM4(t, 32, F4(x0, s), F4(x1, s), F4(x2, s), F4(x3, s))
+static BN_HOT void run4_b4(const uint32_t *const *col, const unsigned char *t, size_t n_out,
+                           uint32_t *a)
+{
+    const uint32_t *c0 = col[0], *c1 = col[1], *c2 = col[2], *c3 = col[3];
+    uint32_t *end = a + n_out, tmp[8];
+    size_t k, rem = n_out & 7u;
+    for (;;) {
+        uint32_t *p = a, x0, x1, x2, x3;
+        if ((size_t)(end - a) < 8) {
+            if (a == end)
+                break;
+            /* last word, rem < 8 outputs: the same code on a copy (less SRAM code
+             * than a second loop); its padding fields land in unused tmp entries */
+            for (k = 0; k < 8; k++)
+                tmp[k] = k < rem ? a[k] : 0u;
+            p = tmp;
+        }
+        x0 = *c0++; x1 = *c1++; x2 = *c2++; x3 = *c3++;
+        OUT4(0, 27); OUT4(1, 23); OUT4(2, 19); OUT4(3, 15);
+        OUT4(4, 11); OUT4(5, 7); OUT4(6, 3);
+        p[7] += SUM4(t, 32, (x0 << 1) & 0x1Eu, (x1 << 1) & 0x1Eu, (x2 << 1) & 0x1Eu,
+                     (x3 << 1) & 0x1Eu);
+        if (p == tmp) {
+            for (k = 0; k < rem; k++)
+                a[k] = tmp[k];
+            break;
+        }
+        a += 8;
+    }
+}
+#endif
 
-/* Kernels for one field width B: four columns at once, and one column. Field k
- * (0 = most significant) of word x, as a byte offset into an int16 table:
- * (x >> (31 - B (k + 1))) & M; four fields per step, then the words move up by 4 B. */
-#define DEFINE_COLS(B)                                                          \
-static BN_HOT void cols4_##B(const uint32_t *const *col, size_t wpc, const int16_t *tab,  \
-                             size_t n_out, uint32_t *acc)                               \
+/* Narrower fields (2bitsym, Binary): four fields per step, the words shifted on. */
+#define DEFINE_RUN4(B)                                                                  \
+static BN_HOT void run4_b##B(const uint32_t *const *col, const unsigned char *t,          \
+                             size_t n_out, uint32_t *a)                                  \
 {                                                                                       \
-    const unsigned char *t = (const unsigned char *)tab;                                \
     const uint32_t M = ((1u << (B)) - 1u) << 1;                                         \
     const uint32_t *c0 = col[0], *c1 = col[1], *c2 = col[2], *c3 = col[3];              \
     enum { PER = 32 / (B), TB = 2 << (B) };                                             \
-    size_t j, full = n_out / PER, rem = n_out % PER;                                    \
-    unsigned k;                                                                         \
-    (void)wpc;                                                                          \
+    size_t j, full = n_out / PER, rem = n_out % PER, k;                                 \
     for (j = 0; j < full; j++) {                                                        \
         uint32_t x0 = c0[j], x1 = c1[j], x2 = c2[j], x3 = c3[j];                        \
-        uint32_t *p = acc + j * PER, *pe = p + PER;                                     \
-        for (; p < pe; p += 4) {      /* 4 fields with constant shifts, then move on */ \
-            p[0] += SUM4(t, TB, M, x0, x1, x2, x3, 31u - (B));                          \
-            p[1] += SUM4(t, TB, M, x0, x1, x2, x3, 31u - 2u * (B));                     \
-            p[2] += SUM4(t, TB, M, x0, x1, x2, x3, 31u - 3u * (B));                     \
-            p[3] += SUM4(t, TB, M, x0, x1, x2, x3, 31u - 4u * (B));                     \
+        uint32_t *p = a + j * PER, *pe = p + PER;                                       \
+        for (; p < pe; p += 4) {                                                        \
+            p[0] += SUM4(t, TB, (x0 >> (31u - (B))) & M, (x1 >> (31u - (B))) & M,      \
+                         (x2 >> (31u - (B))) & M, (x3 >> (31u - (B))) & M);             \
+            p[1] += SUM4(t, TB, (x0 >> (31u - 2u * (B))) & M, (x1 >> (31u - 2u * (B))) & M, \
+                         (x2 >> (31u - 2u * (B))) & M, (x3 >> (31u - 2u * (B))) & M);   \
+            p[2] += SUM4(t, TB, (x0 >> (31u - 3u * (B))) & M, (x1 >> (31u - 3u * (B))) & M, \
+                         (x2 >> (31u - 3u * (B))) & M, (x3 >> (31u - 3u * (B))) & M);   \
+            p[3] += SUM4(t, TB, (x0 >> (31u - 4u * (B))) & M, (x1 >> (31u - 4u * (B))) & M, \
+                         (x2 >> (31u - 4u * (B))) & M, (x3 >> (31u - 4u * (B))) & M);   \
             x0 <<= 4 * (B); x1 <<= 4 * (B); x2 <<= 4 * (B); x3 <<= 4 * (B);             \
         }                                                                               \
     }                                                                                   \
-    if (rem) {                    /* last word: rem < PER fields, never the last one */ \
+    if (rem) {                                                                          \
         uint32_t x0 = c0[full], x1 = c1[full], x2 = c2[full], x3 = c3[full];            \
-        uint32_t *p = acc + full * PER;                                                 \
+        uint32_t *p = a + full * PER;                                                   \
         for (k = 0; k < rem; k++) {                                                     \
-            unsigned s = 31u - (B) * (k + 1u);                                          \
-            p[k] += (uint32_t)(LK(t, 0, TB, (x0 >> s) & M) + LK(t, 1, TB, (x1 >> s) & M) \
-                             + LK(t, 2, TB, (x2 >> s) & M) + LK(t, 3, TB, (x3 >> s) & M)); \
+            unsigned s = 31u - (B) * ((unsigned)k + 1u);                                \
+            p[k] += SUM4(t, TB, (x0 >> s) & M, (x1 >> s) & M, (x2 >> s) & M, (x3 >> s) & M); \
         }                                                                               \
     }                                                                                   \
-}                                                                                       \
-static void cols1_##B(const uint32_t *c0, size_t wpc, const int16_t *tab, size_t n_out,   \
-                      uint32_t *acc)                                                    \
+}
+
+typedef void (*run4_fn)(const uint32_t *const *, const unsigned char *, size_t, uint32_t *);
+
+#if BN_HAS_WTYPE(3)
+DEFINE_RUN4(2)
+#endif
+#if BN_HAS_WTYPE(1)
+DEFINE_RUN4(1)
+#endif
+
+/* acc[o] = c * wsum[o] without a multiplier (wsum NULL: 0): one pass over the
+ * outputs per set bit of |c| (the MNIST background has two or three). */
+static BN_HOT_AUX void acc_init(int32_t c, const int32_t *wsum, size_t n_out, uint32_t *acc)
+{
+    uint32_t m = c < 0 ? 0u - (uint32_t)c : (uint32_t)c;
+    uint32_t sg = c < 0 ? 0xFFFFFFFFu : 0u;      /* (v ^ sg) - sg: v, or -v if c < 0 */
+    uint32_t *a = acc, *end = acc + n_out;
+    unsigned b = 0;
+    do
+        *a = 0;
+    while (++a < end);
+    if (wsum)
+        for (; m; m >>= 1, b++) {
+            const int32_t *ws = wsum;
+            if (!(m & 1u))
+                continue;
+            a = acc;
+            do
+                *a += (((uint32_t)*ws++ << b) ^ sg) - sg;
+            while (++a < end);
+        }
+}
+
+/* The pass over the inputs (SRAM on the MCU), one per type: skip inputs equal to
+ * c (d = act[i] - c == 0), build the non-zero inputs' tables four at a time,
+ * accumulate. Running pointers only: k * stride or i * wpc would call __mulsi3. */
+typedef void (*pass_fn)(const uint32_t *, size_t, const int8_t *, size_t, size_t, int32_t,
+                        uint32_t *);
+#define DEFINE_PASS(NAME, BUILD, RUN4, STRIDE)                                          \
+static BN_HOT void NAME(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,    \
+                        size_t n_out, int32_t c, uint32_t *u)                           \
 {                                                                                       \
-    const unsigned char *t = (const unsigned char *)tab;                                \
-    const uint32_t M = ((1u << (B)) - 1u) << 1;                                         \
-    size_t o;                                                                           \
-    (void)wpc;                                                                          \
-    for (o = 0; o < n_out; o++) {                                                       \
-        uint32_t x = c0[o / (32 / (B))] << ((B) * (o % (32 / (B))));                    \
-        acc[o] += (uint32_t)LK(t, 0, 0, (x >> (31u - (B))) & M);                        \
+    int16_t tab[4 * (STRIDE)], *tk = tab;                                               \
+    const uint32_t *col[4], **ck = col;                                                 \
+    const int8_t *p = act, *end = act + n_in;                                           \
+    for (;;) {                                                                          \
+        while (p < end && *p == c) {    /* background (centred) or ReLU zero */         \
+            p++;                                                                        \
+            w += wpc;                                                                   \
+        }                                                                               \
+        if (p == end)                                                                   \
+            break;                                                                      \
+        *ck++ = w;                                                                      \
+        BUILD(tk, (uint32_t)(*p - c));                                                  \
+        p++;                                                                            \
+        w += wpc;                                                                       \
+        tk += (STRIDE);                                                                 \
+        if (tk == tab + 4 * (STRIDE)) {                                                 \
+            RUN4(col, (const unsigned char *)tab, n_out, u);                            \
+            tk = tab;                                                                   \
+            ck = col;                                                                   \
+        }                                                                               \
+    }                                                                                   \
+    if (tk != tab) {                /* 1-3 inputs left: pad with all-zero tables */     \
+        while (tk < tab + 4 * (STRIDE))                                                 \
+            *tk++ = 0;                                                                  \
+        while (ck < col + 4)                                                            \
+            *ck++ = col[0];                                                             \
+        RUN4(col, (const unsigned char *)tab, n_out, u);                                \
     }                                                                                   \
 }
 
-typedef void (*cols4_fn)(const uint32_t *const *, size_t, const int16_t *, size_t,
-                         uint32_t *);
-typedef void (*cols1_fn)(const uint32_t *, size_t, const int16_t *, size_t, uint32_t *);
-
-#if BN_HAS_WTYPE(4) || BN_HAS_WTYPE(5) || BN_HAS_WTYPE(7)
-DEFINE_COLS(4)
-#define HAVE_COLS4 1
+#if BN_HAS_WTYPE(4)
+DEFINE_PASS(pass_4bitsym, tab_4bitsym, run4_b4, 16)
+#endif
+#if BN_HAS_WTYPE(5)
+DEFINE_PASS(pass_4bit, tab_4bit, run4_b4, 16)
+#endif
+#if BN_HAS_WTYPE(7)
+DEFINE_PASS(pass_fp130, tab_fp130, run4_b4, 16)
 #endif
 #if BN_HAS_WTYPE(3)
-DEFINE_COLS(2)
+DEFINE_PASS(pass_2bitsym, tab_2bitsym, run4_b2, 4)
 #endif
 #if BN_HAS_WTYPE(1)
-DEFINE_COLS(1)
+DEFINE_PASS(pass_binary, tab_binary, run4_b1, 2)
 #endif
 
-/* c * v without a multiplier (c in -255..255): shifts and adds, modular */
-static uint32_t mul_small(int32_t c, uint32_t v)
+bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t *act,
+                     size_t n_in, size_t n_out, const int32_t *wsum, int32_t *acc)
 {
-    uint32_t m = c < 0 ? 0u - (uint32_t)c : (uint32_t)c, r = 0;
-    for (; m; m >>= 1, v <<= 1)
-        if (m & 1u)
-            r += v;
-    return c < 0 ? 0u - r : r;
-}
-
-BN_HOT bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc,
-                            const int8_t *act, size_t n_in, size_t n_out, const int32_t *wsum, int32_t *acc)
-{
-    int16_t tab[4 * TAB_MAX];
-    const uint32_t *col[4];
-    uint32_t *u = (uint32_t *)acc;      /* same object, unsigned view (exact sums) */
-    size_t per = bn_per_word(wtype), i, o, k = 0, stride;
+    /* Sums are kept in uint32_t through this unsigned view of acc (same object:
+     * signed and unsigned variants may alias); int32_t is two's complement, so the
+     * stored words are the exact int32 results with no conversion pass. */
+    uint32_t *u = (uint32_t *)acc;
+    size_t per = bn_per_word(wtype);
     int32_t c;
-    tab_fn build;
-    cols4_fn run4;
-    cols1_fn run1;
+    pass_fn pass;
     if (!w || !act || !acc)
         return BN_ERR_NULL;
     switch (wtype) {
 #if BN_HAS_WTYPE(4)
-    case BN_W_4BITSYM: build = tab_4bitsym; run4 = cols4_4; run1 = cols1_4; break;
+    case BN_W_4BITSYM: pass = pass_4bitsym; break;
 #endif
 #if BN_HAS_WTYPE(5)
-    case BN_W_4BIT: build = tab_4bit; run4 = cols4_4; run1 = cols1_4; break;
+    case BN_W_4BIT: pass = pass_4bit; break;
 #endif
 #if BN_HAS_WTYPE(7)
-    case BN_W_FP130: build = tab_fp130; run4 = cols4_4; run1 = cols1_4; break;
+    case BN_W_FP130: pass = pass_fp130; break;
 #endif
 #if BN_HAS_WTYPE(3)
-    case BN_W_2BITSYM: build = tab_2bitsym; run4 = cols4_2; run1 = cols1_2; break;
+    case BN_W_2BITSYM: pass = pass_2bitsym; break;
 #endif
 #if BN_HAS_WTYPE(1)
-    case BN_W_BINARY: build = tab_binary; run4 = cols4_1; run1 = cols1_1; break;
+    case BN_W_BINARY: pass = pass_binary; break;
 #endif
     default: return BN_ERR_WTYPE;
     }
     if (n_in == 0 || n_out == 0 || wpc != (n_out + per - 1) / per)
         return BN_ERR_SHAPE;
-    stride = (size_t)1 << (32 / per);      /* table entries: 2^bits */
     c = wsum ? act[0] : 0;
-    for (o = 0; o < n_out; o++)
-        u[o] = wsum ? mul_small(c, (uint32_t)wsum[o]) : 0u;
-    for (i = 0; i < n_in; i++) {
-        int32_t d = act[i] - c;
-        int16_t *tk;
-        if (d == 0)
-            continue;
-        tk = tab + k * stride;
-        col[k] = w + i * wpc;
-        build(tk, (uint32_t)d);
-        if (++k == 4) {
-            run4(col, wpc, tab, n_out, u);
-            k = 0;
-        }
-    }
-    for (i = 0; i < k; i++)
-        run1(col[i], wpc, tab + i * stride, n_out, u);
-    for (o = 0; o < n_out; o++)
-        acc[o] = u2i_f(u[o]);
+    acc_init(c, wsum, n_out, u);
+    pass(w, wpc, act, n_in, n_out, c, u);
     return BN_OK;
 }
 

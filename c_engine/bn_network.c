@@ -9,28 +9,45 @@ static int16_t sat16(uint32_t v)
     return (int16_t)(v > (uint32_t)BN_ACT16_MAX ? (uint32_t)BN_ACT16_MAX : v);
 }
 
+/* The 3x3 valid convolution body, for int16 maps and for the int8 image (the first
+ * conv layer reads the caller's input in place: no int16 copy of the image). */
+#define CONV3X3_BODY(in, side, w, shift, out)                                            \
+    do {                                                                                \
+        size_t y, x, o = (side) - 2;                                                    \
+        uint32_t half = (shift) ? (1u << ((shift) - 1u)) : 0u;                          \
+        for (y = 0; y < o; y++) {                                                       \
+            for (x = 0; x < o; x++) {                                                   \
+                uint32_t s = 0;                                                         \
+                size_t dy, dx;                                                          \
+                for (dy = 0; dy < 3; dy++)                                              \
+                    for (dx = 0; dx < 3; dx++)                                          \
+                        s += (uint32_t)((int32_t)(w)[dy * 3 + dx] *                     \
+                                        (in)[(y + dy) * (side) + x + dx]);              \
+                /* s holds a positive int32 iff bit 31 is clear and s != 0 */           \
+                (out)[y * o + x] = (s == 0u || (s & 0x80000000u)) ? 0                   \
+                                   : sat16((s + half) >> (shift));                      \
+            }                                                                           \
+        }                                                                               \
+    } while (0)
+
 bn_status bn_conv3x3_relu(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
                           int16_t *out)
 {
-    size_t y, x, o = side - 2;
-    uint32_t half = shift ? (1u << (shift - 1u)) : 0u;
     if (!in || !w || !out)
         return BN_ERR_NULL;
     if (side < 3 || shift > 30)
         return BN_ERR_SHAPE;
-    for (y = 0; y < o; y++) {
-        for (x = 0; x < o; x++) {
-            uint32_t s = 0;
-            size_t dy, dx;
-            for (dy = 0; dy < 3; dy++)
-                for (dx = 0; dx < 3; dx++)
-                    s += (uint32_t)((int32_t)w[dy * 3 + dx] * in[(y + dy) * side + x + dx]);
-            /* s holds a positive int32 iff bit 31 is clear and s != 0 */
-            out[y * o + x] = (s == 0u || (s & 0x80000000u)) ? 0 : sat16((s + half) >> shift);
-        }
-    }
+    CONV3X3_BODY(in, side, w, shift, out);
     return BN_OK;
 }
+
+#if BN_CONV
+static void conv3x3_relu_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
+                            int16_t *out)
+{
+    CONV3X3_BODY(in, side, w, shift, out);
+}
+#endif
 
 bn_status bn_maxpool2x2(const int16_t *in, size_t side, int16_t *out)
 {
@@ -52,14 +69,20 @@ bn_status bn_maxpool2x2(const int16_t *in, size_t side, int16_t *out)
     return BN_OK;
 }
 
-/* What the runner needs to know about a model, found while validating it. */
+/* What the runner needs to know about a model, found while validating it (uint16_t:
+ * it lives in the runner's stack frame, and every count fits; check_* enforce it). */
 typedef struct {
-    size_t n_conv;      /* conv layers at the front */
-    size_t side0;       /* input side of the first conv layer */
-    size_t features;    /* inputs of the first FC layer */
-    size_t max_units;   /* largest FC in/out or conv feature count */
-    size_t trace_len;
+    uint16_t n_conv;    /* conv layers at the front */
+    uint16_t side0;     /* input side of the first conv layer */
+    uint16_t features;  /* inputs of the first FC layer */
+    uint16_t max_units; /* largest FC in/out or conv feature count */
+    uint16_t trace_len;
+    uint16_t map_a;     /* int16 entries of the two conv map buffers (ping-pong) */
+    uint16_t map_b;
+    uint16_t n_maps;    /* maps placed so far (check_convs) */
 } net_info;
+
+#define NET_INFO_INIT {0, 0, 0, 0, 0, 0, 0, 0}
 
 static bn_status check_layer_words(const bn_layer *l, size_t row_len)
 {
@@ -69,6 +92,15 @@ static bn_status check_layer_words(const bn_layer *l, size_t row_len)
     if (!l->weights)
         return BN_ERR_NULL;
     return l->words_per_row == (row_len + per - 1) / per ? BN_OK : BN_ERR_SHAPE;
+}
+
+/* Conv maps of one channel alternate between buffer A and B: the first conv output
+ * (the image itself is read in place) goes to A, the next map to B, and so on. */
+static void grow_map(net_info *ni, size_t n)
+{
+    uint16_t *buf = ni->n_maps++ % 2 ? &ni->map_b : &ni->map_a;
+    if (n > *buf)
+        *buf = (uint16_t)n;       /* n <= BN_MAX_SIDE^2 */
 }
 
 static bn_status check_convs(const bn_model *m, net_info *ni)
@@ -82,7 +114,8 @@ static bn_status check_convs(const bn_model *m, net_info *ni)
         if (l->kind != (i ? BN_LAYER_DW3X3 : BN_LAYER_CONV3X3))
             return BN_ERR_LAYER;
         if (i == 0) {
-            side = ni->side0 = l->in;
+            side = l->in;
+            ni->side0 = l->in;
             ch = l->out;
             if (side * side != m->input_len || side > BN_MAX_SIDE)
                 return BN_ERR_SHAPE;
@@ -92,11 +125,17 @@ static bn_status check_convs(const bn_model *m, net_info *ni)
         if (l->in != side || l->out != ch || ch == 0 || side < 3 || l->shift > 30)
             return BN_ERR_SHAPE;
         side -= 2;
-        if (l->pool && (side % 2 || (side /= 2) == 0))
-            return BN_ERR_SHAPE;
+        grow_map(ni, side * side);
+        if (l->pool) {
+            if (side % 2 || (side /= 2) == 0)
+                return BN_ERR_SHAPE;
+            grow_map(ni, side * side);
+        }
     }
-    ni->n_conv = i;
-    ni->features = i ? ch * side * side : m->input_len;
+    if (i && ch * side * side > 0xFFFFu)
+        return BN_ERR_SHAPE;
+    ni->n_conv = (uint16_t)i;
+    ni->features = (uint16_t)(i ? ch * side * side : m->input_len);
     ni->max_units = i ? ni->features : 0;   /* FC input is read in place */
     ni->trace_len = i ? ni->features : 0;
     return BN_OK;
@@ -128,54 +167,65 @@ static bn_status check_model(const bn_model *m, net_info *ni)
         if (l->in != width || l->out == 0)
             return BN_ERR_SHAPE;
         width = l->out;
-        ni->trace_len += width;
+        if (ni->trace_len + width > 0xFFFFu)
+            return BN_ERR_SHAPE;
+        ni->trace_len = (uint16_t)(ni->trace_len + width);
         if (width > ni->max_units)
-            ni->max_units = width;
+            ni->max_units = (uint16_t)width;
     }
     return width == m->n_classes ? BN_OK : BN_ERR_SHAPE;
 }
 
-/* scratch layout: int32 acc[max_units] | int16 conv[3][side0^2] | int8 act[2][max_units];
- * max_units: the largest FC output (and the conv feature count of a CNN) */
+/* scratch layout: int32 acc[max_units] | int16 map A | int16 map B | int8 act[max_units];
+ * max_units: the largest FC output (and the conv feature count of a CNN). One
+ * activation buffer is enough: a layer has read all of it into acc before its
+ * ShiftNorm overwrites it with the next layer's input. */
 static size_t scratch_need(const net_info *ni)
 {
-    return ni->max_units * 4 + 3 * ni->side0 * ni->side0 * 2 + 2 * ni->max_units;
+    return ni->max_units * 4 + (ni->map_a + ni->map_b) * 2 + ni->max_units;
 }
 
 size_t bn_scratch_bytes(const bn_model *m)
 {
-    net_info ni = {0, 0, 0, 0, 0};
+    net_info ni = NET_INFO_INIT;
     return check_model(m, &ni) == BN_OK ? scratch_need(&ni) : 0;
 }
 
 size_t bn_trace_len(const bn_model *m)
 {
-    net_info ni = {0, 0, 0, 0, 0};
+    net_info ni = NET_INFO_INIT;
     return check_model(m, &ni) == BN_OK ? ni.trace_len : 0;
 }
 
-/* One channel through all conv layers; its feature map lands in feat. */
+#if BN_CONV
+/* One channel through all conv layers (maps in A and B); its feature map lands in
+ * feat. */
 static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c,
-                              int16_t *bufs, int32_t *feat)
+                              const int8_t *image, int16_t *map_a, int16_t *map_b,
+                              int32_t *feat)
 {
-    size_t side = ni->side0, i, n = ni->side0 * ni->side0;
-    const int16_t *cur = bufs;                  /* bufs[0..n): the image */
+    size_t side = ni->side0, i;
+    const int16_t *cur = NULL;
+    int16_t *dst = map_a;
     bn_status st;
     for (i = 0; i < ni->n_conv; i++) {
         const bn_layer *l = &m->layers[i];
-        int16_t w[20], *dst = (cur == bufs + n) ? bufs + 2 * n : bufs + n;
+        int16_t w[20];
         st = bn_unpack_row(l->wtype, l->weights + c * l->words_per_row, l->words_per_row, 9, w);
-        if (st == BN_OK)
-            st = bn_conv3x3_relu(cur, side, w, l->shift, dst);
         if (st != BN_OK)
             return st;
+        if (i == 0)
+            conv3x3_relu_i8(image, side, w, l->shift, dst);
+        else if ((st = bn_conv3x3_relu(cur, side, w, l->shift, dst)) != BN_OK)
+            return st;
         cur = dst;
+        dst = dst == map_a ? map_b : map_a;
         side -= 2;
         if (l->pool) {
-            dst = (cur == bufs + n) ? bufs + 2 * n : bufs + n;
             if ((st = bn_maxpool2x2(cur, side, dst)) != BN_OK)
                 return st;
             cur = dst;
+            dst = dst == map_a ? map_b : map_a;
             side /= 2;
         }
     }
@@ -186,17 +236,16 @@ static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c,
 
 /* The conv prefix: image -> acc[features] (int32, from int16 maps). */
 static bn_status run_convs(const bn_model *m, const net_info *ni, const int8_t *input,
-                           int16_t *bufs, int32_t *acc)
+                           int16_t *map_a, int16_t *map_b, int32_t *acc)
 {
-    size_t i, c;
+    size_t c;
     bn_status st;
-    for (i = 0; i < m->input_len; i++)
-        bufs[i] = input[i];
     for (c = 0; c < m->layers[0].out; c++)
-        if ((st = conv_channel(m, ni, c, bufs, acc)) != BN_OK)
+        if ((st = conv_channel(m, ni, c, input, map_a, map_b, acc)) != BN_OK)
             return st;
     return BN_OK;
 }
+#endif
 
 static void copy_trace(int32_t *trace, size_t *pos, const int32_t *v, size_t n)
 {
@@ -214,7 +263,6 @@ static bn_status run_fcs(const bn_model *m, const net_info *ni, const int8_t *ac
     bn_status st;
     for (i = ni->n_conv; i < m->n_layers; i++) {
         const bn_layer *l = &m->layers[i];
-        int8_t *next = (act == act_buf) ? act_buf + ni->max_units : act_buf;
 #if BN_LAYOUTS & 2u
         if (l->layout == BN_LAYOUT_COLS)
             st = bn_fc_cols(l->wtype, l->weights, l->words_per_row, act, l->in, l->out,
@@ -231,9 +279,9 @@ static bn_status run_fcs(const bn_model *m, const net_info *ni, const int8_t *ac
         copy_trace(trace, tpos, acc, l->out);
         if (i + 1 == m->n_layers)
             break;
-        if ((st = bn_shiftnorm_relu(acc, l->out, next, NULL, NULL)) != BN_OK)
+        if ((st = bn_shiftnorm_relu(acc, l->out, act_buf, NULL, NULL)) != BN_OK)
             return st;
-        act = next;
+        act = act_buf;
     }
     for (k = 0; k < m->n_classes; k++)
         logits[k] = acc[k];
@@ -245,9 +293,9 @@ bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_le
                          void *scratch, size_t scratch_bytes,
                          int32_t *trace, size_t trace_len)
 {
-    net_info ni = {0, 0, 0, 0, 0};
+    net_info ni = NET_INFO_INIT;
     int32_t *acc;
-    int16_t *bufs;
+    int16_t *map_a, *map_b;
     int8_t *act_buf;
     size_t tpos = 0;
     bn_status st = check_model(m, &ni);
@@ -261,16 +309,22 @@ bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_le
     if (scratch_bytes < scratch_need(&ni))
         return BN_ERR_SCRATCH;
     acc = (int32_t *)scratch;   /* caller's buffer: aligned for int32 (documented) */
-    bufs = (int16_t *)(acc + ni.max_units);
-    act_buf = (int8_t *)(bufs + 3 * ni.side0 * ni.side0);
-    if (BN_CONV && ni.n_conv) {
-        if ((st = run_convs(m, &ni, input, bufs, acc)) != BN_OK)
+    map_a = (int16_t *)(acc + ni.max_units);
+    map_b = map_a + ni.map_a;
+    act_buf = (int8_t *)(map_b + ni.map_b);
+#if BN_CONV
+    if (ni.n_conv) {
+        if ((st = run_convs(m, &ni, input, map_a, map_b, acc)) != BN_OK)
             return st;
         copy_trace(trace, &tpos, acc, ni.features);
         if ((st = bn_shiftnorm_relu(acc, ni.features, act_buf, NULL, NULL)) != BN_OK)
             return st;
         input = act_buf;
     }
+#else
+    (void)map_a;
+    (void)map_b;
+#endif
     return run_fcs(m, &ni, input, acc, act_buf, logits, pred, trace, &tpos);
 }
 

@@ -13,13 +13,23 @@
  *
  * Build-time constants (the Makefile passes them, bitnetlib/mcu.py computes them):
  * BN_MODEL_HEADER, BN_MODEL_SYM, BN_FW_INPUT, BN_FW_CLASSES, BN_FW_SCRATCH,
- * BN_FW_TRACE.
+ * BN_FW_TRACE, BN_FW_INPUT_FLASH (1: the image in flash, 0: in bn_fw_io).
  */
 #include "bitnet.h"
 #include BN_MODEL_HEADER
 
+#if BN_FW_INPUT_FLASH
+/* The test image lives in flash, like the write-up's demo (its test images are
+ * const arrays): SRAM holds only the engine's buffers. It is defined in startup.S,
+ * so the compiler cannot assume its contents; the simulator rewrites it per round
+ * (on the board: a flash page, or build with INPUT_MEM=ram). */
+extern const int8_t bn_fw_input[BN_FW_INPUT];
+#endif
+
 typedef struct {
+#if !BN_FW_INPUT_FLASH
     int8_t input[BN_FW_INPUT];       /* written by the host before each round */
+#endif
     uint32_t flags;                  /* bit 0: write the trace */
     int32_t status;                  /* bn_status of the last image */
     uint32_t pred;                   /* argmax of the last image */
@@ -30,6 +40,28 @@ typedef struct {
 bn_fw_io_t bn_fw_io;
 static int32_t scratch[(BN_FW_SCRATCH + 3) / 4];
 __attribute__((section(".trace"))) int32_t bn_fw_trace[BN_FW_TRACE > 0 ? BN_FW_TRACE : 1];
+
+/* GCC may emit calls to memset / memcpy even with -ffreestanding (zeroing a struct,
+ * copying one): there is no libc here, so the firmware provides them. */
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+
+void *memset(void *d, int c, size_t n)
+{
+    unsigned char *p = d;
+    while (n--)
+        *p++ = (unsigned char)c;
+    return d;
+}
+
+void *memcpy(void *d, const void *s, size_t n)
+{
+    unsigned char *p = d;
+    const unsigned char *q = s;
+    while (n--)
+        *p++ = *q++;
+    return d;
+}
 
 /* the host link: on the board, debug printf of the last result and the SysTick
  * reading; in the simulator, the address where the harness takes over */
@@ -45,7 +77,13 @@ int main(void)
         int trace;
         bn_fw_sync();
         trace = (int)(bn_fw_io.flags & 1u);
-        bn_fw_io.status = bn_run_network(&BN_MODEL_SYM, bn_fw_io.input, BN_FW_INPUT,
+        bn_fw_io.status = bn_run_network(&BN_MODEL_SYM,
+#if BN_FW_INPUT_FLASH
+                                         bn_fw_input,
+#else
+                                         bn_fw_io.input,
+#endif
+                                         BN_FW_INPUT,
                                          bn_fw_io.logits, BN_FW_CLASSES, &pred,
                                          scratch, sizeof scratch,
                                          trace ? bn_fw_trace : NULL,

@@ -34,3 +34,12 @@ copy_words:
     addi a1, a1, 4
     bltu a1, a2, 1b
 2:  ret
+
+#if BN_FW_INPUT_FLASH
+/* the test image, in flash like the write-up's demo images (main.c) */
+    .section .rodata.bn_fw_input, "a"
+    .balign 4
+    .globl bn_fw_input
+bn_fw_input:
+    .space BN_FW_INPUT
+#endif
