@@ -92,6 +92,7 @@ for i, w in enumerate(S.widths):
         ax.plot([x["epoch"] for x in m], [x["test_acc"] for x in m], style, color=f"C{i}",
                 marker="o", ms=3, label=f"{n}, width {w}")
 ax.set(xlabel="epoch", ylabel="test accuracy [%]")
+ax.xaxis.get_major_locator().set_params(integer=True)
 ax.legend(fontsize=8)
 plt.show()
 
@@ -118,10 +119,12 @@ for n, style in zip(NORMS, ("o-", "s--")):
     last = [run[n, w].last for w in S.widths]
     a.plot(S.widths, [m["test_acc"] for m in last], style, label=n)
     b.plot(S.widths, [m["train_acc"] - m["test_acc"] for m in last], style, label=n)
-a.set(xlabel="hidden width", ylabel="test accuracy [%]", xscale="log", xticks=S.widths,
-      xticklabels=[str(w) for w in S.widths])
-b.set(xlabel="hidden width", ylabel="train - test accuracy [points]", xscale="log",
-      xticks=S.widths, xticklabels=[str(w) for w in S.widths])
+a.set(xlabel="hidden width", ylabel="test accuracy [%]")
+b.set(xlabel="hidden width", ylabel="train - test accuracy [points]")
+for ax in (a, b):
+    ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks(S.widths, [str(w) for w in S.widths])
 a.legend()
 fig.tight_layout()
 plt.show()

@@ -103,6 +103,8 @@ for i, m in enumerate(METHODS):
             ms=4, label=f"{m}, fine-tuned {S.finetune_epochs} epoch(s)")
 ax.axhline(dense_acc, ls=":", color="k", label="dense")
 ax.set(xlabel="density (fraction of weights kept)", ylabel="test accuracy [%]", xscale="log")
+ax.minorticks_off()
+ax.set_xticks(S.densities, [f"{d:g}" for d in S.densities])
 ax.legend(fontsize=8)
 plt.show()
 

@@ -67,7 +67,8 @@ common = dict(quant=quant, widths=[64, 64, 64], epochs=S.epochs, train_subset=S.
               augment=S.augment, compile=S.compile, device=device, seed=seed)
 grid = [{}] + [{"start_quant": "8bit", "quant_switch_epoch": k} for k in S.switch_epochs] \
     + [{"start_quant": "2bitsym", "quant_switch_epoch": late}]
-label = lambda c: (f"{c.start_quant} -> {c.quant} at epoch {c.quant_switch_epoch}"
+# labels and printouts count epochs from 1, as the figures do (the config key from 0)
+label = lambda c: (f"{c.start_quant}, {c.quant} from epoch {c.quant_switch_epoch + 1}"
                    if c.start_quant else f"{c.quant} throughout")
 
 # %% [markdown]
@@ -93,6 +94,8 @@ for r in runs:
 axes[0].set(xlabel="epoch", ylabel="train loss", yscale="log")
 axes[1].set(xlabel="epoch", ylabel="test loss", yscale="log")
 axes[2].set(xlabel="epoch", ylabel="layer 1 entropy [bits]")
+for ax in axes:
+    ax.xaxis.get_major_locator().set_params(integer=True)
 axes[0].legend(fontsize=7)
 fig.tight_layout()
 plt.show()
@@ -108,8 +111,9 @@ for r in runs[1:]:
           f"in the switch epoch itself {at_switch:+.4f} train loss vs the baseline's same epoch")
 by_epoch = {r.cfg.quant_switch_epoch: r.last["train_loss"] for r in runs
             if r.cfg.start_quant == "8bit"}
-print(f"8bit switched at epoch {early} ends with {'lower' if by_epoch[early] < by_epoch[late] else 'higher'} "
-      f"train loss than switched at epoch {late} (the plan: lower when switching early)")
+print(f"8bit switched at epoch {early + 1} ends with "
+      f"{'lower' if by_epoch[early] < by_epoch[late] else 'higher'} train loss than switched at "
+      f"epoch {late + 1} (the plan: lower when switching early)")
 
 # %% [markdown]
 # Negative differences mean the schedule is below the constant-4bitsym baseline. The

@@ -119,6 +119,7 @@ for r in runs:
             label=f"seed {r.cfg.seed}, {'KD' if is_kd(r) else 'no KD'}")
 ax.axhline(teacher_metrics[-1]["test_acc"], ls=":", color="k", label="teacher")
 ax.set(xlabel="epoch", ylabel="test accuracy [%]")
+ax.xaxis.get_major_locator().set_params(integer=True)
 ax.legend(fontsize=8)
 plt.show()
 

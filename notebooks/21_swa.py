@@ -91,6 +91,7 @@ for i, r in enumerate(runs):
     ax.plot([m["epoch"] for m in avg], [m["swa_test_acc"] for m in avg], "--s", ms=3,
             color=f"C{i}", label=f"{r.cfg.scheduler}, average")
 ax.set(xlabel="epoch", ylabel="test accuracy [%]")
+ax.xaxis.get_major_locator().set_params(integer=True)
 ax.legend(fontsize=8)
 plt.show()
 
