@@ -89,9 +89,10 @@ def fw_constants(exp) -> dict:
 
 
 def build(exp, header, kernel: str, build_dir, ram_size: int = RAM_LIMIT,
-          ram_limit: int = RAM_LIMIT) -> dict:
+          ram_limit: int = RAM_LIMIT, hot_mem: str = "ram") -> dict:
     """Build the firmware; returns dict(elf, flash, ram_static, log). A size overflow
-    is an McuError carrying the Makefile's message (limit and overage)."""
+    is an McuError carrying the Makefile's message (limit and overage). hot_mem
+    'flash' keeps the fast kernels out of SRAM (firmware/Makefile HOT_MEM)."""
     if not have_toolchain():
         raise McuError(f"{cross_prefix()}gcc not found: install the RISC-V toolchain "
                        f"(`make toolchain`, or apt-get install gcc-riscv64-unknown-elf "
@@ -100,7 +101,7 @@ def build(exp, header, kernel: str, build_dir, ram_size: int = RAM_LIMIT,
     consts = fw_constants(exp)
     cmd = ["make", "--no-print-directory", "-C", str(FW_DIR), f"MODEL={Path(header).resolve()}",
            f"KERNEL={kernel}", f"BUILD={build_dir.resolve()}", f"RAM_SIZE={ram_size}",
-           f"RAM_LIMIT={ram_limit}", f"CROSS={cross_prefix()}"]
+           f"RAM_LIMIT={ram_limit}", f"CROSS={cross_prefix()}", f"HOT_MEM={hot_mem}"]
     cmd += [f"{k}={v}" for k, v in consts.items()]
     res = subprocess.run(cmd, capture_output=True, text=True)
     log = res.stdout + res.stderr
@@ -370,6 +371,44 @@ class Emulator:
 
 # ------------------------------------------------------------------ the command
 
+def _try_fit(exp, header, kernel, build_dir, image, hot_mem):
+    """(fw, emu) for a 2 KB build, or the McuError / emulator fault that says it does
+    not fit: a static overflow at link time, or a stack that runs into .bss."""
+    from unicorn import UcError
+    fw = build(exp, header, kernel, build_dir, hot_mem=hot_mem)
+    emu = Emulator(fw["elf"], RAM_LIMIT)
+    try:
+        emu.run(image, 0, exp.n_classes)        # one image, then look at the stack fill
+        emu.stack_peak()
+    except UcError as e:
+        raise McuError(f"emulator fault ({e}): stack overflow into .bss") from e
+    return fw, emu
+
+
+def _fitting_build(exp, header, kernel, build_dir, image, log):
+    """The firmware as it fits the CH32V003: hot code in SRAM; for the fast kernels,
+    if SRAM is short, hot code in flash; else (not fitting) hot code in SRAM on a
+    virtual chip with 64 KB of SRAM, measured and flagged. -> fw, emu, fits, hot_mem"""
+    tries = ["ram", "flash"] if kernel == "fast" else ["ram"]
+    err = None
+    for hot_mem in tries:
+        try:
+            fw, emu = _try_fit(exp, header, kernel, build_dir, image, hot_mem)
+            if err is not None:
+                log(f"note: with the fast kernels in SRAM it does not fit ({err}); "
+                    f"hot code in flash")
+            return fw, emu, True, hot_mem
+        except McuError as e:
+            msg = str(e)
+            if "flash overflow" in msg or not ("SRAM overflow" in msg or "stack" in msg):
+                raise
+            err = next((l for l in msg.splitlines() if "overflow" in l), msg.splitlines()[-1])
+            err = err.removeprefix("error: ")
+    log(f"note: {err}; measuring with 64 KB of emulated SRAM (does not fit)")
+    fw = build(exp, header, kernel, build_dir, ram_size=65536, ram_limit=65536)
+    return fw, Emulator(fw["elf"], 65536), False, "ram"
+
+
 def mcu_run(run_dir, kernel: str = "fast", images: int = 100, timed: int = None,
             hooks: bool = True, build_dir=None, data=None, log=print) -> dict:
     """Build the firmware for RUN_DIR's model, run ``images`` MNIST test images in the
@@ -391,27 +430,8 @@ def mcu_run(run_dir, kernel: str = "fast", images: int = 100, timed: int = None,
     ref_h = write_header(ref_exp, build_dir / "model_rows.h", str(run_dir))
     header = write_header(exp, build_dir / "model.h", str(run_dir))
     host = EngineModel(ref_h, ref_exp.model_id)
-    fits = True
-    try:
-        fw = build(exp, header, kernel, build_dir)
-    except McuError as e:
-        if "SRAM overflow" not in str(e) or "flash overflow" in str(e):
-            raise
-        fits = False        # measure anyway on a virtual chip with more SRAM
-        log(f"note: {str(e).splitlines()[-1]}; measuring with 64 KB of emulated SRAM")
-        fw = build(exp, header, kernel, build_dir, ram_size=65536, ram_limit=65536)
     x = intmodel.input_codes(data.test_x[:images]).astype(np.int8)
-    emu = Emulator(fw["elf"], 2048 if fits else 65536)
-    if fits:            # static data fits: does the stack? (one image, then the fill)
-        from unicorn import UcError
-        try:
-            emu.run(x[0], 0, exp.n_classes)
-            emu.stack_peak()
-        except (McuError, UcError) as e:
-            fits = False
-            log(f"note: {e}; measuring with 64 KB of emulated SRAM")
-            fw = build(exp, header, kernel, build_dir, ram_size=65536, ram_limit=65536)
-            emu = Emulator(fw["elf"], 65536)
+    fw, emu, fits, hot_mem = _fitting_build(exp, header, kernel, build_dir, x[0], log)
     y = data.test_y[:images].numpy()
     ref_pred, ref_logits = host.run(x)
     tl = host.trace_len
@@ -449,6 +469,7 @@ def mcu_run(run_dir, kernel: str = "fast", images: int = 100, timed: int = None,
     ram = fw["ram_static"] + stack
     fits = fits and ram <= RAM_LIMIT and fw["flash"] <= FLASH_LIMIT
     r = dict(run_dir=str(run_dir), kernel=kernel, images=len(x), timed_images=len(counts),
+             hot_code=("SRAM" if hot_mem == "ram" else "flash"),
              flash_bytes=fw["flash"], ram_bytes=ram, ram_static=fw["ram_static"],
              stack_bytes=stack, fits_ch32v003=fits,
              mismatch_vs_host=mismatch, mismatch_layers=mismatch_layers,
@@ -483,7 +504,9 @@ def format_result(r: dict) -> str:
              f"  flash {r['flash_bytes']} of {FLASH_LIMIT} bytes (weights {r['weight_bytes']}), "
              f"SRAM {r['ram_bytes']} of {RAM_LIMIT} bytes ({r['ram_static']} static + "
              f"{r['stack_bytes']} stack peak): {'fits' if r['fits_ch32v003'] else 'DOES NOT FIT'}"
-             f" the CH32V003",
+             f" the CH32V003" + ("" if r['fits_ch32v003'] else
+                                 " (measured on a virtual chip with 64 KB of SRAM)")
+             + (f"; hot code in {r['hot_code']}" if r.get('hot_code') else ""),
              f"  mismatches vs host engine: {r['mismatch_vs_host']} (per-layer accumulators "
              f"differ on {r['mismatch_layers']})"]
     if r.get("cycles_mean") is not None:

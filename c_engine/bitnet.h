@@ -178,6 +178,10 @@ extern const int8_t bn_nf4_table[16];
 
 /* Fields per uint32_t word of a weight type, 0 if the type is unknown. */
 size_t bn_per_word(uint8_t wtype);
+/* Words of a packed row of n weights, ceil(n / per_word); 0 if the type is unknown.
+ * Shifts for the power-of-two widths (RV32EC has no divider: a division is a
+ * libgcc call). */
+size_t bn_row_words(uint8_t wtype, size_t n);
 
 /* Decode n weights of one packed row into integer weights. */
 bn_status bn_unpack_row(uint8_t wtype, const uint32_t *row, size_t words, size_t n,

@@ -36,13 +36,26 @@ size_t bn_per_word(uint8_t wtype)
     }
 }
 
+size_t bn_row_words(uint8_t wtype, size_t n)
+{
+    size_t per = bn_per_word(wtype);
+    unsigned sh = 0;
+    if (per == 0)
+        return 0;
+    if (per & (per - 1))                        /* Ternary: 20 per word */
+        return (n + per - 1) / per;
+    while (((size_t)1 << sh) < per)
+        sh++;
+    return (n + per - 1) >> sh;
+}
+
 static bn_status check_fc(uint8_t wtype, const uint32_t *w, size_t wpr, const void *act,
                           size_t n_in, const int32_t *acc)
 {
     size_t per = bn_per_word(wtype);
     if (!w || !act || !acc)
         return BN_ERR_NULL;
-    if (n_in == 0 || wpr != (n_in + per - 1) / per)
+    if (n_in == 0 || per == 0 || wpr != bn_row_words(wtype, n_in))
         return BN_ERR_SHAPE;
     return BN_OK;
 }
@@ -347,7 +360,7 @@ bn_status bn_unpack_row(uint8_t wtype, const uint32_t *row, size_t words, size_t
         return BN_ERR_NULL;
     if (per == 0)
         return BN_ERR_WTYPE;
-    if (words != (n + per - 1) / per)
+    if (words != bn_row_words(wtype, n))
         return BN_ERR_SHAPE;
     if (wtype == BN_W_TERNARY)
         return decode_ternary(row, n, out);

@@ -87,7 +87,16 @@ static void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
 #define SUM4(t, TB, o0, o1, o2, o3)                                                      \
     (LK(t, 0, TB, o0) + LK(t, 1, TB, o1) + LK(t, 2, TB, o2) + LK(t, 3, TB, o3))
 
-#if BN_HAS_WTYPE(4) || BN_HAS_WTYPE(5) || BN_HAS_WTYPE(7)
+#ifndef BN_RUN4_ASM
+#define BN_RUN4_ASM 0     /* 1: run4_b4 from bn_kernels_rv32e.S (RV32E firmware) */
+#endif
+
+#if BN_RUN4_ASM
+void bn_run4_b4_rv32e(const uint32_t *const *col, const unsigned char *t, size_t n_out,
+                      uint32_t *a);
+#define RUN4_B4 bn_run4_b4_rv32e
+#elif BN_HAS_WTYPE(4) || BN_HAS_WTYPE(5) || BN_HAS_WTYPE(7)
+#define RUN4_B4 run4_b4
 /* 4-bit fields: the 8 fields of a word unrolled with constant shifts, so a
  * non-zero input-weight pair costs srli, andi, add, lh, add (6 cycles) and an
  * output's accumulator is loaded and stored once per 4 inputs. */
@@ -231,13 +240,13 @@ static BN_HOT void NAME(const uint32_t *w, size_t wpc, const int8_t *act, size_t
 }
 
 #if BN_HAS_WTYPE(4)
-DEFINE_PASS(pass_4bitsym, tab_4bitsym, run4_b4, 16)
+DEFINE_PASS(pass_4bitsym, tab_4bitsym, RUN4_B4, 16)
 #endif
 #if BN_HAS_WTYPE(5)
-DEFINE_PASS(pass_4bit, tab_4bit, run4_b4, 16)
+DEFINE_PASS(pass_4bit, tab_4bit, RUN4_B4, 16)
 #endif
 #if BN_HAS_WTYPE(7)
-DEFINE_PASS(pass_fp130, tab_fp130, run4_b4, 16)
+DEFINE_PASS(pass_fp130, tab_fp130, RUN4_B4, 16)
 #endif
 #if BN_HAS_WTYPE(3)
 DEFINE_PASS(pass_2bitsym, tab_2bitsym, run4_b2, 4)
@@ -253,7 +262,6 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
      * signed and unsigned variants may alias); int32_t is two's complement, so the
      * stored words are the exact int32 results with no conversion pass. */
     uint32_t *u = (uint32_t *)acc;
-    size_t per = bn_per_word(wtype);
     int32_t c;
     pass_fn pass;
     if (!w || !act || !acc)
@@ -276,7 +284,7 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
 #endif
     default: return BN_ERR_WTYPE;
     }
-    if (n_in == 0 || n_out == 0 || wpc != (n_out + per - 1) / per)
+    if (n_in == 0 || n_out == 0 || wpc != bn_row_words(wtype, n_out))
         return BN_ERR_SHAPE;
     c = wsum ? act[0] : 0;
     acc_init(c, wsum, n_out, u);

@@ -9,26 +9,91 @@ static int16_t sat16(uint32_t v)
     return (int16_t)(v > (uint32_t)BN_ACT16_MAX ? (uint32_t)BN_ACT16_MAX : v);
 }
 
-/* The 3x3 valid convolution body, for int16 maps and for the int8 image (the first
- * conv layer reads the caller's input in place: no int16 copy of the image). */
-#define CONV3X3_BODY(in, side, w, shift, out)                                            \
+/* The 3x3 valid convolution body. BN_CONV_FAST (default 1; the baseline firmware
+ * builds 0): products by shift-and-add (RV32EC has no multiplier, and libgcc's
+ * __mulsi3 loops over all 32 bits of a negative weight), inputs equal to the centre
+ * c skipped, c * sum(w) added once: c is 0 for ReLU maps and the background (the
+ * first pixel) for the image, so most of the image's pixels cost nothing. The
+ * same integer sum either way. 0: plain products (the write-up's C code). */
+#ifndef BN_CONV_FAST
+#define BN_CONV_FAST 1
+#endif
+
+#if BN_CONV_FAST
+/* r = w * x for m = |w| <= 128 (every conv weight type): one step per bit of m;
+ * sg = 0 or ~0 applies the sign of w. Modular, exact. A macro: -Os does not inline
+ * a function with nine call sites, and the call would cost as much as the loop. */
+#define MUL_W(r, m, sg, x)                                                              \
     do {                                                                                \
-        size_t y, x, o = (side) - 2;                                                    \
-        uint32_t half = (shift) ? (1u << ((shift) - 1u)) : 0u;                          \
-        for (y = 0; y < o; y++) {                                                       \
+        uint32_t m_ = (m), x_ = (x), r_ = 0;                                            \
+        do {                                                                            \
+            if (m_ & 1u)                                                                \
+                r_ += x_;                                                               \
+            x_ <<= 1;                                                                   \
+        } while (m_ >>= 1);                                                             \
+        (r) = (r_ ^ (sg)) - (sg);                                                       \
+    } while (0)
+
+/* tap k of the window at row pointers r0 r1 r2, column x: skipped when it equals c */
+#define CONV_TAP(s, k, r, x)                                                            \
+    do {                                                                                \
+        int32_t v_ = (r)[x] - c;                                                        \
+        if (v_) {                                                                       \
+            uint32_t p_;                                                                \
+            MUL_W(p_, aw[k], sg[k], (uint32_t)v_);                                      \
+            (s) += p_;                                                                  \
+        }                                                                               \
+    } while (0)
+/* row pointers instead of (y + dy) * side: a multiply is a libgcc call here */
+#define CONV3X3_BODY(in, side, w, shift, out, centre)                                   \
+    do {                                                                                \
+        size_t y, x, k, o = (side) - 2;                                                 \
+        uint32_t half = (shift) ? (1u << ((shift) - 1u)) : 0u, aw[9], sg[9], base = 0;  \
+        int32_t c = (centre);                                                           \
+        int16_t *q = (out);                                                             \
+        for (k = 0; k < 9; k++) {                                                       \
+            sg[k] = (w)[k] < 0 ? 0xFFFFFFFFu : 0u;                                      \
+            aw[k] = (w)[k] < 0 ? 0u - (uint32_t)(int32_t)(w)[k] : (uint32_t)(w)[k];      \
+            if (c) {                                                                    \
+                uint32_t p_;                                                            \
+                MUL_W(p_, aw[k], sg[k], (uint32_t)c);                                   \
+                base += p_;                                                             \
+            }                                                                           \
+        }                                                                               \
+        const_row r0 = (in);                                                            \
+        for (y = 0; y < o; y++, r0 += (side)) {                                         \
+            const_row r1 = r0 + (side), r2 = r1 + (side);                               \
             for (x = 0; x < o; x++) {                                                   \
-                uint32_t s = 0;                                                         \
-                size_t dy, dx;                                                          \
-                for (dy = 0; dy < 3; dy++)                                              \
-                    for (dx = 0; dx < 3; dx++)                                          \
-                        s += (uint32_t)((int32_t)(w)[dy * 3 + dx] *                     \
-                                        (in)[(y + dy) * (side) + x + dx]);              \
+                uint32_t s = base;                                                      \
+                CONV_TAP(s, 0, r0, x); CONV_TAP(s, 1, r0, x + 1); CONV_TAP(s, 2, r0, x + 2); \
+                CONV_TAP(s, 3, r1, x); CONV_TAP(s, 4, r1, x + 1); CONV_TAP(s, 5, r1, x + 2); \
+                CONV_TAP(s, 6, r2, x); CONV_TAP(s, 7, r2, x + 1); CONV_TAP(s, 8, r2, x + 2); \
                 /* s holds a positive int32 iff bit 31 is clear and s != 0 */           \
-                (out)[y * o + x] = (s == 0u || (s & 0x80000000u)) ? 0                   \
-                                   : sat16((s + half) >> (shift));                      \
+                *q++ = (s == 0u || (s & 0x80000000u)) ? 0 : sat16((s + half) >> (shift)); \
             }                                                                           \
         }                                                                               \
     } while (0)
+#else
+#define CONV_TAP(s, k, r, x) ((s) += (uint32_t)((int32_t)(w)[k] * (r)[x]))
+#define CONV3X3_BODY(in, side, w, shift, out, centre)                                   \
+    do {                                                                                \
+        size_t y, x, o = (side) - 2;                                                    \
+        uint32_t half = (shift) ? (1u << ((shift) - 1u)) : 0u;                          \
+        int16_t *q = (out);                                                             \
+        const_row r0 = (in);                                                            \
+        for (y = 0; y < o; y++, r0 += (side)) {                                         \
+            const_row r1 = r0 + (side), r2 = r1 + (side);                               \
+            for (x = 0; x < o; x++) {                                                   \
+                uint32_t s = 0;                                                         \
+                CONV_TAP(s, 0, r0, x); CONV_TAP(s, 1, r0, x + 1); CONV_TAP(s, 2, r0, x + 2); \
+                CONV_TAP(s, 3, r1, x); CONV_TAP(s, 4, r1, x + 1); CONV_TAP(s, 5, r1, x + 2); \
+                CONV_TAP(s, 6, r2, x); CONV_TAP(s, 7, r2, x + 1); CONV_TAP(s, 8, r2, x + 2); \
+                /* s holds a positive int32 iff bit 31 is clear and s != 0 */           \
+                *q++ = (s == 0u || (s & 0x80000000u)) ? 0 : sat16((s + half) >> (shift)); \
+            }                                                                           \
+        }                                                                               \
+    } while (0)
+#endif
 
 bn_status bn_conv3x3_relu(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
                           int16_t *out)
@@ -37,7 +102,10 @@ bn_status bn_conv3x3_relu(const int16_t *in, size_t side, const int16_t *w, uint
         return BN_ERR_NULL;
     if (side < 3 || shift > 30)
         return BN_ERR_SHAPE;
-    CONV3X3_BODY(in, side, w, shift, out);
+    {
+        typedef const int16_t *const_row;
+        CONV3X3_BODY(in, side, w, shift, out, 0);
+    }
     return BN_OK;
 }
 
@@ -45,7 +113,8 @@ bn_status bn_conv3x3_relu(const int16_t *in, size_t side, const int16_t *w, uint
 static void conv3x3_relu_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
                             int16_t *out)
 {
-    CONV3X3_BODY(in, side, w, shift, out);
+    typedef const int8_t *const_row;
+    CONV3X3_BODY(in, side, w, shift, out, in[0]);
 }
 #endif
 
@@ -86,12 +155,11 @@ typedef struct {
 
 static bn_status check_layer_words(const bn_layer *l, size_t row_len)
 {
-    size_t per = bn_per_word(l->wtype);
-    if (per == 0)
+    if (bn_per_word(l->wtype) == 0)
         return BN_ERR_WTYPE;
     if (!l->weights)
         return BN_ERR_NULL;
-    return l->words_per_row == (row_len + per - 1) / per ? BN_OK : BN_ERR_SHAPE;
+    return l->words_per_row == bn_row_words(l->wtype, row_len) ? BN_OK : BN_ERR_SHAPE;
 }
 
 /* Conv maps of one channel alternate between buffer A and B: the first conv output
