@@ -38,15 +38,14 @@ size_t bn_per_word(uint8_t wtype)
 
 size_t bn_row_words(uint8_t wtype, size_t n)
 {
-    size_t per = bn_per_word(wtype);
-    unsigned sh = 0;
-    if (per == 0)
-        return 0;
-    if (per & (per - 1))                        /* Ternary: 20 per word */
-        return (n + per - 1) / per;
-    while (((size_t)1 << sh) < per)
-        sh++;
-    return (n + per - 1) >> sh;
+    switch (wtype) {
+    case BN_W_BINARY: return (n + 31) >> 5;
+    case BN_W_TERNARY: return (n + 19) / 20;
+    case BN_W_2BITSYM: return (n + 15) >> 4;
+    case BN_W_4BITSYM: case BN_W_4BIT: case BN_W_FP130: case BN_W_NF4: return (n + 7) >> 3;
+    case BN_W_8BIT: return (n + 3) >> 2;
+    default: return 0;
+    }
 }
 
 static bn_status check_fc(uint8_t wtype, const uint32_t *w, size_t wpr, const void *act,
@@ -400,8 +399,13 @@ BN_HOT_AUX bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out
     p = acc;
     do {
         int32_t v = *p;
-        uint32_t r = v <= 0 ? 0u : ((uint32_t)v + half) >> s;   /* rshift, ReLU */
-        *o++ = (uint8_t)(r > 127u ? 127u : r);
+        uint32_t r = 0;                         /* ReLU */
+        if (v > 0) {
+            r = ((uint32_t)v + half) >> s;      /* rshift, then saturate */
+            if (r > 127u)
+                r = 127u;
+        }
+        *o++ = (uint8_t)r;
     } while (++p < end);
     if (shift)
         *shift = (uint8_t)s;

@@ -178,26 +178,47 @@ DEFINE_RUN4(1)
 #endif
 
 /* acc[o] = c * wsum[o] without a multiplier (wsum NULL: 0): one pass over the
- * outputs per set bit of |c| (the MNIST background has two or three). */
+ * outputs per set bit of |c| (the MNIST background has two or three), the first
+ * one storing, subtracting when c < 0. */
 static BN_HOT_AUX void acc_init(int32_t c, const int32_t *wsum, size_t n_out, uint32_t *acc)
 {
-    uint32_t m = c < 0 ? 0u - (uint32_t)c : (uint32_t)c;
-    uint32_t sg = c < 0 ? 0xFFFFFFFFu : 0u;      /* (v ^ sg) - sg: v, or -v if c < 0 */
+    uint32_t m = !wsum ? 0u : c < 0 ? 0u - (uint32_t)c : (uint32_t)c;
     uint32_t *a = acc, *end = acc + n_out;
+    const int32_t *ws = wsum;
     unsigned b = 0;
-    do
-        *a = 0;
-    while (++a < end);
-    if (wsum)
-        for (; m; m >>= 1, b++) {
-            const int32_t *ws = wsum;
-            if (!(m & 1u))
-                continue;
-            a = acc;
+    if (m == 0) {
+        do
+            *a = 0;
+        while (++a < end);
+        return;
+    }
+    while (!(m & 1u)) {
+        m >>= 1;
+        b++;
+    }
+    if (c < 0)
+        do
+            *a = 0u - ((uint32_t)*ws++ << b);
+        while (++a < end);
+    else
+        do
+            *a = (uint32_t)*ws++ << b;
+        while (++a < end);
+    while (m >>= 1) {
+        b++;
+        if (!(m & 1u))
+            continue;
+        a = acc;
+        ws = wsum;
+        if (c < 0)
             do
-                *a += (((uint32_t)*ws++ << b) ^ sg) - sg;
+                *a -= (uint32_t)*ws++ << b;
             while (++a < end);
-        }
+        else
+            do
+                *a += (uint32_t)*ws++ << b;
+            while (++a < end);
+    }
 }
 
 /* The pass over the inputs (SRAM on the MCU), one per type: skip inputs equal to
@@ -212,24 +233,19 @@ static BN_HOT void NAME(const uint32_t *w, size_t wpc, const int8_t *act, size_t
     int16_t tab[4 * (STRIDE)], *tk = tab;                                               \
     const uint32_t *col[4], **ck = col;                                                 \
     const int8_t *p = act, *end = act + n_in;                                           \
-    for (;;) {                                                                          \
-        while (p < end && *p == c) {    /* background (centred) or ReLU zero */         \
-            p++;                                                                        \
-            w += wpc;                                                                   \
+    do {                            /* n_in >= 1; one taken branch per skipped input */ \
+        if (*p != c) {              /* else: background (centred) or ReLU zero */       \
+            *ck++ = w;                                                                  \
+            BUILD(tk, (uint32_t)(*p - c));                                              \
+            tk += (STRIDE);                                                             \
+            if (tk == tab + 4 * (STRIDE)) {                                             \
+                RUN4(col, (const unsigned char *)tab, n_out, u);                        \
+                tk = tab;                                                               \
+                ck = col;                                                               \
+            }                                                                           \
         }                                                                               \
-        if (p == end)                                                                   \
-            break;                                                                      \
-        *ck++ = w;                                                                      \
-        BUILD(tk, (uint32_t)(*p - c));                                                  \
-        p++;                                                                            \
         w += wpc;                                                                       \
-        tk += (STRIDE);                                                                 \
-        if (tk == tab + 4 * (STRIDE)) {                                                 \
-            RUN4(col, (const unsigned char *)tab, n_out, u);                            \
-            tk = tab;                                                                   \
-            ck = col;                                                                   \
-        }                                                                               \
-    }                                                                                   \
+    } while (++p < end);                                                                \
     if (tk != tab) {                /* 1-3 inputs left: pad with all-zero tables */     \
         while (tk < tab + 4 * (STRIDE))                                                 \
             *tk++ = 0;                                                                  \
