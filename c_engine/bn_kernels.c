@@ -68,20 +68,35 @@ static uint32_t field(uint32_t word, unsigned j, unsigned bits)
 /* weight i of a row of uniform-width fields */
 #define FIELD_AT(row, i, per, bits) field((row)[(i) / (per)], (unsigned)((i) % (per)), (bits))
 
+/* The write-up's row kernels for Binary, 2bitsym and FP130 (and 4bitsym below): a
+ * word of weights, then a fixed inner loop over its fields, bits tested one by one;
+ * BN_HOT (SRAM in the firmware, like the write-up's processfclayer). A row whose
+ * length is not a multiple of the fields per word ends in a shorter loop. */
+static BN_HOT uint32_t row_binary(const uint32_t *row, const int8_t *act, size_t n_in)
+{
+    uint32_t s = 0, x;
+    size_t k, j, full = n_in >> 5, rest = n_in & 31u;
+    for (k = 0; k <= full; k++) {
+        size_t n = k < full ? 32u : rest;
+        x = n ? *row++ : 0u;
+        for (j = 0; j < n; j++) {
+            uint32_t a = ua(*act++);
+            s = (x & 0x80000000u) ? s + a : s - a;     /* 1: +1, 0: -1 */
+            x <<= 1;
+        }
+    }
+    return s;
+}
+
 bn_status bn_fc_binary(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
                        size_t n_out, int32_t *acc)
 {
-    size_t o, i;
+    size_t o;
     bn_status st = check_fc(BN_W_BINARY, w, wpr, act, n_in, acc);
     if (st != BN_OK)
         return st;
-    for (o = 0; o < n_out; o++) {
-        const uint32_t *row = w + o * wpr;
-        uint32_t s = 0;
-        for (i = 0; i < n_in; i++)
-            s = FIELD_AT(row, i, 32u, 1u) ? s + ua(act[i]) : s - ua(act[i]);
-        acc[o] = u2i(s);
-    }
+    for (o = 0; o < n_out; o++)
+        acc[o] = u2i(row_binary(w + o * wpr, act, n_in));
     return BN_OK;
 }
 
@@ -117,35 +132,40 @@ bn_status bn_fc_ternary(const uint32_t *w, size_t wpr, const int8_t *act, size_t
     return BN_OK;
 }
 
-/* f * a for a 4-bit field f by shifts and adds (no multiply) */
-static uint32_t mul_field(uint32_t f, uint32_t a)
+/* 2bitsym, 2f - 3: top bit set = positive; |2f - 3| = 2 m + 1 with m = f & 1 if
+ * positive, ~f & 1 if negative (offset binary: the negative path tests the clear
+ * bit, as in row_4bitsym). No zero skip: the write-up's 2-bit loop has none. */
+static BN_HOT uint32_t row_2bitsym(const uint32_t *row, const int8_t *act, size_t n_in)
 {
-    uint32_t t = 0;
-    if (f & 1u) t += a;
-    if (f & 2u) t += a << 1;
-    if (f & 4u) t += a << 2;
-    if (f & 8u) t += a << 3;
-    return t;
+    uint32_t s = 0, x;
+    size_t k, j, full = n_in >> 4, rest = n_in & 15u;
+    for (k = 0; k <= full; k++) {
+        size_t n = k < full ? 16u : rest;
+        x = n ? *row++ : 0u;
+        for (j = 0; j < n; j++) {
+            uint32_t a = ua(*act++);
+            if (x & 0x80000000u) {
+                s += a;
+                if (x & 0x40000000u) s += a << 1;
+            } else {
+                s -= a;
+                if (!(x & 0x40000000u)) s -= a << 1;
+            }
+            x <<= 2;
+        }
+    }
+    return s;
 }
 
 bn_status bn_fc_2bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
                         size_t n_out, int32_t *acc)
 {
-    size_t o, i;
+    size_t o;
     bn_status st = check_fc(BN_W_2BITSYM, w, wpr, act, n_in, acc);
     if (st != BN_OK)
         return st;
-    for (o = 0; o < n_out; o++) {
-        const uint32_t *row = w + o * wpr;
-        uint32_t s = 0, sum_a = 0;
-        for (i = 0; i < n_in; i++) {      /* (2f - 3) a = 2 (f a) - 3 a */
-            if (act[i] == 0)
-                continue;
-            s += mul_field(FIELD_AT(row, i, 16u, 2u), ua(act[i])) << 1;
-            sum_a += ua(act[i]);
-        }
-        acc[o] = u2i(s - ((sum_a << 1) + sum_a));
-    }
+    for (o = 0; o < n_out; o++)
+        acc[o] = u2i(row_2bitsym(w + o * wpr, act, n_in));
     return BN_OK;
 }
 
@@ -243,26 +263,32 @@ bn_status bn_fc_8bit(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_
     return BN_OK;
 }
 
+/* FP130, f = sign << 3 | e -> (sign ? -1 : 1) * 2^e: one shift per weight. */
+static BN_HOT uint32_t row_fp130(const uint32_t *row, const int8_t *act, size_t n_in)
+{
+    uint32_t s = 0, x;
+    size_t k, j, full = n_in >> 3, rest = n_in & 7u;
+    for (k = 0; k <= full; k++) {
+        size_t n = k < full ? 8u : rest;
+        x = n ? *row++ : 0u;
+        for (j = 0; j < n; j++) {
+            uint32_t t = ua(*act++) << ((x >> 28) & 7u);
+            s = (x & 0x80000000u) ? s - t : s + t;
+            x <<= 4;
+        }
+    }
+    return s;
+}
+
 bn_status bn_fc_fp130(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
                       size_t n_out, int32_t *acc)
 {
-    size_t o, i;
+    size_t o;
     bn_status st = check_fc(BN_W_FP130, w, wpr, act, n_in, acc);
     if (st != BN_OK)
         return st;
-    for (o = 0; o < n_out; o++) {
-        const uint32_t *row = w + o * wpr;
-        uint32_t s = 0;
-        for (i = 0; i < n_in; i++) {
-            uint32_t f, t;
-            if (act[i] == 0)
-                continue;
-            f = FIELD_AT(row, i, 8u, 4u);
-            t = ua(act[i]) << (f & 7u);            /* shift only */
-            s = (f & 8u) ? s - t : s + t;
-        }
-        acc[o] = u2i(s);
-    }
+    for (o = 0; o < n_out; o++)
+        acc[o] = u2i(row_fp130(w + o * wpr, act, n_in));
     return BN_OK;
 }
 

@@ -32,6 +32,21 @@ def run(mnist, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def cnn_run(mnist, tmp_path_factory):
+    """A small trained CNN: conv 1->8, two depthwise + pool stages, FC 32-32-10."""
+    torch.set_num_threads(1)
+    n = 2000
+    data = MnistTensors(mnist.train28[:n], mnist.train_x[:n], mnist.train_y[:n],
+                        mnist.test_x, mnist.test_y)
+    out = tmp_path_factory.mktemp("fw_cnn")
+    cfg = load_config(None, ["model=cnn", "cnn_channels=8", "widths=[32]", "epochs=1",
+                             "quant_per_layer=[2bitsym,4bitsym]", "augment=false",
+                             "lr=0.003", "threads=1"])
+    train(cfg, out, data=data, progress=False, log=lambda s: None)
+    return out
+
+
 @pytest.mark.parametrize("kernel", ["baseline", "fast"])
 def test_firmware_matches_host_without_hooks(run, mnist, kernel, tmp_path):
     r = mcu.mcu_run(run, kernel=kernel, images=8, hooks=False, build_dir=tmp_path, data=mnist,
@@ -74,3 +89,58 @@ def test_flash_overflow_is_a_clear_error(tmp_path):
     msg = str(e.value)
     assert "flash overflow" in msg and "16384" in msg and "over by" in msg
     assert "flash:" in msg                      # the usage is printed too
+
+
+@pytest.mark.parametrize("kernel", ["baseline", "fast"])
+def test_cnn_firmware_matches_host_and_fits(cnn_run, mnist, kernel, tmp_path):
+    """Conv layers on the MCU: the plain-multiply conv (baseline) and the shift-add,
+    centred, zero-skipping conv (fast) against the host engine, every accumulator;
+    the A/B map plan keeps a small CNN inside 2 KB of SRAM."""
+    r = mcu.mcu_run(cnn_run, kernel=kernel, images=3, hooks=False, build_dir=tmp_path,
+                    data=mnist, log=lambda s: None)
+    assert r["mismatch_vs_host"] == 0 and r["mismatch_layers"] == 0
+    assert r["fits_ch32v003"] and r["ram_bytes"] <= mcu.RAM_LIMIT
+
+
+def test_fast_kernels_count_fewer_cycles(run, mnist, tmp_path):
+    """The fast build does what it is for: on the small FC model, under a third of the
+    baseline's cycles, and its profile names the kernels that ran."""
+    r = {k: mcu.mcu_run(run, kernel=k, images=2, build_dir=tmp_path / k, data=mnist,
+                        log=lambda s: None) for k in ("baseline", "fast")}
+    assert r["fast"]["cycles_mean"] < r["baseline"]["cycles_mean"] / 3
+    assert "bn_run4_b4_rv32e" in r["fast"]["profile_mean"]
+    assert "row_4bitsym" in r["baseline"]["profile_mean"]
+    layers = r["fast"]["layer_cycles_mean"]
+    assert len(layers) == 4 and sum(layers) == pytest.approx(r["fast"]["cycles_mean"])
+
+
+def test_rebuild_when_build_variables_change(run, mnist, tmp_path):
+    """A build into the same directory with another RAM size relinks (a stale ELF with
+    the stack top of the other size crashed the emulator)."""
+    from bitnetlib.export import export_run
+    _, _, exp = export_run(run, mnist, layout="rows")
+    header = E.write_header(exp, tmp_path / "m.h")
+    tops = []
+    for ram in (2048, 4096):
+        fw = mcu.build(exp, header, "baseline", tmp_path / "b", ram_size=ram, ram_limit=ram)
+        tops.append(mcu.Emulator(fw["elf"], ram).estack)
+    assert tops == [0x20000800, 0x20001000]
+
+
+def test_sram_overflow_falls_back_and_is_flagged(tmp_path):
+    """A model whose buffers exceed 2 KB of SRAM (Binary 256-400-10: 2,000 bytes of
+    accumulators and activations) is measured on a bigger virtual chip and reported
+    as not fitting; the fast build first tries its kernels in flash."""
+    rng = np.random.default_rng(1)
+    layers = [E.LayerSpec("0", "fc", "Binary", 256, 400, rng.choice([-1, 1], (400, 256))),
+              E.LayerSpec("1", "fc", "Binary", 400, 10, rng.choice([-1, 1], (10, 400)))]
+    exp = E.Exported(layers, 256, 10)
+    exp.model_id = exp.fingerprint()
+    header = E.write_header(exp, tmp_path / "wide.h")
+    notes = []
+    image = rng.integers(-128, 128, 256).astype(np.int8)
+    fw, emu, fits, hot = mcu._fitting_build(exp, header, "baseline", tmp_path / "b", image,
+                                            notes.append)
+    assert not fits and "SRAM overflow" in notes[-1] and "does not fit" in notes[-1]
+    status, pred, logits, _ = emu.run(image, 0, 10)
+    assert status == 0 and 0 <= pred < 10
