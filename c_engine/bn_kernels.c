@@ -100,36 +100,66 @@ bn_status bn_fc_binary(const uint32_t *w, size_t wpr, const int8_t *act, size_t 
     return BN_OK;
 }
 
+/* One trit of a ternary byte, most significant first: digit of b in base 3 at place
+ * value P by comparison and subtraction (no divider), then the weight t - 1 applied
+ * (zero weights and zero activations add nothing). */
+#define TRIT(s, b, P, a)                                                        \
+    do {                                                                        \
+        if ((b) >= 2u * (P)) {                                                  \
+            (b) -= 2u * (P);                                                    \
+            (s) += (a);                                                         \
+        } else if ((b) >= (P)) {                                                \
+            (b) -= (P);                                                         \
+        } else {                                                                \
+            (s) -= (a);                                                         \
+        }                                                                       \
+    } while (0)
+
+/* One row of Ternary weights: 4 bytes per word, 5 trits per byte (bitnet.h); the
+ * last byte of a row may hold fewer than 5 weights. *bad is set on a byte > 242. */
+static BN_HOT uint32_t row_ternary(const uint32_t *row, const int8_t *act, size_t n_in,
+                                   int *bad)
+{
+    uint32_t s = 0, x = 0;
+    size_t i;
+    unsigned j = 0;
+    for (i = 0; i + 5 <= n_in; i += 5, act += 5) {
+        unsigned b;
+        if (j == 0)
+            x = *row++;
+        j = (j + 1) & 3u;
+        b = (unsigned)(x >> 24);
+        x <<= 8;
+        if (b > 242u)
+            *bad = 1;
+        TRIT(s, b, 81u, ua(act[0]));
+        TRIT(s, b, 27u, ua(act[1]));
+        TRIT(s, b, 9u, ua(act[2]));
+        TRIT(s, b, 3u, ua(act[3]));
+        TRIT(s, b, 1u, ua(act[4]));
+    }
+    if (i < n_in) {                 /* a last byte with n_in - i < 5 weights */
+        static const uint8_t pow3[5] = {81, 27, 9, 3, 1};
+        unsigned b = (unsigned)((j == 0 ? *row : x) >> 24), k;
+        if (b > 242u)
+            *bad = 1;
+        for (k = 0; i + k < n_in; k++)
+            TRIT(s, b, (unsigned)pow3[k], ua(act[k]));
+    }
+    return s;
+}
+
 bn_status bn_fc_ternary(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
                         size_t n_out, int32_t *acc)
 {
-    static const uint8_t pow3[5] = {81, 27, 9, 3, 1};
-    size_t o, i;
+    size_t o;
+    int bad = 0;
     bn_status st = check_fc(BN_W_TERNARY, w, wpr, act, n_in, acc);
     if (st != BN_OK)
         return st;
-    for (o = 0; o < n_out; o++) {
-        const uint32_t *row = w + o * wpr;
-        uint32_t s = 0;
-        for (i = 0; i < n_in; i += 5) {
-            unsigned b = (unsigned)FIELD_AT(row, i / 5, 4u, 8u), k;
-            if (b > 242u)
-                return BN_ERR_CORRUPT;
-            for (k = 0; k < 5 && i + k < n_in; k++) {
-                unsigned t = 0;
-                while (b >= pow3[k]) {   /* digit by subtraction: no divide */
-                    b -= pow3[k];
-                    t++;
-                }
-                if (t == 2u)
-                    s += ua(act[i + k]);
-                else if (t == 0u)
-                    s -= ua(act[i + k]);
-            }
-        }
-        acc[o] = u2i(s);
-    }
-    return BN_OK;
+    for (o = 0; o < n_out; o++)
+        acc[o] = u2i(row_ternary(w + o * wpr, act, n_in, &bad));
+    return bad ? BN_ERR_CORRUPT : BN_OK;
 }
 
 /* 2bitsym, 2f - 3: top bit set = positive; |2f - 3| = 2 m + 1 with m = f & 1 if
