@@ -151,6 +151,7 @@ class EngineModel:
         n = int(g.bn_scratch_bytes(self.model))
         if n == 0:
             raise EngineError(f"{header}: the engine rejects this model description")
+        self.scratch_bytes = n                                # bn_scratch_bytes
         self.scratch = np.zeros(n // 4 + 1, np.int32)       # int32-aligned scratch
         self.trace_len = int(g.bn_trace_len(self.model))
 

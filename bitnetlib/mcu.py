@@ -436,6 +436,9 @@ def mcu_run(run_dir, kernel: str = "fast", images: int = 100, timed: int = None,
     ref_h = write_header(ref_exp, build_dir / "model_rows.h", str(run_dir))
     header = write_header(exp, build_dir / "model.h", str(run_dir))
     host = EngineModel(ref_h, ref_exp.model_id)
+    if fw_constants(exp)["SCRATCH"] != host.scratch_bytes:   # two copies of one formula
+        raise McuError(f"firmware scratch {fw_constants(exp)['SCRATCH']} bytes, the engine "
+                       f"needs {host.scratch_bytes}: fw_constants is out of date")
     x = intmodel.input_codes(data.test_x[:images]).astype(np.int8)
     fw, emu, fits, hot_mem = _fitting_build(exp, header, kernel, build_dir, x[0], log)
     y = data.test_y[:images].numpy()

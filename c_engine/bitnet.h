@@ -72,7 +72,9 @@
  *                       2bitsym, 4bitsym, 4bit, FP130 (the fast kernels, bn_fc_cols:
  *                       skip zero inputs, a 2^bits-entry int16 product table per
  *                       non-zero input built by additions, four inputs per pass over
- *                       the accumulators). Other types stay in rows.
+ *                       the accumulators, a last pass of 1-3 inputs padded with
+ *                       all-zero tables; -DBN_RUN4_ASM=1 takes the 4-bit pass from
+ *                       bn_kernels_rv32e.S). Other types stay in rows.
  *   Centring (first layer only, cols layout): wsum[o] = sum_i w[o][i] is stored;
  *   the kernel takes c = act[0] (the MNIST background on nearly every image) and
  *   computes acc[o] = c * wsum[o] + sum_i w[o][i] * (act[i] - c), which is the same
@@ -228,7 +230,10 @@ bn_status bn_conv3x3_relu(const int16_t *in, size_t side, const int16_t *w, uint
 /* 2x2 max-pool, stride 2: in side x side (side even), out side/2 x side/2. */
 bn_status bn_maxpool2x2(const int16_t *in, size_t side, int16_t *out);
 
-/* Bytes of scratch memory bn_run_network needs for this model (0: invalid model). */
+/* Bytes of scratch memory bn_run_network needs for this model (0: invalid model):
+ * int32 accumulators for the widest layer, two int16 conv maps (a channel's maps
+ * alternate between them; the first conv reads the int8 input in place) and one
+ * int8 activation buffer (a layer reads it all before its ShiftNorm refills it). */
 size_t bn_scratch_bytes(const bn_model *m);
 
 /* Run one image: input input_len int8; logits n_classes int32 (the output layer's
