@@ -72,13 +72,15 @@ class TrainConfig:
     prune: str = "none"           # 'l1' or 'random': prune every quantized layer before training
     prune_density: float = 1.0    # fraction of weights kept per layer when pruning
     swa_start_epoch: int = -1     # average the weights from this 0-based epoch on; -1: off
+    quant_cycle: list = field(default_factory=list)  # types cycled before quant_switch_epoch,
+    quant_cycle_period: int = 0   # lowest precision first; epochs per cycle (bitnetlib.train)
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at
 # their default, so every older configuration keeps its hash (experiments.config_key)
 # and still matches the config saved in its checkpoint.pt and model.pt.
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
-              "prune_density", "swa_start_epoch")
+              "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period")
 
 
 def _check_type(key: str, value, tp):
@@ -119,19 +121,8 @@ def _validate(cfg: TrainConfig) -> TrainConfig:
 
 
 def _validate_added(cfg: TrainConfig):
-    """The research-plan keys: quantization switch, pruning and weight averaging."""
-    if cfg.start_quant and cfg.start_quant not in QUANTIZERS:
-        raise ConfigError(f"config key 'start_quant': {cfg.start_quant!r} is not one of "
-                          f"{', '.join(QUANTIZERS)} (or '' for no switch)")
-    if bool(cfg.start_quant) != (cfg.quant_switch_epoch >= 0):
-        raise ConfigError("config keys 'start_quant' and 'quant_switch_epoch' go together: "
-                          f"got start_quant={cfg.start_quant!r}, "
-                          f"quant_switch_epoch={cfg.quant_switch_epoch}")
-    if cfg.start_quant and not 0 < cfg.quant_switch_epoch < cfg.epochs:
-        raise ConfigError(f"config key 'quant_switch_epoch': expected 1..{cfg.epochs - 1} "
-                          f"(epochs={cfg.epochs}), got {cfg.quant_switch_epoch}")
-    if cfg.start_quant and cfg.quant_per_layer:
-        raise ConfigError("config key 'start_quant': not supported with quant_per_layer")
+    """The research-plan keys: quantization schedule, pruning and weight averaging."""
+    _validate_schedule(cfg)
     if cfg.prune == "none" and cfg.prune_density != 1.0:
         raise ConfigError(f"config key 'prune_density': {cfg.prune_density} needs prune: "
                           f"l1 or random")
@@ -141,6 +132,40 @@ def _validate_added(cfg: TrainConfig):
     if not -1 <= cfg.swa_start_epoch < cfg.epochs:
         raise ConfigError(f"config key 'swa_start_epoch': expected -1 (off) or 0..{cfg.epochs - 1}, "
                           f"got {cfg.swa_start_epoch}")
+
+
+def _validate_schedule(cfg: TrainConfig):
+    """Before ``quant_switch_epoch`` the linear layers use ``start_quant`` or cycle
+    through ``quant_cycle``: exactly one of the two goes with the switch epoch."""
+    if cfg.start_quant and cfg.start_quant not in QUANTIZERS:
+        raise ConfigError(f"config key 'start_quant': {cfg.start_quant!r} is not one of "
+                          f"{', '.join(QUANTIZERS)} (or '' for no switch)")
+    for q in cfg.quant_cycle:
+        if q not in QUANTIZERS:
+            raise ConfigError(f"config key 'quant_cycle': {q!r} is not one of "
+                              f"{', '.join(QUANTIZERS)}")
+    if cfg.start_quant and cfg.quant_cycle:
+        raise ConfigError("config keys 'start_quant' and 'quant_cycle': give one of them, "
+                          f"got both ({cfg.start_quant!r}, {cfg.quant_cycle!r})")
+    scheduled = bool(cfg.start_quant or cfg.quant_cycle)
+    if scheduled != (cfg.quant_switch_epoch >= 0):
+        raise ConfigError("config keys 'start_quant' (or 'quant_cycle') and 'quant_switch_epoch' "
+                          f"go together: got start_quant={cfg.start_quant!r}, "
+                          f"quant_cycle={cfg.quant_cycle!r}, "
+                          f"quant_switch_epoch={cfg.quant_switch_epoch}")
+    if scheduled and not 0 < cfg.quant_switch_epoch < cfg.epochs:
+        raise ConfigError(f"config key 'quant_switch_epoch': expected 1..{cfg.epochs - 1} "
+                          f"(epochs={cfg.epochs}), got {cfg.quant_switch_epoch}")
+    if scheduled and cfg.quant_per_layer:
+        raise ConfigError("config keys 'start_quant' and 'quant_cycle': not supported with "
+                          "quant_per_layer")
+    if cfg.quant_cycle and (len(cfg.quant_cycle) < 2 or cfg.quant_cycle_period < 2):
+        raise ConfigError(f"config keys 'quant_cycle' and 'quant_cycle_period': expected at "
+                          f"least 2 types and a period >= 2 epochs, got {cfg.quant_cycle!r} "
+                          f"and {cfg.quant_cycle_period}")
+    if cfg.quant_cycle_period and not cfg.quant_cycle:
+        raise ConfigError(f"config key 'quant_cycle_period': {cfg.quant_cycle_period} needs "
+                          f"quant_cycle (the types to cycle through)")
 
 
 def make_config(values: dict, source: str = "config") -> TrainConfig:

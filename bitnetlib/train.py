@@ -85,12 +85,32 @@ def evaluate(model, x, y, batch: int = 10000):
     return loss / x.shape[0], 100.0 * correct / x.shape[0]
 
 
+def cycle_quant(types: list, period: int, epoch: int) -> str:
+    """The type of a 0-based epoch in cyclic precision training (Fu et al. 2021): within
+    each cycle of ``period`` epochs the precision rises along a half cosine from
+    ``types[0]`` to ``types[-1]`` (CPT's schedule, per epoch and over a list of types).
+
+    >>> [cycle_quant(["2bitsym", "4bitsym"], 4, e) for e in range(6)]
+    ['2bitsym', '2bitsym', '4bitsym', '4bitsym', '2bitsym', '2bitsym']
+    >>> [cycle_quant(["2bitsym", "4bitsym", "8bit"], 4, e) for e in range(4)]
+    ['2bitsym', '2bitsym', '4bitsym', '8bit']
+    """
+    rise = 0.5 * (1 - math.cos(math.pi * (epoch % period) / period))    # 0 .. < 1
+    return types[math.floor(rise * (len(types) - 1) + 0.5)]
+
+
 def linear_quant_at(cfg: TrainConfig, epoch: int) -> str:
-    """Weight type of the linear layers in a 0-based epoch: ``start_quant`` before
-    ``quant_switch_epoch``, ``quant`` from then on (a pure function of the epoch)."""
-    if cfg.start_quant and epoch < cfg.quant_switch_epoch:
+    """Weight type of the linear layers in a 0-based epoch: ``start_quant``, or the
+    ``quant_cycle`` type, before ``quant_switch_epoch``; ``quant`` from then on; "" when
+    the config has no schedule (the model keeps its types, ``quant_per_layer`` included).
+    A pure function of the epoch, so a resumed run switches at the same points."""
+    if not (cfg.start_quant or cfg.quant_cycle):
+        return ""
+    if epoch >= cfg.quant_switch_epoch:
+        return cfg.quant
+    if cfg.start_quant:
         return cfg.start_quant
-    return cfg.quant
+    return cycle_quant(cfg.quant_cycle, cfg.quant_cycle_period, epoch)
 
 
 def set_linear_quant(model, name: str):
@@ -280,8 +300,12 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
         if stop_after >= 0 and epoch - start >= stop_after:
             return model, metrics
         t0 = time.perf_counter()
-        set_linear_quant(model, linear_quant_at(cfg, epoch))
-        update_clips(model, cfg, epoch, force=epoch == cfg.quant_switch_epoch)
+        quant_now = linear_quant_at(cfg, epoch)
+        if quant_now:
+            set_linear_quant(model, quant_now)
+        # a new type needs a new clip, even where OCTAV clips are frozen
+        changed = epoch > 0 and quant_now != linear_quant_at(cfg, epoch - 1)
+        update_clips(model, cfg, epoch, force=epoch == cfg.quant_switch_epoch or changed)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, epoch)
         x, y, order = epoch_data(cfg, data, epoch_generator(cfg, epoch, device))

@@ -1,4 +1,5 @@
-"""The research-plan options: norm, quantization switch, init_from and pruning."""
+"""The research-plan options: norm, quantization switch and cycle, init_from, pruning,
+weight averaging and mixed precision per layer."""
 import pytest
 import torch
 
@@ -36,6 +37,15 @@ def test_added_keys_keep_existing_cache_keys():
     (["quant_switch_epoch=3"], "go together"),
     (["start_quant=9bit", "quant_switch_epoch=1"], "4bitsym"),
     (["start_quant=8bit", "quant_switch_epoch=5", "epochs=5"], "1..4"),
+    (["quant_cycle=[2bitsym, 4bitsym]", "quant_cycle_period=2"], "go together"),
+    (["quant_cycle=[2bitsym, 5bit]", "quant_cycle_period=2", "quant_switch_epoch=2"], "'5bit'"),
+    (["quant_cycle=[2bitsym]", "quant_cycle_period=2", "quant_switch_epoch=2"], "at least 2"),
+    (["quant_cycle=[2bitsym, 8bit]", "quant_cycle_period=1", "quant_switch_epoch=2"], ">= 2"),
+    (["quant_cycle_period=4"], "needs quant_cycle"),
+    (["quant_cycle=[2bitsym, 8bit]", "quant_cycle_period=2", "start_quant=8bit",
+      "quant_switch_epoch=2"], "one of them"),
+    (["quant_cycle=[2bitsym, 8bit]", "quant_cycle_period=2", "quant_switch_epoch=2",
+      "quant_per_layer=[2bitsym, 4bitsym, 4bitsym, 4bitsym]"], "quant_per_layer"),
 ])
 def test_plan_config_errors(overrides, expect):
     with pytest.raises(ConfigError, match=expect) as e:
@@ -245,3 +255,81 @@ def test_checkpoint_model_is_the_last_iterate(mnist, tmp_path, monkeypatch):
     acc = evaluate(last, mnist.test_x, mnist.test_y)[1]
     assert acc == pytest.approx(metrics[-1]["test_acc"])
     assert not torch.equal(quant_layers(last)[0].weight, quant_layers(averaged)[0].weight)
+
+
+# ---------------------------------------------------------------- quant_per_layer, cycle
+
+def test_quant_per_layer_is_kept_through_training(mnist, tmp_path):
+    """Without a schedule the train loop leaves every layer's own type alone."""
+    cfg = load_config(None, ["epochs=2", "augment=false", "widths=[16, 16]",
+                             "quant_per_layer=[2bitsym, 8bit, None]"])
+    model, metrics = train(cfg, tmp_path, data=subset(mnist, 500), **QUIET)
+    expect = ["2bitsym", "8bit", "None"]
+    assert [l.quantizer.name for l in quant_layers(model)] == expect
+    assert all([s["type"] for s in m["layers"]] == expect for m in metrics)
+
+
+def test_cycle_schedule_per_epoch():
+    from bitnetlib.train import linear_quant_at
+    cfg = load_config(None, ["epochs=10", "quant_cycle=[2bitsym, 4bitsym, 8bit]",
+                             "quant_cycle_period=4", "quant_switch_epoch=8", "quant=4bitsym"])
+    got = [linear_quant_at(cfg, e) for e in range(10)]
+    assert got == ["2bitsym", "2bitsym", "4bitsym", "8bit"] * 2 + ["4bitsym"] * 2
+    assert linear_quant_at(load_config(None), 0) == ""
+
+
+def test_quant_cycle_trains_each_type_and_resumes(mnist, tmp_path):
+    cfg = load_config(None, ["epochs=5", "augment=true", "widths=[16]", "clip=octav",
+                             "octav_freeze_epoch=1", "quant_cycle=[2bitsym, 8bit]",
+                             "quant_cycle_period=2", "quant_switch_epoch=4"])
+    data = subset(mnist, 1000)
+    full, metrics = train(cfg, tmp_path / "a", data=data, **QUIET)
+    assert [m["layers"][0]["type"] for m in metrics] == ["2bitsym", "8bit"] * 2 + ["4bitsym"]
+    # a type change re-chooses the clip although OCTAV clips are frozen from epoch 1 on
+    clips = [m["layers"][0]["clip"] for m in metrics]
+    assert len(set(clips)) == 5
+    train(cfg, tmp_path / "b", data=data, stop_after=3, **QUIET)    # killed mid-cycle
+    resumed, _ = train(cfg, tmp_path / "b", data=data, **QUIET)
+    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+# ---------------------------------------------------------------- mixed precision
+
+def test_packed_bytes_match_the_trained_model():
+    from bitnetlib.mixed import packed_bytes
+    from bitnetlib.models import build_model
+    from bitnetlib.stats import model_stats
+    quants = ["2bitsym", "Ternary", "8bit"]
+    cfg = load_config(None, ["widths=[24, 12]", f"quant_per_layer={quants}".replace("'", "")])
+    model = build_model(cfg)
+    assert packed_bytes([24, 12], quants) == sum(s["bytes"] for s in model_stats(model))
+    with pytest.raises(ValueError, match="3 linear layers but 2"):
+        packed_bytes([24, 12], quants[:2])
+
+
+def test_assignments_fit_the_budget_and_sample_without_repeats():
+    from bitnetlib.mixed import assignments, packed_bytes
+    types = ["Binary", "2bitsym", "4bitsym", "8bit"]
+    budget = packed_bytes([32, 32], ["4bitsym"] * 3)
+    every = assignments([32, 32], types, budget)
+    assert ["4bitsym"] * 3 in every and ["8bit"] * 3 not in every
+    assert all(packed_bytes([32, 32], a) <= budget for a in every)
+    assert len(every) == sum(packed_bytes([32, 32], [a, b, c]) <= budget
+                             for a in types for b in types for c in types)
+    some = assignments([32, 32], types, budget, max_trials=5, seed=1)
+    assert len(some) == 5 and all(a in every for a in some)
+    assert len({tuple(a) for a in some}) == 5
+    assert some == assignments([32, 32], types, budget, max_trials=5, seed=1)
+    assert some != assignments([32, 32], types, budget, max_trials=5, seed=2)
+
+
+def test_pareto_front_is_not_dominated():
+    import random
+    from bitnetlib.mixed import pareto_front
+    rng = random.Random(0)
+    pts = [(rng.randint(1, 20), rng.randint(0, 30) / 3) for _ in range(60)]
+    front = pareto_front(pts)
+    dominated = lambda p: any(q[0] <= p[0] and q[1] >= p[1] and q != p for q in pts)
+    assert all(not dominated(pts[i]) for i in front)
+    assert all(dominated(p) or p in [pts[i] for i in front] for p in pts)
