@@ -48,7 +48,7 @@ augment = None         # None: profile's value (smoke off, full on)
 device = "auto"
 seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
-mcu_images = None      # test images per emulated CH32V003 run; None: profile's (smoke 5, full 100)
+mcu_images = None      # test images per emulated CH32V003 run; None: profile's (smoke 3, full 100)
 
 # %% tags=["hide-input", "hide-output"]
 import time
@@ -64,7 +64,7 @@ S, common = ex.headline_settings(profile, device=device, seed=seed, epochs=epoch
                                  train_subset=train_subset, augment=augment, threads=threads)
 
 from bitnetlib import mcu
-n_mcu_images = mcu_images or (5 if S.profile == "smoke" else 100)
+n_mcu_images = mcu_images or (3 if S.profile == "smoke" else 100)
 
 
 def emulated_cycles(cfg):
