@@ -57,6 +57,7 @@ train_subset = None    # training images (0: all); None: profile's value (smoke 
 augment = None         # None: profile's value (smoke off, full on)
 types = ["4bitsym", "FP130", "2bitsym", "Ternary", "8bit"]   # on the 256-64-64-64-10 shape
 kernels = ["baseline", "fast"]
+cnn_config = None      # None: profile's CNN (smoke configs/cnn16.yaml, full configs/cnn64.yaml); "": none
 mcu_images = None      # test images per emulated run; None: profile's value (smoke 3, full 100)
 device = "auto"
 seed = 0
@@ -92,8 +93,10 @@ models = {f"FC {q} 64/64/64": ex.resolve_config({**common, "quant": q},
                                                  "configs/fc_4bitsym_64x3_aug.yaml")
           for q in types}
 models["FC 2bitsym 1 KB"] = ex.resolve_config(common, "configs/fc1k_2bitsym.yaml")
-cnn_path = ex.HEADLINE_MODELS["CNN 64"][0 if S.profile == "full" else 1]
-models[f"CNN ({cnn_path})"] = ex.resolve_config(common, cnn_path)
+if cnn_config is None:
+    cnn_config = ex.HEADLINE_MODELS["CNN 64"][0 if S.profile == "full" else 1]
+if cnn_config:
+    models[f"CNN ({cnn_config})"] = ex.resolve_config(common, cnn_config)
 accuracy = {name: ex.run_cached(cfg)[1][-1]["test_acc"] for name, cfg in models.items()}
 display(Markdown(ex.profile_note(S)))
 
