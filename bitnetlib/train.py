@@ -94,9 +94,12 @@ def cycle_quant(types: list, period: int, epoch: int) -> str:
     ['2bitsym', '2bitsym', '4bitsym', '4bitsym', '2bitsym', '2bitsym']
     >>> [cycle_quant(["2bitsym", "4bitsym", "8bit"], 4, e) for e in range(4)]
     ['2bitsym', '2bitsym', '4bitsym', '8bit']
+    >>> [cycle_quant(["2bitsym", "4bitsym", "8bit"], 3, e) for e in range(3)]
+    ['2bitsym', '4bitsym', '8bit']
     """
     rise = 0.5 * (1 - math.cos(math.pi * (epoch % period) / period))    # 0 .. < 1
-    return types[math.floor(rise * (len(types) - 1) + 0.5)]
+    # halves round up; the epsilon absorbs cos rounding (cos(pi/3) = 0.5000000000000001)
+    return types[math.floor(rise * (len(types) - 1) + 0.5 + 1e-9)]
 
 
 def linear_quant_at(cfg: TrainConfig, epoch: int) -> str:

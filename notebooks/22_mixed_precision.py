@@ -22,7 +22,8 @@
 # layer, 256 inputs wide, holds most of the weights) and notes that a 2-bit first layer
 # with 96 features and 4 bit for the rest brought no improvement. The mixed-precision
 # lab (shared/seeds/003) searches a type per layer with Optuna, because "different
-# layers have different sensitivity to quantization".
+# layers have different sensitivity to quantization", as HAQ {cite}`wang2019haq` does
+# with a hardware cost model.
 #
 # Here the search is plain: the packed size of an assignment is known before training
 # (bits per weight times weights, `bitnetlib.mixed.packed_bytes`), so we train every

@@ -1,0 +1,169 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # Cyclic precision training
+#
+# ## Overview
+#
+# Chapter 19 switched the weight type once during training. Cyclic precision training
+# (CPT) {cite}`fu2021cpt`, studied in the switchable-precision report (shared/seeds/002),
+# cycles the precision periodically: within each cycle it rises along a half cosine
+# from the lowest to the highest precision, then drops back. The report's reading is
+# that "exploration matters more than exploitation at low precision" and that
+# "cycling provides escape mechanisms from bad local minima".
+#
+# The config keys `quant_cycle` (a list of types, lowest precision first) and
+# `quant_cycle_period` (epochs per cycle) cycle the linear layers' type before
+# `quant_switch_epoch`; from that epoch on they use the target `quant`, so every run
+# ends at the same type (`bitnetlib.train.cycle_quant`). Unlike CPT, only the weights
+# cycle (activations stay 8 bit, as the engine needs) and the type changes only between
+# epochs; the clip is re-chosen at every change, and the schedule is a
+# pure function of the epoch, so a resumed run cycles the same way. We compare cycles
+# below, above and around the 4bitsym target with constant 4bitsym and with a single
+# switch at the same epoch.
+
+# %% tags=["parameters"]
+profile = "smoke"      # "smoke": about 20 s on a CPU; "full": the write-up's settings
+epochs = None          # None: profile's value (smoke 8, full 60)
+period = None          # epochs per cycle; None: profile's value (smoke 3, full 6)
+cycle_end = None       # 0-based epoch from which the target type is used; None: smoke 6, full 48
+widths = None          # hidden widths; None: profile's (smoke [32, 32], full [64, 64, 64])
+seeds = None           # None: profile's value (smoke [0], full [0, 1])
+train_subset = None    # training images (0: all); None: profile's value (smoke 4000)
+quant = "4bitsym"      # the target type
+augment = None         # None: profile's value (smoke off, full on)
+device = "auto"
+threads = None         # None: profile's value (smoke 1, full all cores)
+
+# %% tags=["hide-output"]
+import time
+started = time.perf_counter()
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+
+from bitnetlib import experiments as ex
+from bitnetlib.quant import get_quantizer
+
+S = ex.profile_settings(
+    profile,
+    smoke=dict(epochs=8, period=3, cycle_end=6, widths=[32, 32], seeds=[0], train_subset=4000,
+               augment=False, threads=1, compile=False),
+    full=dict(epochs=60, period=6, cycle_end=48, widths=[64, 64, 64], seeds=[0, 1],
+              train_subset=0, augment=True, threads=0, compile=True),
+    epochs=epochs, period=period, cycle_end=cycle_end, widths=widths, seeds=seeds,
+    train_subset=train_subset, augment=augment, threads=threads)
+if S.threads:
+    torch.set_num_threads(S.threads)
+BASE = "configs/fc_4bitsym_64x3_aug.yaml"
+common = dict(quant=quant, widths=S.widths, epochs=S.epochs, train_subset=S.train_subset,
+              augment=S.augment, compile=S.compile, device=device)
+switch = lambda q: {"start_quant": q, "quant_switch_epoch": S.cycle_end}
+cycle = lambda *qs: {"quant_cycle": list(qs), "quant_cycle_period": S.period,
+                     "quant_switch_epoch": S.cycle_end}
+SCHEDULES = {
+    f"constant {quant}": {},
+    f"8bit, switch": switch("8bit"),
+    f"2bitsym, switch": switch("2bitsym"),
+    "cycle 2bitsym-4bitsym": cycle("2bitsym", "4bitsym"),
+    "cycle 4bitsym-8bit": cycle("4bitsym", "8bit"),
+    "cycle 2bitsym-4bitsym-8bit": cycle("2bitsym", "4bitsym", "8bit"),
+}
+
+# %% [markdown]
+# ## Training
+#
+# Every schedule with every seed; the switches and the cycles hand over to the target
+# at the same epoch (`cycle_end`, counted from 1 in the figures).
+
+# %%
+grid = [{**s, "seed": seed} for s in SCHEDULES.values() for seed in S.seeds]
+runs = ex.sweep(grid, base=BASE, common=common, desc="precision schedules")
+by_name = {name: runs[i * len(S.seeds):(i + 1) * len(S.seeds)] for i, name in enumerate(SCHEDULES)}
+mean = lambda rs, key: float(np.mean([r.last[key] for r in rs]))
+display(Markdown(ex.profile_note(S)))
+rows = [dict(schedule=name, seeds=len(rs), train_loss=mean(rs, "train_loss"),
+             test_loss=mean(rs, "test_loss"), test_acc=mean(rs, "test_acc"))
+        for name, rs in by_name.items()]
+display(Markdown(ex.markdown_table(rows)))
+
+# %% mystnb={"figure": {"caption": "Per epoch (first seed): the linear layers' bits per weight (left, each schedule shifted by a little so that overlapping ones stay visible), the training loss (middle) and the test accuracy (right) for each schedule; the dotted line is the epoch from which every schedule trains the target type.", "name": "fig-cycle-curves"}}
+fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
+for i, (name, rs) in enumerate(by_name.items()):
+    ms = rs[0].metrics
+    ep = [m["epoch"] for m in ms]
+    offset = 0.12 * (i - len(by_name) / 2)          # keeps overlapping schedules visible
+    axes[0].step(ep, [get_quantizer(m["layers"][0]["type"]).bits + offset for m in ms],
+                 where="mid", label=name)
+    axes[1].plot(ep, [m["train_loss"] for m in ms], "o-", ms=3)
+    axes[2].plot(ep, [m["test_acc"] for m in ms], "o-", ms=3)
+axes[0].set(xlabel="epoch", ylabel="bits per weight")
+axes[1].set(xlabel="epoch", ylabel="train loss")
+axes[2].set(xlabel="epoch", ylabel="test accuracy [%]")
+for ax in axes:
+    ax.axvline(S.cycle_end + 0.5, ls=":", color="k")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
+fig.tight_layout(rect=(0, 0.13, 1, 1))
+plt.show()
+
+# %%
+base = by_name[f"constant {quant}"]
+for name, rs in list(by_name.items())[1:]:
+    d_acc = mean(rs, "test_acc") - mean(base, "test_acc")
+    d_loss = mean(rs, "train_loss") - mean(base, "train_loss")
+    print(f"{name}: test accuracy {d_acc:+.2f} points, train loss {d_loss:+.4f} vs constant "
+          f"{quant} (mean of {len(rs)} seed(s))")
+best = max(by_name, key=lambda n: mean(by_name[n], "test_acc"))
+print(f"highest final test accuracy: {best}")
+
+# %% [markdown]
+# Positive accuracy differences favour the schedule over constant 4bitsym. At `smoke`
+# the runs are a few epochs on a subset, with one seed and only two cycles: the
+# differences are of the size that a second seed moves, so they show that the
+# schedules run, not which one is better.
+#
+# ## How far the cycles leave the network behind
+#
+# Each cyclic schedule's training loss against the constant run's in the same epoch:
+# the gap opens in the low-precision epochs and has to close after the hand-over to
+# the target type.
+
+# %% mystnb={"figure": {"caption": "Training loss of each cyclic schedule minus that of constant 4bitsym, per epoch (first seed); the dotted line is the epoch from which every schedule trains the target type.", "name": "fig-cycle-gap"}}
+fig, ax = plt.subplots(figsize=(7, 3.6))
+ref = base[0].metrics
+for i, name in enumerate(n for n in by_name if n.startswith("cycle")):
+    ms = by_name[name][0].metrics
+    ax.plot([m["epoch"] for m in ms], [m["train_loss"] - r["train_loss"] for m, r in zip(ms, ref)],
+            "o-", ms=3, color=f"C{i + 3}", label=name)
+ax.axhline(0, color="k", lw=0.8)
+ax.axvline(S.cycle_end + 0.5, ls=":", color="k")
+ax.set(xlabel="epoch", ylabel=f"train loss minus constant {quant}")
+ax.xaxis.get_major_locator().set_params(integer=True)
+ax.legend(fontsize=8)
+plt.show()
+for name in (n for n in by_name if n.startswith("cycle")):
+    ms = by_name[name][0].metrics
+    gap = ms[S.cycle_end]["train_loss"] - ref[S.cycle_end]["train_loss"]
+    print(f"{name}: {gap:+.4f} train loss vs constant {quant} in the first target epoch "
+          f"(epoch {S.cycle_end + 1}), {ms[-1]['train_loss'] - ref[-1]['train_loss']:+.4f} at the end")
+
+# %% [markdown]
+# ## Provenance
+
+# %%
+display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
