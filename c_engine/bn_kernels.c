@@ -69,22 +69,24 @@ static uint32_t field(uint32_t word, unsigned j, unsigned bits)
 #define FIELD_AT(row, i, per, bits) field((row)[(i) / (per)], (unsigned)((i) % (per)), (bits))
 
 /* The write-up's row kernels for Binary, 2bitsym and FP130 (and 4bitsym below): a
- * word of weights, then a fixed inner loop over its fields, bits tested one by one;
- * BN_HOT (SRAM in the firmware, like the write-up's processfclayer). A row whose
- * length is not a multiple of the fields per word ends in a shorter loop. */
+ * word of weights, then a fixed inner loop over its fields (a constant count: -Os
+ * then puts the loop test at the bottom), bits tested one by one; BN_HOT (SRAM in
+ * the firmware, like the write-up's processfclayer). A row whose length is not a
+ * multiple of the fields per word ends in a shorter loop. */
+#define STEP_BINARY(s, x, a) ((s) = ((x) & 0x80000000u) ? (s) + (a) : (s) - (a))
+
 static BN_HOT uint32_t row_binary(const uint32_t *row, const int8_t *act, size_t n_in)
 {
     uint32_t s = 0, x;
     size_t k, j, full = n_in >> 5, rest = n_in & 31u;
-    for (k = 0; k <= full; k++) {
-        size_t n = k < full ? 32u : rest;
-        x = n ? *row++ : 0u;
-        for (j = 0; j < n; j++) {
-            uint32_t a = ua(*act++);
-            s = (x & 0x80000000u) ? s + a : s - a;     /* 1: +1, 0: -1 */
-            x <<= 1;
-        }
+    for (k = 0; k < full; k++) {
+        x = *row++;
+        for (j = 0; j < 32; j++, x <<= 1)       /* bit set: +1, clear: -1 */
+            STEP_BINARY(s, x, ua(*act++));
     }
+    if (rest)
+        for (x = *row, j = 0; j < rest; j++, x <<= 1)
+            STEP_BINARY(s, x, ua(*act++));
     return s;
 }
 
@@ -165,25 +167,33 @@ bn_status bn_fc_ternary(const uint32_t *w, size_t wpr, const int8_t *act, size_t
 /* 2bitsym, 2f - 3: top bit set = positive; |2f - 3| = 2 m + 1 with m = f & 1 if
  * positive, ~f & 1 if negative (offset binary: the negative path tests the clear
  * bit, as in row_4bitsym). No zero skip: the write-up's 2-bit loop has none. */
+#define STEP_2BITSYM(s, x, a)                                                   \
+    do {                                                                        \
+        if ((x) & 0x80000000u) {                                                \
+            (s) += (a);                                                         \
+            if ((x) & 0x40000000u) (s) += (a) << 1;                             \
+        } else {                                                                \
+            (s) -= (a);                                                         \
+            if (!((x) & 0x40000000u)) (s) -= (a) << 1;                          \
+        }                                                                       \
+    } while (0)
+
 static BN_HOT uint32_t row_2bitsym(const uint32_t *row, const int8_t *act, size_t n_in)
 {
     uint32_t s = 0, x;
     size_t k, j, full = n_in >> 4, rest = n_in & 15u;
-    for (k = 0; k <= full; k++) {
-        size_t n = k < full ? 16u : rest;
-        x = n ? *row++ : 0u;
-        for (j = 0; j < n; j++) {
+    for (k = 0; k < full; k++) {
+        x = *row++;
+        for (j = 0; j < 16; j++, x <<= 2) {
             uint32_t a = ua(*act++);
-            if (x & 0x80000000u) {
-                s += a;
-                if (x & 0x40000000u) s += a << 1;
-            } else {
-                s -= a;
-                if (!(x & 0x40000000u)) s -= a << 1;
-            }
-            x <<= 2;
+            STEP_2BITSYM(s, x, a);
         }
     }
+    if (rest)
+        for (x = *row, j = 0; j < rest; j++, x <<= 2) {
+            uint32_t a = ua(*act++);
+            STEP_2BITSYM(s, x, a);
+        }
     return s;
 }
 
@@ -294,19 +304,29 @@ bn_status bn_fc_8bit(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_
 }
 
 /* FP130, f = sign << 3 | e -> (sign ? -1 : 1) * 2^e: one shift per weight. */
+/* as the write-up: the activation negated for a negative weight, then one shift */
+#define STEP_FP130(s, x, a)                                                     \
+    do {                                                                        \
+        uint32_t t_ = ((x) & 0x80000000u) ? 0u - (a) : (a);                     \
+        (s) += t_ << (((x) >> 28) & 7u);                                        \
+    } while (0)
+
 static BN_HOT uint32_t row_fp130(const uint32_t *row, const int8_t *act, size_t n_in)
 {
     uint32_t s = 0, x;
     size_t k, j, full = n_in >> 3, rest = n_in & 7u;
-    for (k = 0; k <= full; k++) {
-        size_t n = k < full ? 8u : rest;
-        x = n ? *row++ : 0u;
-        for (j = 0; j < n; j++) {
-            uint32_t t = ua(*act++) << ((x >> 28) & 7u);
-            s = (x & 0x80000000u) ? s - t : s + t;
-            x <<= 4;
+    for (k = 0; k < full; k++) {
+        x = *row++;
+        for (j = 0; j < 8; j++, x <<= 4) {
+            uint32_t a = ua(*act++);
+            STEP_FP130(s, x, a);
         }
     }
+    if (rest)
+        for (x = *row, j = 0; j < rest; j++, x <<= 4) {
+            uint32_t a = ua(*act++);
+            STEP_FP130(s, x, a);
+        }
     return s;
 }
 
