@@ -40,23 +40,26 @@ static void tab_4bitsym(int16_t *t, uint32_t d)     /* 2f - 15 */
 #endif
 
 #if BN_HAS_WTYPE(5)
-static void tab_4bit(int16_t *t, uint32_t d)        /* f - 8 */
+static void tab_4bit(int16_t *t, uint32_t d)        /* f - 8, unrolled */
 {
     uint32_t v = 0u - (d << 3);
-    unsigned f;
-    for (f = 0; f < 16; f++, v += d)
-        t[f] = (int16_t)u2i_f(v);
+#define T4B(f) t[f] = (int16_t)u2i_f(v); v += d
+    T4B(0); T4B(1); T4B(2); T4B(3); T4B(4); T4B(5); T4B(6); T4B(7);
+    T4B(8); T4B(9); T4B(10); T4B(11); T4B(12); T4B(13); T4B(14);
+#undef T4B
+    t[15] = (int16_t)u2i_f(v);
 }
 #endif
 
 #if BN_HAS_WTYPE(7)
-static void tab_fp130(int16_t *t, uint32_t d)       /* sign << 3 | e */
+static void tab_fp130(int16_t *t, uint32_t d)       /* sign << 3 | e, unrolled */
 {
-    unsigned e;
-    for (e = 0; e < 8; e++) {
-        t[e] = (int16_t)u2i_f(d << e);
-        t[e + 8] = (int16_t)u2i_f(0u - (d << e));
-    }
+    uint32_t v = d;
+#define TFP(e) t[e] = (int16_t)u2i_f(v); t[(e) + 8] = (int16_t)u2i_f(0u - v); v <<= 1
+    TFP(0); TFP(1); TFP(2); TFP(3); TFP(4); TFP(5); TFP(6);
+#undef TFP
+    t[7] = (int16_t)u2i_f(v);
+    t[15] = (int16_t)u2i_f(0u - v);
 }
 #endif
 
