@@ -1,7 +1,7 @@
 """Cycle table of the CH32V003 firmware (bitnet mcu) for every shipped config x kernel.
 
     python benchmarks/mcu_cycles.py [--runs DIR] [--run NAME=RUN_DIR ...] [--images N]
-                                    [--timed N] [--cnn-timed N] [--only NAME ...]
+                                    [--timed N] [--slow-timed N] [--only NAME ...]
 
 For each configs/*.yaml it uses the run given by --run NAME=RUN_DIR (read only: the
 firmware is built under DIR/NAME/mcu), else DIR/<config name> when that holds a
@@ -14,7 +14,8 @@ instructions and model cycles (QingKe V2A model, estimates), ms at 48 MHz,
 mismatches vs the host C engine (prediction or any accumulator), accuracy on the
 checked images, and the cycles per FC layer (from each FC kernel's entry to the
 next; the first number is everything before the first FC layer: input, conv layers).
-CNN rounds are ~100x longer, so they are timed on --cnn-timed images.
+CNN rounds and multiplying types (4bit, 8bit, NF4: libgcc __mulsi3) are 10-100x
+longer, so they are timed on --slow-timed images; the timed column says how many.
 """
 import argparse
 import json
@@ -54,8 +55,10 @@ def main(argv=None):
     ap.add_argument("--run", action="append", default=[], metavar="NAME=RUN_DIR",
                     help="use this trained run for config NAME (not modified)")
     ap.add_argument("--images", type=int, default=20, help="images checked bit-exact")
-    ap.add_argument("--timed", type=int, default=None, help="FC images timed (default all)")
-    ap.add_argument("--cnn-timed", type=int, default=2, help="CNN images timed")
+    ap.add_argument("--timed", type=int, default=None,
+                    help="images timed for FC models without multiplies (default all)")
+    ap.add_argument("--slow-timed", type=int, default=3,
+                    help="images timed for CNNs and 4bit / 8bit / NF4 (multiplying) models")
     ap.add_argument("--only", nargs="*", default=None, help="config names (stems)")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args(argv)
@@ -71,17 +74,24 @@ def main(argv=None):
     for cfg in sorted((ROOT / "configs").glob("*.yaml")):
         if args.only and cfg.stem not in args.only:
             continue
+        c = yaml.safe_load(cfg.read_text())
+        cnn = c.get("model") == "cnn"
+        quants = [c.get("conv_quant" if cnn else "quant")] + list(c.get("quant_per_layer") or [])
+        slow = cnn or any(str(q) in ("4bit", "8bit", "NF4") for q in quants)
+        if any(str(q).lower() in ("none", "float") for q in quants):
+            rows.append(dict(config=cfg.stem, kernel="-",
+                             error="float weights (a distillation teacher): not an MCU model"))
+            continue
         try:
             run = ensure_run(cfg, runs, given, log)
             how = describe(run)
-            cnn = yaml.safe_load(cfg.read_text()).get("model") == "cnn"
         except Exception as e:  # noqa: BLE001 (a config that cannot train: say so, go on)
             rows.append(dict(config=cfg.stem, kernel="-", error=f"training: {e}"))
             continue
         for kernel in ("baseline", "fast"):
             try:
                 r = mcu_run(run, kernel=kernel, images=args.images,
-                            timed=args.cnn_timed if cnn else args.timed, data=data, log=log,
+                            timed=args.slow_timed if slow else args.timed, data=data, log=log,
                             build_dir=runs / cfg.stem / "mcu" / kernel)
             except Exception as e:  # noqa: BLE001 (emulator faults too: report, go on)
                 r = dict(kernel=kernel, error=(str(e).splitlines() or [repr(e)])[-1])
@@ -89,8 +99,8 @@ def main(argv=None):
             rows.append(r)
             log(json.dumps({k: r.get(k) for k in ("config", "kernel", "cycles_mean", "error")}))
     head = (f"{'config':26} {'kernel':8} {'flash':>6} {'sram':>5} {'fits':>4} {'hot':>5} "
-            f"{'instr':>9} {'cycles':>9} {'ms@48':>7} {'mism':>4} {'acc%':>6}  trained; "
-            f"cycles per layer")
+            f"{'instr':>9} {'cycles':>9} {'ms@48':>7} {'timed':>5} {'mism':>4} {'acc%':>6}  "
+            f"trained; cycles per layer")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -101,10 +111,12 @@ def main(argv=None):
         print(f"{r['config']:26} {r['kernel']:8} {r['flash_bytes']:6d} {r['ram_bytes']:5d} "
               f"{'yes' if r['fits_ch32v003'] else 'NO':>4} {r['hot_code']:>5} "
               f"{r['instructions_mean']:9.0f} {r['cycles_mean']:9.0f} {r['ms_at_48mhz']:7.2f} "
-              f"{r['mismatch_vs_host']:4d} {r['accuracy']:6.2f}  {r['trained']}; {layers}")
+              f"{r['timed_images']:5d} {r['mismatch_vs_host']:4d} {r['accuracy']:6.2f}  "
+              f"{r['trained']}; {layers}")
     print(f"(bit-exact check on {args.images} MNIST test images per row; cycles: mean over "
           f"the timed images, QingKe V2A model of ../shared/mcu-measurement.md, estimates; "
-          f"NO = does not fit, measured with 64 KB of virtual SRAM)")
+          f"fits NO = measured on a virtual chip with more SRAM / flash; hot: where the "
+          f"fast kernels run)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
 
