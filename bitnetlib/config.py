@@ -22,6 +22,7 @@ CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "norm": ("rmsnorm", "layernorm"),
     "prune": ("none", "l1", "random"),
+    "act_quant": ("absmax", "lsq"),
 }
 
 
@@ -74,13 +75,16 @@ class TrainConfig:
     swa_start_epoch: int = -1     # average the weights from this 0-based epoch on; -1: off
     quant_cycle: list = field(default_factory=list)  # types cycled before quant_switch_epoch,
     quant_cycle_period: int = 0   # lowest precision first; epochs per cycle (bitnetlib.train)
+    act_bits: int = 8             # bits of the activations into every BitLinear
+    act_quant: str = "absmax"     # their scale: per-row absmax, or 'lsq' (learned, bitnetlib.lsq)
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at
 # their default, so every older configuration keeps its hash (experiments.config_key)
 # and still matches the config saved in its checkpoint.pt and model.pt.
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
-              "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period")
+              "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period", "act_bits",
+              "act_quant")
 
 
 def _check_type(key: str, value, tp):
@@ -129,6 +133,8 @@ def _validate_added(cfg: TrainConfig):
     if cfg.prune != "none" and not 0 < cfg.prune_density <= 1:
         raise ConfigError(f"config key 'prune_density': expected 0 < density <= 1, "
                           f"got {cfg.prune_density}")
+    if not 2 <= cfg.act_bits <= 8:
+        raise ConfigError(f"config key 'act_bits': expected 2..8, got {cfg.act_bits}")
     if not -1 <= cfg.swa_start_epoch < cfg.epochs:
         raise ConfigError(f"config key 'swa_start_epoch': expected -1 (off) or 0..{cfg.epochs - 1}, "
                           f"got {cfg.swa_start_epoch}")

@@ -13,12 +13,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .lsq import lsq_init_step, lsq_quantize
 from .quant import NoQuant, WeightQuantizer, choose_clip, quantize_activations
 
 RMS_EPS = 1e-8
 
 
 NORMS = ("rmsnorm", "layernorm")
+ACT_QUANTS = ("absmax", "lsq")     # per-row absmax scale, or a learned step per layer
 
 
 def normalize(x: torch.Tensor, norm: str = "rmsnorm") -> torch.Tensor:
@@ -41,7 +43,7 @@ class _BitLinearFn(torch.autograd.Function):
     """y = act_quant(norm(relu?(x))) @ w_q.T; STE for both quantizers."""
 
     @staticmethod
-    def forward(ctx, x, w, w_q, relu_input: bool, centered: bool = False):
+    def forward(ctx, x, w, w_q, relu_input: bool, centered: bool = False, act_bits: int = 8):
         if relu_input:
             x = x.clamp_min(0)
         positive = x > 0 if relu_input and centered else None   # ReLU mask for backward
@@ -49,7 +51,7 @@ class _BitLinearFn(torch.autograd.Function):
             x = x - x.mean(-1, keepdim=True)
         r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS)   # (B, 1)
         xn = x * r
-        xq = quantize_activations(xn)
+        xq = quantize_activations(xn, act_bits)
         ctx.relu_input, ctx.centered = relu_input, centered
         ctx.save_for_backward(xn, r, xq, w_q, positive)
         return xq.matmul(w_q.t())
@@ -65,7 +67,7 @@ class _BitLinearFn(torch.autograd.Function):
             g_x = g_x - g_x.mean(-1, keepdim=True)
         if ctx.relu_input:                                         # RMSNorm: xn > 0 <=> x > 0
             g_x = g_x * (positive if ctx.centered else xn > 0)
-        return g_x, g_w, None, None, None
+        return g_x, g_w, None, None, None, None
 
 
 class QuantWeightMixin:
@@ -114,33 +116,62 @@ class BitLinear(nn.Linear, QuantWeightMixin):
     """Linear layer without bias: [ReLU], RMSNorm, 8-bit activations, quantized weights.
 
     ``relu_input`` applies the previous layer's ReLU here, inside the fused Function.
+    ``act_bits`` and ``act_quant`` choose the activation quantizer: per-row absmax (the
+    engine's) or LSQ, a learned step per layer (``act_step``, bitnetlib.lsq).
     """
 
     def __init__(self, in_features, out_features, quantizer: WeightQuantizer,
-                 relu_input: bool = False, norm: str = "rmsnorm"):
+                 relu_input: bool = False, norm: str = "rmsnorm", act_bits: int = 8,
+                 act_quant: str = "absmax"):
         super().__init__(in_features, out_features, bias=False)
         if norm not in NORMS:
             raise ValueError(f"BitLinear norm {norm!r}: expected one of {', '.join(NORMS)}")
+        if act_quant not in ACT_QUANTS:
+            raise ValueError(f"BitLinear act_quant {act_quant!r}: expected one of "
+                             f"{', '.join(ACT_QUANTS)}")
         self.relu_input, self.norm = relu_input, norm
+        self.act_bits, self.act_quant = act_bits, act_quant
+        if act_quant == "lsq":      # 0 until the first batch sets the paper's initial step
+            self.act_step = nn.Parameter(torch.tensor(0.0))
+            self._act_step_checked = False
         self._init_quant(quantizer)
 
     def forward(self, x):
         if not self.is_quantized:
             x = F.relu(x) if self.relu_input else x
             return F.linear(normalize(x, self.norm), self.weight)
+        if self.act_quant == "lsq":         # plain autograd: LSQ needs the step's gradient
+            x = F.relu(x) if self.relu_input else x
+            xq = self.lsq_activations(normalize(x, self.norm))
+            w = self.weight + (self.quantized_weight() - self.weight).detach()
+            return F.linear(xq, w)
         return _BitLinearFn.apply(x, self.weight, self.quantized_weight(), self.relu_input,
-                                  self.norm == "layernorm")
+                                  self.norm == "layernorm", self.act_bits)
+
+    def lsq_activations(self, xn: torch.Tensor) -> torch.Tensor:
+        if not self._act_step_checked:      # a restored step is kept; a fresh one is set
+            with torch.no_grad():
+                if float(self.act_step.detach()) == 0:
+                    self.act_step.copy_(lsq_init_step(xn, self.act_bits))
+            self._act_step_checked = True
+        return lsq_quantize(xn, self.act_step, self.act_bits)
 
     @torch.no_grad()
     def quantized_input(self, x) -> torch.Tensor:
-        """What the matmul sees: [ReLU], norm, 8-bit activations (float values)."""
+        """What the matmul sees: [ReLU], norm, quantized activations (float values)."""
         x = x.clamp_min(0) if self.relu_input else x
         x = normalize(x, self.norm)
-        return quantize_activations(x) if self.is_quantized else x
+        if not self.is_quantized:
+            return x
+        if self.act_quant == "lsq":
+            return self.lsq_activations(x)
+        return quantize_activations(x, self.act_bits)
 
     def extra_repr(self):
         return (f"{self.in_features}, {self.out_features}, quant={self.quantizer.name}, "
-                f"relu_input={self.relu_input}" + (f", norm={self.norm}" if self.norm != "rmsnorm" else ""))
+                f"relu_input={self.relu_input}" + (f", norm={self.norm}" if self.norm != "rmsnorm" else "")
+                + (f", act={self.act_quant}{self.act_bits}"
+                   if (self.act_quant, self.act_bits) != ("absmax", 8) else ""))
 
 
 class _STE(torch.autograd.Function):

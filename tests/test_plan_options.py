@@ -333,3 +333,62 @@ def test_pareto_front_is_not_dominated():
     dominated = lambda p: any(q[0] <= p[0] and q[1] >= p[1] and q != p for q in pts)
     assert all(not dominated(pts[i]) for i in front)
     assert all(dominated(p) or p in [pts[i] for i in front] for p in pts)
+
+
+# ---------------------------------------------------------------- activation bits, LSQ
+
+@pytest.mark.parametrize("overrides,expect", [
+    (["act_bits=1"], "2..8"),
+    (["act_bits=9"], "2..8"),
+    (["act_quant=minmax"], "absmax, lsq"),
+])
+def test_activation_config_errors(overrides, expect):
+    with pytest.raises(ConfigError, match=expect):
+        load_config(None, overrides)
+
+
+def test_lsq_step_gradient_is_the_papers():
+    """d x_q / d s: round(x/s) - x/s inside the range, +-Q outside, times the scale."""
+    from bitnetlib.lsq import lsq_quantize
+    x = torch.tensor([[0.26, -0.9, 3.0, 0.1]], dtype=torch.float64, requires_grad=True)
+    s = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    q = lsq_quantize(x, s, 2)                                        # Q = 1
+    gx, gs = torch.autograd.grad(q.sum(), (x, s))
+    v = x.detach() / 0.5
+    inside = v.abs() <= 1
+    expect = torch.where(inside, v.round() - v, v.sign()).sum() / (4 * 1) ** 0.5
+    assert float(gs) == pytest.approx(float(expect))
+    assert torch.equal(gx, inside.double())                          # STE inside, 0 outside
+
+
+@pytest.mark.parametrize("act_quant", ["absmax", "lsq"])
+def test_activation_bits_limit_the_levels(act_quant):
+    torch.manual_seed(0)
+    layer = BitLinear(64, 4, get_quantizer("4bitsym"), act_bits=3, act_quant=act_quant)
+    layer.update_clip("prop", 0.25)
+    xq = layer.quantized_input(torch.randn(16, 64))
+    for row in xq:
+        assert len(row.unique()) <= 7                                # -3 .. 3 steps
+    if act_quant == "lsq":
+        assert layer.act_step.item() > 0
+        assert torch.allclose(xq / layer.act_step.detach(), (xq / layer.act_step.detach()).round(),
+                              atol=1e-5)
+
+
+def test_lsq_run_learns_its_step_and_resumes(mnist, tmp_path):
+    cfg = load_config(None, ["epochs=3", "augment=true", "widths=[16]", "act_bits=4",
+                             "act_quant=lsq"])
+    data = subset(mnist, 1000)
+    full, metrics = train(cfg, tmp_path / "a", data=data, **QUIET)
+    steps = [l.act_step.item() for l in quant_layers(full)]
+    x = data.train_x[:256].flatten(1)
+    from bitnetlib.lsq import lsq_init_step
+    assert steps[0] != pytest.approx(float(lsq_init_step(normalize(x), 4)), rel=1e-3)
+    assert metrics[-1]["test_acc"] > 50
+    train(cfg, tmp_path / "b", data=data, stop_after=1, **QUIET)
+    resumed, _ = train(cfg, tmp_path / "b", data=data, **QUIET)
+    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
+    _, loaded = load_run(tmp_path / "a")
+    acc = evaluate(loaded, mnist.test_x[:1000], mnist.test_y[:1000])[1]
+    assert acc == pytest.approx(metrics[-1]["test_acc"])
