@@ -392,3 +392,22 @@ def test_lsq_run_learns_its_step_and_resumes(mnist, tmp_path):
     _, loaded = load_run(tmp_path / "a")
     acc = evaluate(loaded, mnist.test_x[:1000], mnist.test_y[:1000])[1]
     assert acc == pytest.approx(metrics[-1]["test_acc"])
+
+
+def test_activation_steps_measure_the_clipping():
+    from bitnetlib.lsq import activation_steps
+    from bitnetlib.models import FCModel
+    torch.manual_seed(0)
+    x = torch.randn(64, 1, 16, 16)
+    model = FCModel([16], ["4bitsym"] * 2, act=dict(act_bits=2, act_quant="lsq"))
+    for layer in quant_layers(model):
+        layer.update_clip("prop", 0.25)
+    model(x)                                          # sets the initial steps
+    quant_layers(model)[0].act_step.data.fill_(1.0)   # Q = 1: clips |x| > 1
+    first = activation_steps(model, x)[0]
+    xn = normalize(x.flatten(1))
+    assert first["lsq_step"] == 1.0
+    assert first["clipped"] == pytest.approx(float((xn.abs() > 1).float().mean()))
+    assert first["absmax_step"] == pytest.approx(float(xn.abs().amax(-1).mean()))
+    plain = FCModel([16], ["4bitsym"] * 2)
+    assert all(s["lsq_step"] is None and s["clipped"] == 0 for s in activation_steps(plain, x))
