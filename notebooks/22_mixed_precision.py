@@ -35,7 +35,7 @@
 # layer.
 
 # %% tags=["parameters"]
-profile = "smoke"      # "smoke": about 20 s on a CPU; "full": the write-up's training recipe
+profile = "smoke"      # "smoke": about 30 s on a CPU; "full": the write-up's training recipe
 epochs = None          # None: profile's value (smoke 3, full 60)
 widths = None          # hidden widths; None: profile's (smoke [32, 32], full [64, 64, 64])
 types = None           # candidate types per layer; None: profile's (smoke 3, full 5 types)

@@ -35,7 +35,7 @@
 # switch at the same epoch.
 
 # %% tags=["parameters"]
-profile = "smoke"      # "smoke": about 20 s on a CPU; "full": the write-up's settings
+profile = "smoke"      # "smoke": about 30 s on a CPU; "full": the write-up's settings
 epochs = None          # None: profile's value (smoke 8, full 60)
 period = None          # epochs per cycle; None: profile's value (smoke 3, full 6)
 cycle_end = None       # 0-based epoch from which the target type is used; None: smoke 6, full 48

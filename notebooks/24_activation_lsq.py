@@ -32,7 +32,7 @@
 # only, so these models are not exported. The weights are 4bitsym throughout.
 
 # %% tags=["parameters"]
-profile = "smoke"      # "smoke": about 20 s on a CPU; "full": the write-up's training recipe
+profile = "smoke"      # "smoke": about 30 s on a CPU; "full": the write-up's training recipe
 epochs = None          # None: profile's value (smoke 3, full 60)
 act_bits_list = None   # activation bit widths; None: profile's (smoke [8, 4, 3, 2], full [8, 6, 4, 3, 2])
 widths = None          # hidden widths; None: profile's (smoke [32, 32], full [64, 64, 64])
