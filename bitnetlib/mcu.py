@@ -90,10 +90,11 @@ def fw_constants(exp) -> dict:
 
 def build(exp, header, kernel: str, build_dir, ram_size: int = RAM_LIMIT,
           ram_limit: int = RAM_LIMIT, hot_mem: str = "ram",
-          flash_limit: int = FLASH_LIMIT) -> dict:
+          flash_limit: int = FLASH_LIMIT, input_mem: str = "flash") -> dict:
     """Build the firmware; returns dict(elf, flash, ram_static, log). A size overflow
     is an McuError carrying the Makefile's message (limit and overage). hot_mem
-    'flash' keeps the fast kernels out of SRAM (firmware/Makefile HOT_MEM)."""
+    'flash' keeps the fast kernels out of SRAM (firmware/Makefile HOT_MEM); input_mem
+    'ram' puts the test image in SRAM instead of flash (INPUT_MEM)."""
     if not have_toolchain():
         raise McuError(f"{cross_prefix()}gcc not found: install the RISC-V toolchain "
                        f"(`make toolchain`, or apt-get install gcc-riscv64-unknown-elf "
@@ -103,7 +104,7 @@ def build(exp, header, kernel: str, build_dir, ram_size: int = RAM_LIMIT,
     cmd = ["make", "--no-print-directory", "-C", str(FW_DIR), f"MODEL={Path(header).resolve()}",
            f"KERNEL={kernel}", f"BUILD={build_dir.resolve()}", f"RAM_SIZE={ram_size}",
            f"RAM_LIMIT={ram_limit}", f"CROSS={cross_prefix()}", f"HOT_MEM={hot_mem}",
-           f"FLASH_LIMIT={flash_limit}"]
+           f"FLASH_LIMIT={flash_limit}", f"INPUT_MEM={input_mem}"]
     cmd += [f"{k}={v}" for k, v in consts.items()]
     res = subprocess.run(cmd, capture_output=True, text=True)
     log = res.stdout + res.stderr

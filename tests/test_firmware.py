@@ -144,3 +144,24 @@ def test_sram_overflow_falls_back_and_is_flagged(tmp_path):
     assert not fits and "SRAM overflow" in notes[-1] and "does not fit" in notes[-1]
     status, pred, logits, _ = emu.run(image, 0, 10)
     assert status == 0 and 0 <= pred < 10
+
+
+def test_image_in_sram_build_matches_host(run, mnist, tmp_path):
+    """INPUT_MEM=ram (the image in bn_fw_io instead of flash) runs the same: the
+    harness writes wherever the ELF keeps the image; it costs the image's bytes."""
+    from bitnetlib.engine import EngineModel
+    from bitnetlib.export import export_run
+    from bitnetlib import intmodel
+    _, _, exp = export_run(run, mnist, layout="rows")
+    header = E.write_header(exp, tmp_path / "m.h")
+    host = EngineModel(header, exp.model_id)
+    x = intmodel.input_codes(mnist.test_x[:3]).astype(np.int8)
+    fws = {m: mcu.build(exp, header, "baseline", tmp_path / m, input_mem=m)
+           for m in ("flash", "ram")}
+    assert fws["ram"]["ram_static"] >= fws["flash"]["ram_static"] + 256
+    emu = mcu.Emulator(fws["ram"]["elf"])
+    assert "bn_fw_input" not in emu.sym
+    pred, logits = host.run(x)
+    for i in range(3):
+        st, p, lg, _ = emu.run(x[i], 0, 10)
+        assert st == 0 and p == pred[i] and np.array_equal(lg, logits[i])
