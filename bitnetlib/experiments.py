@@ -335,8 +335,8 @@ def firmware_source_hash() -> str:
     """Hash of everything that decides an emulated firmware run: the C engine, the
     firmware sources and the Python harness (build, export, emulator, cycle model)."""
     h = hashlib.sha256()
-    paths = sorted((REPO_ROOT / "c_engine").glob("*.[ch]")) + sorted(
-        p for p in (REPO_ROOT / "firmware").iterdir() if p.is_file())
+    paths = sorted(p for d in ("c_engine", "firmware") for p in (REPO_ROOT / d).iterdir()
+                   if p.is_file() and p.suffix in ("", ".c", ".h", ".S", ".ld"))
     for p in paths + [REPO_ROOT / "bitnetlib" / n for n in ("mcu.py", "export.py")]:
         h.update(p.name.encode() + p.read_bytes())
     return h.hexdigest()[:16]

@@ -345,10 +345,29 @@ def load_model_file(run_dir):
         raise ExportError(f"{path}: cannot read the model file ({type(e).__name__}: {e})") from e
 
 
+def check_deployable(cfg, source="run") -> None:
+    """Refuse training options the engine does not implement (research-plan chapters),
+    instead of exporting a header that computes something else than the trained model."""
+    from .models import layer_quants
+    if cfg.norm != "rmsnorm":
+        raise ExportError(f"{source}: norm={cfg.norm!r}, but the engine implements only "
+                          f"RMSNorm (ShiftNorm); retrain with norm: rmsnorm to deploy")
+    if cfg.act_quant != "absmax" or cfg.act_bits != 8:
+        raise ExportError(f"{source}: act_quant={cfg.act_quant!r}, act_bits={cfg.act_bits}, "
+                          f"but the engine uses 8-bit activations scaled by ShiftNorm "
+                          f"(act_quant: absmax, act_bits: 8)")
+    no_zero = sorted({q for q in layer_quants(cfg) if 0.0 not in
+                      [float(v) for v in get_quantizer(q).levels]})
+    if cfg.prune != "none" and no_zero:
+        raise ExportError(f"{source}: prune={cfg.prune!r}, but weight type(s) {no_zero} have "
+                          f"no zero level: pruned weights would be exported as the smallest non-zero level")
+
+
 def export_run(run_dir, data=None, layout: str = "rows"):
     """(cfg, model, Exported) of a run; a CNN's shifts come from the first CALIB_IMAGES
     training images (``data``: MnistTensors, loaded if needed)."""
     cfg, model = load_model_file(run_dir)
+    check_deployable(cfg, str(run_dir))
     calib = None
     if cfg.model == "cnn":
         if data is None:

@@ -121,3 +121,24 @@ def test_read_header_id_rejects_other_files(tmp_path):
     (tmp_path / "x.h").write_text("int x;\n")
     with pytest.raises(E.ExportError, match="not a header written by"):
         E.read_header_id(tmp_path / "x.h")
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"norm": "layernorm"}, "norm='layernorm'"),
+    ({"act_quant": "lsq"}, "act_quant='lsq'"),
+    ({"act_bits": 4}, "act_bits=4"),
+    ({"prune": "l1", "prune_density": 0.5}, "no zero level"),
+])
+def test_options_the_engine_lacks_are_refused(overrides, key):
+    from bitnetlib.config import make_config
+    cfg = make_config({"quant": "4bitsym", **overrides})
+    with pytest.raises(E.ExportError, match=key.replace("(", r"\(")):
+        E.check_deployable(cfg, "runs/x")
+
+
+def test_deployable_options_pass():
+    from bitnetlib.config import make_config
+    E.check_deployable(make_config({"quant": "4bitsym"}))
+    E.check_deployable(make_config({"quant": "Ternary", "prune": "l1", "prune_density": 0.5}))
+    E.check_deployable(make_config({"quant": "4bitsym", "start_quant": "8bit",
+                                    "quant_switch_epoch": 5, "epochs": 10}))
