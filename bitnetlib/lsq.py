@@ -43,21 +43,10 @@ def activation_steps(model, x) -> list:
     """Per BitLinear over the batch ``x``: the mean per-row absmax step (max|x| / Q),
     the learned LSQ step (None for absmax layers) and the fraction of the normalized
     inputs beyond the LSQ grid's edge Q * step (absmax clips none by construction)."""
-    from .layers import BitLinear, normalize        # layers imports this module
-    seen = []
-    def hook(layer, args):
-        a = args[0].clamp_min(0) if layer.relu_input else args[0]
-        seen.append((layer, normalize(a.flatten(1), layer.norm)))
-    layers = [m for m in model.modules() if isinstance(m, BitLinear)]
-    handles = [m.register_forward_pre_hook(hook) for m in layers]
-    was_training = model.training
-    try:
-        model.eval()
-        model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    from .layers import normalize                   # layers imports this module
+    from .sparsity import bitlinear_inputs
+    seen = [(layer, normalize((a.clamp_min(0) if layer.relu_input else a).flatten(1), layer.norm))
+            for layer, a in bitlinear_inputs(model, x)]
     out = []
     for layer, xn in seen:
         qmax = 2 ** (layer.act_bits - 1) - 1

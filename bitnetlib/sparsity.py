@@ -12,11 +12,11 @@ from .layers import BitLinear
 
 
 @torch.no_grad()
-def linear_inputs(model, x) -> list:
-    """The quantized input of every BitLinear for the batch ``x``, in forward order:
-    a list of (B, in_features) tensors."""
+def bitlinear_inputs(model, x) -> list:
+    """(layer, raw input) of every BitLinear for the batch ``x``, in forward order, with
+    the model in eval mode (its mode is restored after)."""
     seen = []
-    hook = lambda layer, args: seen.append(layer.quantized_input(args[0]))
+    hook = lambda layer, args: seen.append((layer, args[0]))
     handles = [m.register_forward_pre_hook(hook) for m in model.modules()
                if isinstance(m, BitLinear)]
     was_training = model.training
@@ -28,6 +28,12 @@ def linear_inputs(model, x) -> list:
             h.remove()
         model.train(was_training)
     return seen
+
+
+def linear_inputs(model, x) -> list:
+    """The quantized input of every BitLinear for the batch ``x``, in forward order:
+    a list of (B, in_features) tensors."""
+    return [layer.quantized_input(a) for layer, a in bitlinear_inputs(model, x)]
 
 
 def input_zero_fractions(model, x) -> list:
