@@ -47,8 +47,11 @@
 # Two kernel sets are compared. `baseline` is the write-up's approach: weights row by
 # row, a bit test per weight, inputs equal to zero skipped. `fast` stores weights by
 # column, skips inputs equal to the background, builds a table of the input's
-# products with each of the 16 weight codes and adds from it without multiplying
-# (details in {doc}`13_inference_engine`).
+# products with each of the 16 weight codes and adds from it without multiplying; its
+# 4-bit inner loop is RV32EC assembly (`c_engine/bn_kernels_rv32e.S`, details in
+# `firmware/README.md` and {doc}`13_inference_engine`). As in the write-up's demo, whose
+# test images are constant arrays, the image is read from flash: copied to SRAM, its
+# 256 bytes would push the fast 4-bit build over the 2 KB (see `firmware/README.md`).
 
 # %% tags=["parameters"]
 profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
