@@ -11,13 +11,14 @@ from .quant import code_histogram, entropy_bits, max_entropy_bits
 @torch.no_grad()
 def model_stats(model) -> list:
     """Per quantized layer: type, shape, clip, weights, bits, bytes and, for quantized
-    types, the code histogram, entropy and fraction of the code capacity used."""
+    types whose clip has been chosen, the code histogram, entropy and fraction of the
+    code capacity used (an untrained model's clip is 0: it has no codes yet)."""
     stats = []
     for layer in quant_layers(model):
         q, n = layer.quantizer, layer.weight.numel()
         entry = {"type": q.name, "shape": list(layer.weight.shape), "clip": float(layer.clip),
                  "n_weights": n, "bits": q.bits * n, "bytes": q.bits * n / 8}
-        if layer.is_quantized:
+        if layer.is_quantized and float(layer.clip) > 0:
             hist = code_histogram(layer.weight_codes().cpu(), q.n_levels)
             h = entropy_bits(hist)
             entry.update(entropy=h, capacity_used=h / max_entropy_bits(q),

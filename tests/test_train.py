@@ -152,3 +152,19 @@ def test_distillation_from_teacher_run(mnist, tmp_path):
 def test_distillation_needs_teacher():
     with pytest.raises(Exception, match="teacher"):
         load_config(None, ["distill_alpha=0.5"])
+
+
+def test_stats_of_an_untrained_model_give_sizes_without_codes():
+    # clip 0 (never chosen) and an exact zero weight gave 0/0 = NaN codes before
+    from bitnetlib.config import make_config
+    from bitnetlib.models import build_model
+    from bitnetlib.stats import model_stats
+    model = build_model(make_config({"quant": "Ternary", "widths": [8]}))
+    layer = next(m for m in model.modules() if hasattr(m, "clip"))
+    with torch.no_grad():
+        layer.weight[0, 0] = 0.0
+    stats = model_stats(model)
+    assert "histogram" not in stats[0] and stats[0]["n_weights"] == layer.weight.numel()
+    layer.update_clip("prop", 0.25)
+    hist = model_stats(model)[0]["histogram"]
+    assert sum(hist) == layer.weight.numel() and len(hist) == 3
