@@ -86,7 +86,7 @@ show_c("bn_fc_fp130", "bn_fc_binary")
 # applies ReLU with a rounding shift.
 
 # %%
-show_c("rshift", "bn_shiftnorm_relu")
+show_c("bn_shiftnorm_relu")
 
 # %% [markdown]
 # ## Calling the kernels from Python
