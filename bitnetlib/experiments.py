@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .config import ConfigError, TrainConfig, config_dict, load_config, make_config
 from .data import REPO_ROOT, load_mnist
-from .train import load_run, resolve_device, train
+from .train import load_run, resolve_device, save_json, train
 
 PROFILES = ("smoke", "full")
 _DATA = {}     # (root, device, subset) -> MnistTensors, shared by the runs of a chapter
@@ -314,21 +314,29 @@ def run_dir_of(cfg) -> Path:
     return cache_root() / config_key(resolve_config(cfg))
 
 
+def cached_result(path: Path, key_name: str, key: str, compute, seconds_key: str,
+                  recompute=None) -> dict:
+    """``compute()``'s dict, stored atomically at ``path`` under ``{key_name: key}`` and
+    returned from there while the key matches (and no recomputation is requested); the
+    wall time goes in ``seconds_key``."""
+    if not recompute_requested(recompute) and path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get(key_name) == key:
+            return saved["result"]
+    t0 = time.perf_counter()
+    result = compute()
+    result[seconds_key] = round(time.perf_counter() - t0, 1)
+    save_json(path, {key_name: key, "result": result})
+    return result
+
+
 def verify_cached(cfg, recompute=None) -> dict:
     """``bitnetlib.engine.verify`` of a cached run (all 10,000 test images), stored in the
     run directory as verify.json keyed by the C engine's source hash."""
     from . import engine
     run_dir = run_dir_of(cfg)
-    path, key = run_dir / "verify.json", engine.source_hash()
-    if not recompute_requested(recompute) and path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get("engine") == key:
-            return saved["result"]
-    t0 = time.perf_counter()
-    result = engine.verify(run_dir)
-    result["verify_seconds"] = round(time.perf_counter() - t0, 1)
-    path.write_text(json.dumps({"engine": key, "result": result}, indent=1))
-    return result
+    return cached_result(run_dir / "verify.json", "engine", engine.source_hash(),
+                         lambda: engine.verify(run_dir), "verify_seconds", recompute)
 
 
 def firmware_source_hash() -> str:
@@ -347,18 +355,11 @@ def mcu_cached(cfg, kernel: str = "fast", images: int = 10, recompute=None) -> d
     run directory as mcu_<kernel>_<images>.json keyed by ``firmware_source_hash``."""
     from . import mcu
     run_dir = run_dir_of(cfg)
-    path, key = run_dir / f"mcu_{kernel}_{images}.json", firmware_source_hash()
-    if not recompute_requested(recompute) and path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get("firmware") == key:
-            return saved["result"]
-    t0 = time.perf_counter()
-    result = mcu.mcu_run(run_dir, kernel=kernel, images=images, log=lambda s: None)
-    result["mcu_seconds"] = round(time.perf_counter() - t0, 1)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"firmware": key, "result": result}, indent=1))
-    tmp.replace(path)
-    return result
+    return cached_result(run_dir / f"mcu_{kernel}_{images}.json", "firmware",
+                         firmware_source_hash(),
+                         lambda: mcu.mcu_run(run_dir, kernel=kernel, images=images,
+                                             log=lambda s: None),
+                         "mcu_seconds", recompute)
 
 
 def c_function(name: str) -> str:
