@@ -51,6 +51,8 @@ class TrainConfig:
     aug_translate: float = 0.1
     aug_scale_min: float = 0.9
     aug_scale_max: float = 1.1
+    aug_elastic: float = 0.0      # elastic distortion: displacement std in 28x28 pixels; 0: off
+    aug_elastic_grid: int = 4     # its control points per side (smoothness)
     clip: str = "prop"
     quantscale: float = 0.25
     clip_update: str = "epoch"    # 'step': recompute the prop clip at every training step
@@ -84,7 +86,7 @@ class TrainConfig:
 # and still matches the config saved in its checkpoint.pt and model.pt.
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period", "act_bits",
-              "act_quant")
+              "act_quant", "aug_elastic", "aug_elastic_grid")
 
 
 def _check_type(key: str, value, tp):
@@ -133,6 +135,10 @@ def _validate_added(cfg: TrainConfig):
     if cfg.prune != "none" and not 0 < cfg.prune_density <= 1:
         raise ConfigError(f"config key 'prune_density': expected 0 < density <= 1, "
                           f"got {cfg.prune_density}")
+    if cfg.aug_elastic < 0 or cfg.aug_elastic_grid < 2:
+        raise ConfigError(f"config keys 'aug_elastic' and 'aug_elastic_grid': expected a "
+                          f"displacement >= 0 pixels and >= 2 control points, got "
+                          f"{cfg.aug_elastic} and {cfg.aug_elastic_grid}")
     if not 2 <= cfg.act_bits <= 8:
         raise ConfigError(f"config key 'act_bits': expected 2..8, got {cfg.act_bits}")
     if not -1 <= cfg.swa_start_epoch < cfg.epochs:

@@ -66,7 +66,8 @@ def epoch_data(cfg: TrainConfig, data, gen):
     x, y = data.train_x, data.train_y
     if cfg.augment:
         params = AugmentParams(cfg.aug_rotation, cfg.aug_affine_rotation, cfg.aug_translate,
-                               cfg.aug_scale_min, cfg.aug_scale_max)
+                               cfg.aug_scale_min, cfg.aug_scale_max, cfg.aug_elastic,
+                               cfg.aug_elastic_grid)
         x = torch.cat([x, augment(data.train28, params, gen)])
         y = torch.cat([y, y])
     return x, y, torch.randperm(x.shape[0], generator=gen, device=x.device)

@@ -81,3 +81,21 @@ def test_translation_moves_centre_of_mass():
     cols = out[0, 0].sum(0)
     com = float((cols * torch.arange(28)).sum() / cols.sum())
     assert com == pytest.approx(13.5 + 4, abs=0.1)
+
+
+def test_elastic_field_is_smooth_sized_and_off_by_default(mnist):
+    """The elastic displacement has the asked std at its control points, varies slowly
+    between neighbouring pixels, and leaves the affine-only random stream untouched."""
+    g = torch.Generator().manual_seed(0)
+    d = D.random_displacement(4000, D.AugmentParams(elastic=2.0, elastic_grid=4), g) * 14
+    assert d.shape == (4000, 16, 16, 2)
+    assert float(d[:, 0, 0].std()) == pytest.approx(2.0, rel=0.05)   # pixels at a control point
+    step = (d[:, :, 1:] - d[:, :, :-1]).abs().mean()                 # neighbour difference
+    assert float(step) < 0.5 * float(d.abs().mean())           # white noise: ~1.4
+    p0, p1 = D.AugmentParams(), D.AugmentParams(elastic=1.5)
+    plain = D.augment(mnist.train28[:256], p0, torch.Generator().manual_seed(3))
+    again = D.augment(mnist.train28[:256], p0, torch.Generator().manual_seed(3))
+    bent = D.augment(mnist.train28[:256], p1, torch.Generator().manual_seed(3))
+    assert torch.equal(plain, again) and not torch.equal(plain, bent)
+    # same affine draws (they come first): the elastic images stay close to the affine ones
+    assert float((bent - plain).abs().mean()) < float((plain - mnist.train_x[:256]).abs().mean())
