@@ -61,6 +61,7 @@ class TrainConfig:
     teacher: str = ""             # RUN_DIR of a trained model to distill from
     distill_alpha: float = 0.0    # weight of the distillation loss (0: off)
     distill_temperature: float = 4.0
+    label_smoothing: float = 0.0  # cross entropy against (1 - e) one-hot + e uniform
     train_subset: int = 0         # train on the first N images only (0: all 60,000)
     seed: int = 0
     device: str = "auto"
@@ -86,7 +87,8 @@ class TrainConfig:
 # and still matches the config saved in its checkpoint.pt and model.pt.
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period", "act_bits",
-              "act_quant", "aug_elastic", "aug_elastic_grid")
+              "act_quant", "aug_elastic", "aug_elastic_grid",
+              "label_smoothing")
 
 
 def _check_type(key: str, value, tp):
@@ -118,6 +120,9 @@ def _validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("config key 'clip_update': 'step' needs clip: prop (OCTAV runs per epoch)")
     if not 0 <= cfg.distill_alpha <= 1:
         raise ConfigError(f"config key 'distill_alpha': expected 0..1, got {cfg.distill_alpha}")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise ConfigError(f"config key 'label_smoothing': expected 0 <= e < 1, "
+                          f"got {cfg.label_smoothing}")
     if cfg.distill_alpha > 0 and not cfg.teacher:
         raise ConfigError("config key 'teacher': distill_alpha > 0 needs a teacher RUN_DIR")
     if cfg.lr <= 0 or cfg.quantscale <= 0:

@@ -158,10 +158,11 @@ def log_line(epoch, cfg, m) -> str:
             f"w_clip/entropy[bits]: {layers}")
 
 
-def distillation_loss(logits, yb, teacher_logits, alpha: float, temperature: float):
+def distillation_loss(logits, yb, teacher_logits, alpha: float, temperature: float,
+                      label_smoothing: float = 0.0):
     """(1 - alpha) CE(labels) + alpha T^2 KL(teacher_T || student_T), Hinton et al. 2015;
-    plain cross entropy without a teacher."""
-    ce = F.cross_entropy(logits, yb)
+    plain cross entropy without a teacher. ``label_smoothing`` softens the labels' CE."""
+    ce = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
     if teacher_logits is None:
         return ce
     kd = F.kl_div(F.log_softmax(logits / temperature, -1),
@@ -170,15 +171,16 @@ def distillation_loss(logits, yb, teacher_logits, alpha: float, temperature: flo
     return (1 - alpha) * ce + alpha * temperature ** 2 * kd
 
 
-def loss_and_logits(model, xb, yb, tb=None, alpha=0.0, temperature=1.0):
+def loss_and_logits(model, xb, yb, tb=None, alpha=0.0, temperature=1.0, label_smoothing=0.0):
     logits = model(xb)
-    return distillation_loss(logits, yb, tb, alpha, temperature), logits
+    return distillation_loss(logits, yb, tb, alpha, temperature, label_smoothing), logits
 
 
 def make_step_fn(cfg):
     """The forward + loss of one batch; compiled (inductor) when ``cfg.compile``."""
     fn = functools.partial(loss_and_logits, alpha=cfg.distill_alpha,
-                           temperature=cfg.distill_temperature)
+                           temperature=cfg.distill_temperature,
+                           label_smoothing=cfg.label_smoothing)
     return torch.compile(fn, dynamic=False) if cfg.compile else fn
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bitnetlib.cli import main
-from bitnetlib.config import load_config
+from bitnetlib.config import ConfigError, load_config
 from bitnetlib.data import MnistTensors
 from bitnetlib.models import build_model
 from bitnetlib.ptq import post_training_quantize
@@ -168,3 +168,19 @@ def test_stats_of_an_untrained_model_give_sizes_without_codes():
     layer.update_clip("prop", 0.25)
     hist = model_stats(model)[0]["histogram"]
     assert sum(hist) == layer.weight.numel() and len(hist) == 3
+
+
+def test_label_smoothing_targets_mix_one_hot_and_uniform():
+    """CE with smoothing e equals CE against (1 - e) one-hot + e / 10 on every class;
+    its minimum is at a finite logit gap, not at infinity."""
+    from bitnetlib.train import distillation_loss
+    logits, y = torch.randn(6, 10), torch.randint(0, 10, (6,))
+    target = torch.full((6, 10), 0.1 / 10).scatter_(1, y[:, None], 0.9 + 0.1 / 10)
+    manual = -(target * torch.log_softmax(logits, 1)).sum(1).mean()
+    assert float(distillation_loss(logits, y, None, 0.0, 1.0, 0.1)) == pytest.approx(float(manual))
+    sharp = torch.zeros(1, 10).index_fill_(1, torch.tensor([3]), 50.0)
+    mild = torch.zeros(1, 10).index_fill_(1, torch.tensor([3]), 6.0)
+    y3 = torch.tensor([3])
+    assert distillation_loss(mild, y3, None, 0, 1, 0.1) < distillation_loss(sharp, y3, None, 0, 1, 0.1)
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        load_config(None, ["label_smoothing=1.5"])
