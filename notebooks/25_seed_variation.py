@@ -1,0 +1,152 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # Seed variation and the 99 % bar
+#
+# ## Overview
+#
+# The write-up's headline is one number: 99.02 % for the 4bitsym 64/64/64 network with
+# augmentation after 60 epochs, "after slightly tweaking the data augmentation
+# parameters". Our single runs of that recipe end between about 98.7 % and 99.0 %. How
+# much of that spread is the random seed alone (initial weights, batch order and the
+# augmentation draws), and is a tenth of a point between two recipes a real difference?
+#
+# This chapter trains the recipe with several seeds for a few variants: the write-up's
+# (proportional clip, learning rate 0.001), OCTAV clipping (chapter 10), and OCTAV with
+# the learning rate doubled. Everything else is the headline configuration,
+# `configs/fc_4bitsym_64x3_aug.yaml`. Each run uses one thread, so that it is the same
+# run (and the same cache entry) as `bitnet train ... --set threads=1` started by hand,
+# several at a time.
+
+# %% tags=["parameters"]
+profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
+epochs = None          # None: profile's value (smoke 3, full 60)
+train_subset = None    # training images (0: all); None: profile's value (smoke 4000)
+n_seeds = None         # seeds 0 .. n_seeds-1 per variant; None: profile's (smoke 3, full 10)
+target = 99.0          # the bar, % test accuracy
+device = "auto"
+
+# %% tags=["hide-output"]
+import time
+started = time.perf_counter()
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+
+from bitnetlib import experiments as ex
+
+CONFIG = "configs/fc_4bitsym_64x3_aug.yaml"
+VARIANTS = {                                   # label -> overrides of CONFIG
+    "write-up (prop clip, lr 0.001)": {},
+    "OCTAV clip": {"clip": "octav"},
+    "OCTAV clip, lr 0.002": {"clip": "octav", "lr": 0.002},
+}
+S = ex.profile_settings(
+    profile,
+    smoke=dict(epochs=3, train_subset=4000, n_seeds=3, compile=False),
+    full=dict(epochs=60, train_subset=0, n_seeds=10, compile=True),
+    epochs=epochs, train_subset=train_subset, n_seeds=n_seeds)
+torch.set_num_threads(1)
+common = dict(epochs=S.epochs, train_subset=S.train_subset, compile=S.compile, device=device,
+              threads=1)
+
+# %% [markdown]
+# ## Training
+#
+# Every variant with seeds $0, \dots, n-1$; finished runs come from the cache.
+
+# %%
+runs = {label: ex.sweep([{**overrides, "seed": s} for s in range(S.n_seeds)], base=CONFIG,
+                        common=common, desc=label)
+        for label, overrides in VARIANTS.items()}
+final = {label: np.array([r.last["test_acc"] for r in rs]) for label, rs in runs.items()}
+display(Markdown(ex.profile_note(S)))
+
+
+def summary_row(label, acc):
+    return dict(variant=label, runs=len(acc), mean=acc.mean(), std=acc.std(ddof=1),
+                min=acc.min(), max=acc.max(), **{f">= {target}": int((acc >= target).sum())})
+
+
+display(Markdown(ex.markdown_table([summary_row(k, v) for k, v in final.items()])))
+
+# %% mystnb={"figure": {"caption": "Final test accuracy of every seed (dots) and the mean of each variant (bar); the dashed line is the bar, the dotted one the write-up's single reported run.", "name": "fig-seed-strip"}}
+fig, ax = plt.subplots(figsize=(7, 3.8))
+for i, (label, acc) in enumerate(final.items()):
+    jitter = np.linspace(-0.15, 0.15, len(acc))
+    ax.plot(i + jitter, acc, "o", color=f"C{i}", alpha=0.8)
+    ax.hlines(acc.mean(), i - 0.3, i + 0.3, color=f"C{i}", lw=2)
+ax.axhline(target, ls="--", color="k", lw=1, label=f"{target} %")
+ax.axhline(ex.WRITEUP["FC 4bitsym 64/64/64"]["point"][1], ls=":", color="gray",
+           label="write-up (one run)")
+ax.set_xticks(range(len(final)), [k.replace(" (", "\n(") for k in final], fontsize=8)
+ax.set(ylabel="final test accuracy [%]")
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3, axis="y")
+plt.show()
+
+# %% [markdown]
+# ## Seed noise against the differences between recipes
+#
+# The standard error of a difference of two means of $n$ runs each is
+# $\sqrt{s_1^2/n + s_2^2/n}$; a difference smaller than about twice that is not
+# distinguishable from seed noise at this number of runs.
+
+# %%
+ref_label, ref = next(iter(final.items()))
+for label, acc in list(final.items())[1:]:
+    diff = acc.mean() - ref.mean()
+    se = np.sqrt(acc.var(ddof=1) / len(acc) + ref.var(ddof=1) / len(ref))
+    print(f"{label}: {diff:+.3f} points vs {ref_label}, standard error {se:.3f} "
+          f"({abs(diff) / se:.1f} standard errors)")
+
+# %% [markdown]
+# Within one run the test accuracy also moves from epoch to epoch; at the end of the
+# cosine schedule the learning rate is close to zero, so the last epochs show how much
+# of the spread is left when the weights barely change.
+
+# %% mystnb={"figure": {"caption": "Test accuracy over the last epochs of every run (one line per seed, coloured by variant).", "name": "fig-seed-last-epochs"}}
+tail = max(1, min(10, S.epochs))
+fig, ax = plt.subplots(figsize=(7, 3.8))
+for i, (label, rs) in enumerate(runs.items()):
+    for j, r in enumerate(rs):
+        m = r.metrics[-tail:]
+        ax.plot([x["epoch"] for x in m], [x["test_acc"] for x in m], "-", color=f"C{i}",
+                alpha=0.6, label=label if j == 0 else None)
+ax.axhline(target, ls="--", color="k", lw=1)
+ax.set(xlabel="epoch", ylabel="test accuracy [%]")
+ax.xaxis.get_major_locator().set_params(integer=True)
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3)
+plt.show()
+
+# %%
+swing = [np.ptp([x["test_acc"] for x in r.metrics[-tail:]]) for rs in runs.values() for r in rs]
+print(f"over the last {tail} epochs a run's test accuracy moves by {np.mean(swing):.3f} points "
+      f"on average (largest {np.max(swing):.3f})")
+
+# %% [markdown]
+# The table and the two numbers above are the reading: the seed-to-seed standard
+# deviation bounds how far any single run, the write-up's included, can be taken as the
+# recipe's accuracy. At `smoke` (three short runs on a subset) the spread is that of
+# barely trained networks and says nothing about the 99 % bar; `book/summary.md` gives
+# the figures at `full`.
+#
+# ## Provenance
+
+# %%
+display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
