@@ -37,6 +37,7 @@ types = None           # weight types compared; None: profile's list
 config = "configs/fc_4bitsym_64x3_aug.yaml"   # the network whose weights are shown
 device = "auto"
 seed = 0
+elastic_amounts = [0.0, 1.0]   # elastic displacements compared, 28x28 pixels
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
@@ -116,6 +117,46 @@ for q in S.types:
 # The printed changes are ours; the write-up gains more than half a point at `full`.
 # At `smoke` a few epochs on a few thousand images are too short for the regularising
 # effect to show reliably.
+#
+# ## Elastic distortion
+#
+# For MNIST multilayer perceptrons the classic stronger augmentation is elastic
+# distortion (Simard et al. 2003): every pixel is moved by a smooth random displacement
+# field. `aug_elastic` adds such a field after the affine warp: Gaussian displacements
+# (standard deviation in 28x28 pixels) on a 4x4 grid of control points, interpolated
+# bicubically to the 16x16 output. Below, the same images and affine draws as above
+# with displacements of 1 and 2 pixels.
+
+# %% mystnb={"figure": {"caption": "Affine augmentation only (top row), plus elastic displacement of 1 pixel (middle) and 2 pixels (bottom).", "name": "fig-elastic"}}
+fig, axes = plt.subplots(3, 12, figsize=(10, 2.6))
+for row, amount in enumerate((0.0, 1.0, 2.0)):
+    gen = torch.Generator(device=data.train28.device).manual_seed(seed)
+    warped = augment(data.train28[:12], AugmentParams(elastic=amount), gen)
+    for i in range(12):
+        axes[row, i].imshow(warped[i, 0].cpu(), cmap="gray_r")
+for ax in axes.flat:
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# Does it help the network of `config`? One run with each displacement, the rest of the
+# recipe unchanged.
+
+# %%
+elastic_runs = ex.sweep([{"aug_elastic": a} for a in elastic_amounts], base=config,
+                        common=common, desc="elastic")
+rows = [dict(elastic_px=r.cfg.aug_elastic, train_acc=r.last["train_acc"],
+             test_loss=r.last["test_loss"], test_acc=r.last["test_acc"]) for r in elastic_runs]
+display(Markdown(ex.markdown_table(rows)))
+
+# %% [markdown]
+# Training accuracy (on the clean plus distorted images) falls as the distortion grows;
+# whether test accuracy follows it is the question. In our full 60-epoch runs (OCTAV
+# clip, learning rate 0.002, two seeds each) elastic distortion did not help the
+# 64/64/64 network: 98.80 and 98.86 % with 1 pixel, 98.85 and 98.84 % with 1.5 pixels,
+# against 98.94 and 98.75 % without; its training accuracy fell from 98.8 % to 97.5 and
+# 95.6 %. The network is too small to profit from the harder task (see also the seed
+# spread in the next chapter).
 #
 # ## First-layer weights
 #
