@@ -42,6 +42,7 @@ device = "auto"
 
 # %% tags=["hide-output"]
 import math
+import textwrap
 import time
 started = time.perf_counter()
 
@@ -105,7 +106,7 @@ for i, (label, acc) in enumerate(final.items()):
 ax.axhline(target, ls="--", color="k", lw=1, label=f"{target} %")
 ax.axhline(ex.WRITEUP["FC 4bitsym 64/64/64"]["point"][1], ls=":", color="gray",
            label="write-up (one run)")
-ax.set_xticks(range(len(final)), [k.replace(" (", "\n(") for k in final], fontsize=8)
+ax.set_xticks(range(len(final)), [textwrap.fill(k, 18) for k in final], fontsize=8)
 ax.set(ylabel="final test accuracy [%]")
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3, axis="y")
@@ -162,19 +163,21 @@ print(f"C engine minus fake-quant accuracy per run: {shift.min():+.2f} to {shift
 # cosine schedule the learning rate is close to zero, so the last epochs show how much
 # of the spread is left when the weights barely change.
 
-# %% mystnb={"figure": {"caption": "Test accuracy over the last epochs of every run (one line per seed, coloured by variant).", "name": "fig-seed-last-epochs"}}
+# %% mystnb={"figure": {"caption": "Test accuracy over the last epochs of every run, one panel per variant, one line per seed; the dashed line is the bar.", "name": "fig-seed-last-epochs"}}
 tail = max(1, min(10, S.epochs))
-fig, ax = plt.subplots(figsize=(7, 3.8))
-for i, (label, rs) in enumerate(runs.items()):
-    for j, r in enumerate(rs):
+fig, axes = plt.subplots(1, len(runs), figsize=(12, 3.4), sharey=True)
+for i, (ax, (label, rs)) in enumerate(zip(axes, runs.items())):
+    for r in rs:
         m = r.metrics[-tail:]
         ax.plot([x["epoch"] for x in m], [x["test_acc"] for x in m], "-", color=f"C{i}",
-                alpha=0.6, label=label if j == 0 else None)
-ax.axhline(target, ls="--", color="k", lw=1)
-ax.set(xlabel="epoch", ylabel="test accuracy [%]")
-ax.xaxis.get_major_locator().set_params(integer=True)
-ax.legend(fontsize=8)
-ax.grid(alpha=0.3)
+                alpha=0.5, lw=1)
+    ax.axhline(target, ls="--", color="k", lw=1)
+    ax.set_title(textwrap.fill(label, 28), fontsize=8)
+    ax.set(xlabel="epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+axes[0].set(ylabel="test accuracy [%]")
+fig.tight_layout()
 plt.show()
 
 # %%
