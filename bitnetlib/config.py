@@ -87,8 +87,7 @@ class TrainConfig:
 # and still matches the config saved in its checkpoint.pt and model.pt.
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period", "act_bits",
-              "act_quant", "aug_elastic", "aug_elastic_grid",
-              "label_smoothing")
+              "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing")
 
 
 def _check_type(key: str, value, tp):

@@ -8,11 +8,12 @@ Every file is checked against ``MNIST/raw/SHA256SUMS`` when that file is present
 Preprocessing follows the write-up: resize 28x28 -> 16x16 (bilinear, antialiased, as
 PIL does), scale to [0, 1], normalise with mean 0.1307 and std 0.3081. Augmentation
 (rotation +-10 deg, then affine: rotation +-10 deg, translate +-10 %, scale 0.9-1.1,
-defined on the 28x28 image; optionally an elastic displacement field) runs on whole tensors with per-sample random parameters:
+defined on the 28x28 image) runs on whole tensors with per-sample random parameters:
 the two warps are composed into one affine map, and each 16x16 output pixel is sampled
 bilinearly from the 28x28 source, which was blurred once at load time with a 3-tap
 [0.18, 0.64, 0.18] filter so that warp + sample equals the antialiased resize to within
-0.004 mean absolute difference (PIL's own 8-bit rounding is 0.002).
+0.004 mean absolute difference (PIL's own 8-bit rounding is 0.002). An optional elastic
+distortion adds a smooth random displacement to every sampling position.
 """
 import hashlib
 import math
