@@ -4,11 +4,12 @@ import pytest
 import torch
 
 from bitnetlib.cli import main
-from bitnetlib.config import ConfigError, load_config
+from bitnetlib.config import ConfigError, load_config, make_config
 from bitnetlib.data import MnistTensors
 from bitnetlib.models import build_model
 from bitnetlib.ptq import post_training_quantize
-from bitnetlib.train import evaluate, load_run, lr_at, train
+from bitnetlib.stats import model_stats
+from bitnetlib.train import distillation_loss, evaluate, load_run, lr_at, train
 
 
 def subset(mnist, n):
@@ -95,7 +96,6 @@ def test_cnn_reference_size_and_forward():
 
 def test_twelve_kb_table_sizes():
     """The write-up's 12 KB table: total kbits per type."""
-    from bitnetlib.stats import model_stats
     table = {"Binary": ([176, 160, 160], 100416), "Ternary": ([128, 128, 112], 103372.8),
              "2bitsym": ([112, 96, 96], 99200), "4bitsym": ([64, 64, 64], 100864),
              "8bit": ([40, 32, 32], 102912)}
@@ -140,7 +140,6 @@ def test_distillation_from_teacher_run(mnist, tmp_path):
     _, metrics = train(scfg, tmp_path / "student", data=data, progress=False, log=lambda s: None)
     assert metrics[-1]["test_acc"] > 80
 
-    from bitnetlib.train import distillation_loss
     s, t = torch.randn(8, 10), torch.randn(8, 10)
     y = torch.randint(0, 10, (8,))
     assert float(distillation_loss(s, y, t.clone(), 1.0, 2.0)) >= 0
@@ -156,9 +155,6 @@ def test_distillation_needs_teacher():
 
 def test_stats_of_an_untrained_model_give_sizes_without_codes():
     # clip 0 (never chosen) and an exact zero weight gave 0/0 = NaN codes before
-    from bitnetlib.config import make_config
-    from bitnetlib.models import build_model
-    from bitnetlib.stats import model_stats
     model = build_model(make_config({"quant": "Ternary", "widths": [8]}))
     layer = next(m for m in model.modules() if hasattr(m, "clip"))
     with torch.no_grad():
@@ -173,7 +169,6 @@ def test_stats_of_an_untrained_model_give_sizes_without_codes():
 def test_label_smoothing_targets_mix_one_hot_and_uniform():
     """CE with smoothing e equals CE against (1 - e) one-hot + e / 10 on every class;
     its minimum is at a finite logit gap, not at infinity."""
-    from bitnetlib.train import distillation_loss
     logits, y = torch.randn(6, 10), torch.randint(0, 10, (6,))
     target = torch.full((6, 10), 0.1 / 10).scatter_(1, y[:, None], 0.9 + 0.1 / 10)
     manual = -(target * torch.log_softmax(logits, 1)).sum(1).mean()
