@@ -15,11 +15,12 @@ import time
 import numpy as np
 import torch
 
-from bitnetlib.config import load_config
-from bitnetlib.data import MEAN, STD, load_mnist, read_idx, resolve_data_root
-from bitnetlib.models import build_model
-from bitnetlib.train import (epoch_data, epoch_generator, evaluate, lr_at, make_optimizer,
-                             make_step_fn, resolve_device, train_epoch, update_clips)
+from bitnetlib.training.config import load_config
+from bitnetlib.training.data import MEAN, STD, load_mnist, read_idx, resolve_data_root
+from bitnetlib.training.models import build_model
+from bitnetlib.training.rundir import resolve_device
+from bitnetlib.training.schedule import epoch_data, epoch_generator, lr_at, update_clips
+from bitnetlib.training.train import evaluate, make_optimizer, make_step_fn, train_epoch
 
 RECIPE = ["quant=4bitsym", "widths=[64, 64, 64]", "batch_size=128", "augment=true",
           "epochs=60", "lr=0.001", "scheduler=cosine"]

@@ -37,8 +37,8 @@ def describe(run: Path) -> str:
 
 
 def ensure_run(cfg_path: Path, runs: Path, given: dict, log) -> Path:
-    from bitnetlib.config import load_config
-    from bitnetlib.train import train
+    from bitnetlib.training.config import load_config
+    from bitnetlib.training.train import train
     if cfg_path.stem in given:
         return Path(given[cfg_path.stem])
     run = runs / cfg_path.stem
@@ -63,8 +63,8 @@ def main(argv=None):
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args(argv)
     import yaml
-    from bitnetlib.data import load_mnist
-    from bitnetlib.mcu import mcu_run
+    from bitnetlib.training.data import load_mnist
+    from bitnetlib.pipeline import mcu_run
     data = load_mnist(None)
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)

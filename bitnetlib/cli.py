@@ -5,36 +5,39 @@
     bitnet export RUN_DIR [--header PATH] [--layout rows|cols]
     bitnet verify RUN_DIR [--header PATH] [--json]
     bitnet mcu RUN_DIR [--kernel baseline|fast] [--images N] [--timed N] [--json]
+
+Exit codes: 0 success; 1 a check found differences (verify: C engine vs integer
+model, mcu: firmware vs host engine); 2 bad input (a one-line error on stderr).
 """
 import argparse
 import json
 import sys
 from pathlib import Path
 
-from .config import ConfigError, load_config
-from .data import DataError
+from .pipeline import DEPLOY_ERRORS, export_run, format_result, load_model_file, mcu_run, verify
+from .training.config import ConfigError, load_config
+from .training.data import DataError
 
 
 def cmd_train(args):
     cfg = load_config(args.config, args.set)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     print(f"training {cfg.model} {cfg.widths} into {out}", flush=True)
-    from .train import train
+    from .training.train import train
     _, metrics = train(cfg, out, fresh=args.fresh, progress=not args.no_progress)
     if metrics:
         print(f"final test accuracy {metrics[-1]['test_acc']:.2f}%")
 
 
 def cmd_stats(args):
-    from .stats import format_stats, model_stats
-    from .train import load_run
-    _, model = load_run(args.run_dir)
+    from .training.stats import format_stats, model_stats
+    _, model = load_model_file(args.run_dir)
     print(format_stats(model_stats(model)))
 
 
 def cmd_export(args):
-    from .export import export_run, format_packed, write_header
-    from .stats import format_stats, model_stats
+    from .deploy.model import format_packed, write_header
+    from .training.stats import format_stats, model_stats
     _, model, exp = export_run(args.run_dir, layout=args.layout)
     header = Path(args.header) if args.header else Path(args.run_dir) / "bitnet_model.h"
     write_header(exp, header, args.run_dir)
@@ -44,7 +47,6 @@ def cmd_export(args):
 
 
 def cmd_verify(args):
-    from .engine import verify
     r = verify(args.run_dir, args.header)
     print(f"{r['n']} test images: fake-quant {r['acc_fakequant']:.2f}%, integer model "
           f"{r['acc_int']:.2f}%, C engine {r['acc_c']:.2f}%")
@@ -53,10 +55,10 @@ def cmd_verify(args):
           f"(with absmax instead of ShiftNorm: {r['mismatch_absmax_fakequant']})")
     if args.json:
         print(json.dumps(r))
+    return 1 if r["mismatch_c_int"] or r["mismatch_logits_c_int"] else 0
 
 
 def cmd_mcu(args):
-    from .mcu import format_result, mcu_run
     r = mcu_run(args.run_dir, kernel=args.kernel, images=args.images, timed=args.timed,
                 hooks=not args.no_hooks)
     print(format_result(r))
@@ -65,14 +67,12 @@ def cmd_mcu(args):
     return 1 if r["mismatch_vs_host"] else 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="bitnet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_commands(sub):
     p = sub.add_parser("train", help="train a model from a YAML config")
     p.add_argument("config", help="YAML config file (see configs/)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config keys, values in YAML syntax (widths=[32,32])")
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config keys, values in YAML syntax (widths=[32,32]); "
+                        "repeated --set options add up")
     p.add_argument("--out", help="run directory (default runs/<config name>)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
@@ -87,11 +87,16 @@ def main(argv=None):
                    help="FC weight order: rows (every kernel) or cols (fast kernels, "
                         "bitnet.h 'FC WEIGHT LAYOUTS')")
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("verify", help="fake-quant vs integer model vs C engine on the test set")
+    p = sub.add_parser("verify", help="fake-quant vs integer model vs C engine on the test "
+                                      "set; exit code 1 if the C engine and integer model differ")
     p.add_argument("run_dir")
     p.add_argument("--header", help="model header (default RUN_DIR/bitnet_model.h)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.set_defaults(func=cmd_verify)
+    add_mcu_command(sub)
+
+
+def add_mcu_command(sub):
     p = sub.add_parser("mcu", help="CH32V003 firmware in an RV32EC emulator: checks vs the "
                                    "host engine, instruction and cycle counts")
     p.add_argument("run_dir")
@@ -103,12 +108,19 @@ def main(argv=None):
                    help="only the bit-exact check, no instruction counting (fast)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.set_defaults(func=cmd_mcu)
+
+
+ERRORS = (ConfigError, DataError, FileNotFoundError, RuntimeError, *DEPLOY_ERRORS)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="bitnet", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    from .engine import EngineError
-    from .export import ExportError
     try:
         rc = args.func(args)
-    except (ConfigError, DataError, FileNotFoundError, ExportError, EngineError, RuntimeError) as e:
+    except ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return rc or 0

@@ -1,9 +1,13 @@
 /*
  * bitnet.h - the public contract of the BitNetMCU inference engine (C99).
  *
- * Everything the kernels assume is written down here once; bitnetlib/export.py
- * (packing) and bitnetlib/intmodel.py (the integer reference model) implement the
- * same contract and the tests check all three agree bit for bit.
+ * Everything the kernels assume is written down here once; bitnetlib/deploy/packing.py
+ * (packing) and bitnetlib/deploy/intmodel.py (the integer reference model) implement
+ * the same contract and the tests check all three agree bit for bit. The weight-type
+ * table (ids, fields per word, field values, which types have a cols kernel) has its
+ * one home in bitnetlib/wtypes.py; tests/test_wtypes.py holds this header's enum and
+ * the kernels' switches equal to it. The status codes and buffer sizes are read from
+ * here by the Python side (the bn_status enum; bn_scratch_bytes, bn_trace_len).
  *
  * NUMBERS
  *   activations  int8_t. Network input: the 16x16 image quantized per image by

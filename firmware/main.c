@@ -6,14 +6,19 @@
  * The write-up's demo runs test images and reports prediction and SysTick time over
  * the debug printf. Here the link to the outside is one hook, bn_fw_sync(): on the
  * board it would be the debug-printf / SysTick point; in the instruction-set
- * simulator (bitnetlib/mcu.py) execution stops at its address, the harness reads
+ * simulator (bitnetlib/deploy/emulator.py) execution stops at its address, the harness reads
  * the previous image's result from bn_fw_io, writes the next image into
  * bn_fw_io.input and resumes. With bn_fw_io.flags & 1 every FC layer's
  * accumulators are written to bn_fw_trace (emulator-only memory, not SRAM).
  *
- * Build-time constants (the Makefile passes them, bitnetlib/mcu.py computes them):
+ * Build-time constants (the Makefile passes them; bitnetlib/deploy/firmware.py takes
+ * the buffer sizes from the engine's bn_scratch_bytes / bn_trace_len):
  * BN_MODEL_HEADER, BN_MODEL_SYM, BN_FW_INPUT, BN_FW_CLASSES, BN_FW_SCRATCH,
  * BN_FW_TRACE, BN_FW_INPUT_FLASH (1: the image in flash, 0: in bn_fw_io).
+ *
+ * The I/O layout is declared here once: bn_fw_io_layout records its offsets in a
+ * section that is not loaded onto the chip (ch32v003.ld), and the simulator reads
+ * them from the ELF (bitnetlib/deploy/emulator.py).
  */
 #include "bitnet.h"
 #include BN_MODEL_HEADER
@@ -38,6 +43,19 @@ typedef struct {
 } bn_fw_io_t;
 
 bn_fw_io_t bn_fw_io;
+
+/* byte offsets in bn_fw_io for the host; input: BN_FW_IO_IN_FLASH when the image is
+ * bn_fw_input in flash. Order: see BN_FW_LAYOUT_FIELDS in emulator.py. */
+#define BN_FW_IO_IN_FLASH 0xFFFFFFFFu
+__attribute__((section(".bn_fw_layout"), used)) const uint32_t bn_fw_io_layout[] = {
+#if BN_FW_INPUT_FLASH
+    BN_FW_IO_IN_FLASH,
+#else
+    offsetof(bn_fw_io_t, input),
+#endif
+    offsetof(bn_fw_io_t, flags), offsetof(bn_fw_io_t, status), offsetof(bn_fw_io_t, pred),
+    offsetof(bn_fw_io_t, rounds), offsetof(bn_fw_io_t, logits), BN_FW_CLASSES, BN_FW_TRACE,
+    BN_FW_INPUT};
 static int32_t scratch[(BN_FW_SCRATCH + 3) / 4];
 __attribute__((section(".trace"))) int32_t bn_fw_trace[BN_FW_TRACE > 0 ? BN_FW_TRACE : 1];
 

@@ -37,8 +37,8 @@
 # The key models of the write-up, ours beside its figures. Ours are computed on this
 # page when the book is built: each model is trained (cached by configuration),
 # exported, and run on all 10,000 test images as fake-quantized PyTorch model, integer
-# model and C engine (`bitnetlib.experiments.verify_cached`). The write-up's figures
-# are quoted from `bitnetlib.experiments.WRITEUP`, with their source.
+# model and C engine (`bitnetlib.book.verify_cached`). The write-up's figures
+# are quoted from `bitnetlib.book.WRITEUP`, with their source.
 
 # %% tags=["parameters"]
 profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
@@ -51,19 +51,17 @@ threads = None         # None: profile's value (smoke 1, full all cores)
 mcu_images = None      # test images per emulated CH32V003 run; None: profile's (smoke 3, full 100)
 
 # %% tags=["hide-input", "hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.export import export_run, packed_stats
+from bitnetlib import book as bk
+from bitnetlib.deploy.model import packed_stats
+from bitnetlib.pipeline import export_run
 
-S, common = ex.headline_settings(profile, device=device, seed=seed, epochs=epochs,
-                                 train_subset=train_subset, augment=augment, threads=threads)
+S, common = bk.headline_settings(globals())
 
-from bitnetlib import mcu
+from bitnetlib.deploy import firmware
+from bitnetlib.pipeline import DEPLOY_ERRORS
 n_mcu_images = mcu_images or (3 if S.profile == "smoke" else 100)
 
 
@@ -71,11 +69,11 @@ def emulated_cycles(cfg):
     """Mean cycles per inference of the firmware in the emulated CH32V003 (fast
     kernels, first ``n_mcu_images`` test images; see the deployment chapter), or why
     there is no number."""
-    if not mcu.have_toolchain():
+    if not firmware.have_toolchain():
         return "not measured (no RISC-V toolchain)"
     try:
-        r = ex.mcu_cached(cfg, kernel="fast", images=n_mcu_images)
-    except Exception as e:            # the emulator cannot run this model (e.g. RAM)
+        r = bk.mcu_cached(cfg, kernel="fast", images=n_mcu_images)
+    except DEPLOY_ERRORS as e:        # the firmware cannot run this model (e.g. RAM)
         return f"not measured ({type(e).__name__}: {str(e).splitlines()[0][:80]})"
     return (f"{r['cycles_mean']:,.0f} ({r['ms_at_48mhz']:.2f} ms at 48 MHz; "
             f"fits CH32V003: {r['fits_ch32v003']}; firmware vs host mismatches: {r['mismatch_vs_host']})")
@@ -86,12 +84,12 @@ def emulated_cycles(cfg):
 
 # %%
 ours = {}
-for name, (full_cfg, smoke_cfg) in ex.HEADLINE_MODELS.items():
+for name, (full_cfg, smoke_cfg) in bk.HEADLINE_MODELS.items():
     path = full_cfg if S.profile == "full" else smoke_cfg
-    cfg = ex.resolve_config(common, path)
-    _, metrics = ex.run_cached(cfg)
-    v = ex.verify_cached(cfg)
-    _, _, exp = export_run(ex.run_dir_of(cfg))
+    cfg = bk.resolve_config(common, path)
+    _, metrics = bk.run_cached(cfg)
+    v = bk.verify_cached(cfg)
+    _, _, exp = export_run(bk.run_dir_of(cfg))
     ours[name] = dict(config=path,
                       acc_c=v["acc_c"], acc_fakequant=v["acc_fakequant"],
                       bytes=sum(s["packed_bytes"] for s in packed_stats(exp)),
@@ -99,13 +97,13 @@ for name, (full_cfg, smoke_cfg) in ex.HEADLINE_MODELS.items():
                       int_vs_fakequant=v["mismatch_int_fakequant"],
                       train_s=sum(m["seconds"] for m in metrics), epochs=len(metrics),
                       cycles=emulated_cycles(cfg))
-display(Markdown(ex.profile_note(S)))
+display(Markdown(bk.profile_note(S)))
 
 # %%
 rows = []
 for name, o in ours.items():
-    w = ex.WRITEUP[name]
-    shown = name if o["config"] == ex.HEADLINE_MODELS[name][0] else f"{name} (here: `{o['config']}`)"
+    w = bk.WRITEUP[name]
+    shown = name if o["config"] == bk.HEADLINE_MODELS[name][0] else f"{name} (here: `{o['config']}`)"
     rows.append({"model": shown, "ours: C accuracy %": f"{o['acc_c']:.2f}", "write-up: accuracy %": w["acc"],
                  "ours: bytes": f"{o['bytes']:,}", "write-up: bytes": w["bytes"],
                  "ours: C vs Python mismatches": f"{o['c_vs_python']} (integer vs fake-quant: {o['int_vs_fakequant']})",
@@ -116,13 +114,13 @@ for name, o in ours.items():
 label = ("**smoke numbers** (tiny training runs; they show the pipeline runs, not the "
          "write-up's accuracy)" if S.profile == "smoke" else "**full profile**")
 display(Markdown(f"Headline table, ours at {label}; the write-up's in the next column.\n\n"
-                 + ex.markdown_table(rows)))
+                 + bk.markdown_table(rows)))
 
 # %%
 print("Configurations:", {k: o["config"] for k, o in ours.items()})
 print("Sources of the write-up's figures:")
 for name in ours:
-    print(f"  {name}: {ex.WRITEUP[name]['source']}")
+    print(f"  {name}: {bk.WRITEUP[name]['source']}")
 if S.profile == "smoke":
     print("At smoke the CNN row is the 16-channel CNN (configs/cnn16.yaml), not the 64-channel one.")
 
@@ -130,7 +128,7 @@ if S.profile == "smoke":
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 for i, (name, o) in enumerate(ours.items()):
     ax.plot(o["bytes"], o["acc_c"], "o", color=f"C{i}", label=f"{name} (ours)")
-    ax.plot(*ex.WRITEUP[name]["point"], "x", color=f"C{i}", ms=9)
+    ax.plot(*bk.WRITEUP[name]["point"], "x", color=f"C{i}", ms=9)
 ax.set_xscale("log")
 ax.set_xlabel("packed weight bytes")
 ax.set_ylabel("test accuracy [%]")
@@ -144,7 +142,7 @@ plt.show()
 # in 10,000; the integer and the fake-quantized model differ on a few tens of images
 # for the reason given in {doc}`14_export_and_verification`. The accuracies are the
 # write-up's only at `full`; at `smoke` they show that the pipeline runs. Cycle counts
-# come from the firmware run in the emulated CH32V003 (`bitnetlib.mcu`, see
+# come from the firmware run in the emulated CH32V003 (`bitnetlib.pipeline.mcu_run`, see
 # {doc}`15_ch32v003_deployment`); the smoke models are the write-up's shapes, so their cycle counts
 # are comparable to its figures even though their accuracies are not.
 #
@@ -155,4 +153,4 @@ plt.show()
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -71,20 +71,16 @@ device = "auto"
 seed = 0
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.config import load_config
-from bitnetlib.data import load_mnist
-from bitnetlib.models import build_model
-from bitnetlib.stats import model_stats
+from bitnetlib import book as bk
+from bitnetlib.training.config import load_config
+from bitnetlib.training.data import load_mnist
+from bitnetlib.training.models import build_model
+from bitnetlib.training.stats import model_stats
 
-S = ex.profile_settings(profile, smoke={}, full={})
+S = bk.chapter(globals(), smoke={}, full={})
 data = load_mnist(None, "cpu", train_subset=1000)
 
 # %% [markdown]
@@ -118,7 +114,7 @@ for q in ["None", "8bit", "4bitsym", "2bitsym", "Ternary", "Binary"]:
     stats = model_stats(build_model(load_config(None, [f"quant={q}", "widths=[64,64,64]"])))
     rows.append(dict(type=q, weights=sum(s["n_weights"] for s in stats),
                      KiB=sum(s["bytes"] for s in stats) / 1024))
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% [markdown]
 # Only the types with 4 bits or fewer per weight leave room in 16 KB of flash for the
@@ -128,4 +124,4 @@ display(Markdown(ex.markdown_table(rows)))
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -24,7 +24,7 @@
 #
 # This chapter shows
 #
-# 1. the level set of every weight type in `bitnetlib.quant`,
+# 1. the level set of every weight type in `bitnetlib.training.quant`,
 # 2. the layer's forward pass as the library implements it, and
 # 3. one short training run of the 256-64-64-64-10 network with `4bitsym` weights and the
 #    histogram of its quantized weights.
@@ -41,8 +41,6 @@ seed = 0
 threads = None         # torch CPU threads; None: profile's value (smoke 1, full all)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
 import inspect
 import math
 
@@ -50,19 +48,16 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.layers import _BitLinearFn
-from bitnetlib.quant import QUANTIZERS, get_quantizer
+from bitnetlib import book as bk
+from bitnetlib.training.layers import _BitLinearFn
+from bitnetlib.training.quant import QUANTIZERS, get_quantizer
 
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=3, train_subset=4000, widths=[64, 64, 64], augment=False, threads=1,
                compile=False),
     full=dict(epochs=60, train_subset=0, widths=[64, 64, 64], augment=True, threads=0,
-              compile=True),
-    epochs=epochs, train_subset=train_subset, widths=widths, augment=augment, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              compile=True))
 S
 
 # %% [markdown]
@@ -77,7 +72,7 @@ types = [name for name in QUANTIZERS if name != "None"]
 rows = [dict(type=q.name, bits_per_weight=q.bits, levels=q.n_levels, edge_in_steps=q.edge,
              integer_levels=" ".join(map(str, q.int_levels[:4])) + (" ..." if q.n_levels > 4 else ""))
         for q in map(get_quantizer, types)]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% [markdown]
 # We plot each type's transfer function, the quantized value against the float weight,
@@ -120,11 +115,11 @@ print(inspect.getsource(_BitLinearFn.forward))
 # %%
 cfg = dict(quant=quant, widths=S.widths, epochs=S.epochs, train_subset=S.train_subset,
            augment=S.augment, compile=S.compile, device=device, seed=seed)
-model, metrics = ex.run_cached(cfg)
-display(Markdown(ex.profile_note(S)))
+model, metrics = bk.run_cached(cfg)
+display(Markdown(bk.profile_note(S)))
 last = metrics[-1]
 print(f"final epoch: train loss {last['train_loss']:.4f}, test accuracy {last['test_acc']:.2f}%, "
-      f"{ex.total_bits(metrics) / 8 / 1024:.2f} KiB of weights")
+      f"{bk.total_bits(metrics) / 8 / 1024:.2f} KiB of weights")
 
 # %% mystnb={"figure": {"caption": "Loss and test accuracy per epoch of the training run.", "name": "fig-run-curves"}}
 ep = [m["epoch"] for m in metrics]
@@ -171,4 +166,4 @@ print("entropy per layer [bits]:", ", ".join(f"{s['entropy']:.2f} of {math.log2(
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -23,7 +23,7 @@
 # setup for this section: batch 128, Adam, learning rate 0.01 divided by 10 every 10
 # epochs, 30 epochs, no augmentation.
 #
-# Post-training quantization in `bitnetlib.ptq` copies the weights into the same network
+# Post-training quantization in `bitnetlib.training.ptq` copies the weights into the same network
 # built with another weight type and sets each layer's clip once, by the rule training
 # uses; activations stay at 8 bits, so QAT and PTQ are compared like for like.
 
@@ -38,29 +38,21 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.ptq import post_training_quantize
-from bitnetlib.quant import get_quantizer
-from bitnetlib.train import evaluate
+from bitnetlib import book as bk
+from bitnetlib.training.ptq import post_training_quantize
+from bitnetlib.training.quant import get_quantizer
+from bitnetlib.training.train import evaluate
 
 ALL_TYPES = ["None", "8bit", "4bitsym", "2bitsym", "Ternary", "Binary"]
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=3, train_subset=4000, widths=[64, 64, 64], train_types=ALL_TYPES,
                step_size=1, threads=1, compile=False),
     full=dict(epochs=30, train_subset=0, widths=[64, 64, 64], train_types=ALL_TYPES,
-              step_size=10, threads=0, compile=True),
-    epochs=epochs, train_subset=train_subset, widths=widths, train_types=train_types,
-    threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              step_size=10, threads=0, compile=True))
 common = dict(widths=S.widths, epochs=S.epochs, train_subset=S.train_subset, augment=False,
               lr=0.01, scheduler="step", step_size=S.step_size, step_gamma=0.1,
               compile=S.compile, device=device, seed=seed)
@@ -72,8 +64,8 @@ S
 # One QAT run per type (`None` is float training).
 
 # %%
-runs = ex.sweep([{"quant": q} for q in S.train_types], common=common, desc="QAT runs")
-display(Markdown(ex.profile_note(S)))
+runs = bk.sweep([{"quant": q} for q in S.train_types], common=common, desc="QAT runs")
+display(Markdown(bk.profile_note(S)))
 
 # %% [markdown]
 # ## Quantizing after training
@@ -82,7 +74,7 @@ display(Markdown(ex.profile_note(S)))
 # and evaluated on all 10,000 test images.
 
 # %%
-data = ex.cached_data(runs[0].cfg)
+data = bk.cached_data(runs[0].cfg)
 acc = {}
 for r in runs:
     bits = get_quantizer(r.cfg.quant).bits
@@ -93,7 +85,7 @@ for r in runs:
             acc[r.cfg.quant, target] = evaluate(qmodel, data.test_x, data.test_y)[1]
 rows = [dict(trained=t, **{f"-> {q}": acc.get((t, q), "") for q in ALL_TYPES[1:]})
         for t in S.train_types]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Test accuracy after quantizing each trained network (one line per training type) to the weight type on the x axis. Points where training and test type agree are pure QAT.", "name": "fig-prepost"}}
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -127,4 +119,4 @@ for q in targets:
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

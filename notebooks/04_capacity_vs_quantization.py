@@ -40,29 +40,24 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
+from bitnetlib import book as bk
 
 # %% [markdown]
 # ## The sweep
 #
-# One QAT run per (type, width); the settings live in `experiments.capacity_sweep`,
+# One QAT run per (type, width); the settings live in `bitnetlib.book.capacity_sweep`,
 # which chapter 5 calls too, so it reads these runs from the cache.
 
 # %%
-S, runs = ex.capacity_sweep(profile, device=device, seed=seed, desc="capacity sweep",
-                            epochs=epochs, train_subset=train_subset, widths=widths,
-                            types=types, threads=threads)
-display(Markdown(ex.profile_note(S)))
-rows = [dict(type=r.cfg.quant, width=r.cfg.widths[0], weights=ex.n_weights(r.metrics),
-             kbit=ex.total_bits(r.metrics) / 1000, train_loss=r.last["train_loss"],
+S, runs = bk.capacity_sweep(globals(), desc="capacity sweep")
+display(Markdown(bk.profile_note(S)))
+rows = [dict(type=r.cfg.quant, width=r.cfg.widths[0], weights=bk.n_weights(r.metrics),
+             kbit=bk.total_bits(r.metrics) / 1000, train_loss=r.last["train_loss"],
              test_acc=r.last["test_acc"]) for r in runs]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% [markdown]
 # ## Training loss vs number of weights
@@ -114,4 +109,4 @@ for q in S.types:
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -38,19 +38,14 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
+from bitnetlib import book as bk
 
 # %%
-S, runs = ex.capacity_sweep(profile, device=device, seed=seed, desc="capacity sweep (cached)",
-                            epochs=epochs, train_subset=train_subset, widths=widths,
-                            types=types, threads=threads)
-display(Markdown(ex.profile_note(S)))
+S, runs = bk.capacity_sweep(globals(), desc="capacity sweep (cached)")
+display(Markdown(bk.profile_note(S)))
 
 # %% [markdown]
 # ## Train vs test loss
@@ -77,7 +72,7 @@ plt.show()
 fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
 for q in S.types:
     sel = [r for r in runs if r.cfg.quant == q]
-    kib = [ex.total_bits(r.metrics) / 8 / 1024 for r in sel]
+    kib = [bk.total_bits(r.metrics) / 8 / 1024 for r in sel]
     a.plot(kib, [r.last["test_acc"] for r in sel], "o-", label=q)
     b.plot(kib, [r.last["test_loss"] for r in sel], "o-", label=q)
 for ax, label in ((a, "test accuracy [%]"), (b, "test loss")):
@@ -89,11 +84,11 @@ fig.tight_layout()
 plt.show()
 
 # %%
-fits = [r for r in runs if ex.total_bits(r.metrics) / 8 / 1024 <= budget_kib]
+fits = [r for r in runs if bk.total_bits(r.metrics) / 8 / 1024 <= budget_kib]
 best = max(fits, key=lambda r: r.last["test_acc"]) if fits else None
 if best:
     print(f"best run within {budget_kib} KiB: {best.cfg.quant} width {best.cfg.widths[0]}, "
-          f"{ex.total_bits(best.metrics) / 8 / 1024:.2f} KiB, test accuracy {best.last['test_acc']:.2f}%")
+          f"{bk.total_bits(best.metrics) / 8 / 1024:.2f} KiB, test accuracy {best.last['test_acc']:.2f}%")
 
 # %% [markdown]
 # Within the budget the best network is printed above. The write-up, at `full`
@@ -103,4 +98,4 @@ if best:
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

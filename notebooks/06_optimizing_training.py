@@ -38,25 +38,18 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
+from bitnetlib import book as bk
 
 CONFIGS = {"Binary": "configs/fc12k_binary.yaml", "Ternary": "configs/fc12k_ternary.yaml",
            "2bitsym": "configs/fc12k_2bitsym.yaml", "4bitsym": "configs/fc_4bitsym_64x3_aug.yaml",
            "8bit": "configs/fc12k_8bit.yaml"}
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epoch_list=[2, 4], train_subset=3000, threads=1, compile=False),
-    full=dict(epoch_list=[30, 60, 120], train_subset=0, threads=0, compile=True),
-    epoch_list=epoch_list, train_subset=train_subset, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+    full=dict(epoch_list=[30, 60, 120], train_subset=0, threads=0, compile=True))
 common = dict(train_subset=S.train_subset, augment=False, clip="prop", lr=lr,
               scheduler="cosine", compile=S.compile, device=device, seed=seed)
 
@@ -66,18 +59,18 @@ common = dict(train_subset=S.train_subset, augment=False, clip="prop", lr=lr,
 # Widths, weights and total bits per type, computed from the configurations.
 
 # %%
-from bitnetlib.models import build_model
-from bitnetlib.stats import model_stats
+from bitnetlib.training.models import build_model
+from bitnetlib.training.stats import model_stats
 
 table = []
 for q, path in CONFIGS.items():
-    cfg = ex.resolve_config({}, base=path)
+    cfg = bk.resolve_config({}, base=path)
     stats = model_stats(build_model(cfg))
     table.append(dict(type=q, w1=cfg.widths[0], w2=cfg.widths[1], w3=cfg.widths[2],
                       weights=sum(s["n_weights"] for s in stats),
                       total_kbit=sum(s["bits"] for s in stats) / 1000,
                       KiB=sum(s["bytes"] for s in stats) / 1024))
-display(Markdown(ex.markdown_table(table)))
+display(Markdown(bk.markdown_table(table)))
 
 # %% [markdown]
 # The totals are within a few percent of each other, as in the write-up's table; the
@@ -90,10 +83,10 @@ display(Markdown(ex.markdown_table(table)))
 # %%
 runs = {}
 for q, path in CONFIGS.items():
-    for r in ex.sweep([{"epochs": e} for e in S.epoch_list], base=path, common=common,
+    for r in bk.sweep([{"epochs": e} for e in S.epoch_list], base=path, common=common,
                       desc=f"{q} runs"):
         runs[q, r.cfg.epochs] = r
-display(Markdown(ex.profile_note(S, epochs=max(S.epoch_list))))
+display(Markdown(bk.profile_note(S, epochs=max(S.epoch_list))))
 
 # %% mystnb={"figure": {"caption": "Final training and test loss and accuracy against the number of epochs, per weight type (no augmentation).", "name": "fig-12k-epochs"}}
 fig, axes = plt.subplots(2, 2, figsize=(11, 7))
@@ -140,4 +133,4 @@ plt.show()
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

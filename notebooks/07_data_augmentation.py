@@ -26,7 +26,7 @@
 # 64/64/64 network passes 99 %. The first-layer weights, seen as 16x16 images, become
 # smooth stroke detectors instead of digit-shaped templates.
 #
-# `bitnetlib.data.augment` applies the same transformations on whole tensors (one
+# `bitnetlib.training.data.augment` applies the same transformations on whole tensors (one
 # composed affine warp per image, sampled straight to 16x16).
 
 # %% tags=["parameters"]
@@ -41,26 +41,20 @@ elastic_amounts = [0.0, 1.0]   # elastic displacements compared, 28x28 pixels
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.data import AugmentParams, augment
+from bitnetlib import book as bk
+from bitnetlib.training.data import AugmentParams, augment
 
 CONFIGS = {"Binary": "configs/fc12k_binary.yaml", "2bitsym": "configs/fc12k_2bitsym.yaml",
            "4bitsym": "configs/fc_4bitsym_64x3_aug.yaml", "8bit": "configs/fc12k_8bit.yaml"}
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=4, train_subset=4000, types=["2bitsym", "4bitsym"], threads=1,
                compile=False),
-    full=dict(epochs=60, train_subset=0, types=list(CONFIGS), threads=0, compile=True),
-    epochs=epochs, train_subset=train_subset, types=types, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+    full=dict(epochs=60, train_subset=0, types=list(CONFIGS), threads=0, compile=True))
 common = dict(epochs=S.epochs, train_subset=S.train_subset, clip="prop", compile=S.compile,
               device=device, seed=seed)
 
@@ -70,7 +64,7 @@ common = dict(epochs=S.epochs, train_subset=S.train_subset, clip="prop", compile
 # The first training images, clean (top) and randomly transformed (bottom).
 
 # %% mystnb={"figure": {"caption": "Clean 16x16 training images (top row) and one random augmented copy of each (bottom row).", "name": "fig-augmented"}}
-data = ex.cached_data(ex.resolve_config(common, base=config))
+data = bk.cached_data(bk.resolve_config(common, base=config))
 gen = torch.Generator(device=data.train28.device).manual_seed(seed)
 aug = augment(data.train28[:12], AugmentParams(), gen)
 fig, axes = plt.subplots(2, 12, figsize=(10, 2))
@@ -87,14 +81,14 @@ plt.show()
 # %%
 runs = {}
 for q in S.types:
-    for r in ex.sweep([{"augment": False}, {"augment": True}], base=CONFIGS[q], common=common,
+    for r in bk.sweep([{"augment": False}, {"augment": True}], base=CONFIGS[q], common=common,
                       desc=f"{q} runs"):
         runs[q, r.cfg.augment] = r
-display(Markdown(ex.profile_note(S)))
+display(Markdown(bk.profile_note(S)))
 rows = [dict(type=q, augment=a, train_loss=runs[q, a].last["train_loss"],
              test_loss=runs[q, a].last["test_loss"], test_acc=runs[q, a].last["test_acc"])
         for q in S.types for a in (False, True)]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Test loss per epoch with (solid) and without (dashed) augmentation, per weight type.", "name": "fig-aug-test-loss"}}
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -143,11 +137,11 @@ plt.show()
 # recipe unchanged.
 
 # %%
-elastic_runs = ex.sweep([{"aug_elastic": a} for a in elastic_amounts], base=config,
+elastic_runs = bk.sweep([{"aug_elastic": a} for a in elastic_amounts], base=config,
                         common=common, desc="elastic")
 rows = [dict(elastic_px=r.cfg.aug_elastic, train_acc=r.last["train_acc"],
              test_loss=r.last["test_loss"], test_acc=r.last["test_acc"]) for r in elastic_runs]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% [markdown]
 # Training accuracy (on the clean plus distorted images) falls as the distortion grows;
@@ -164,14 +158,14 @@ display(Markdown(ex.markdown_table(rows)))
 # weights drawn as a 16x16 image (red positive, blue negative).
 
 # %%
-img = {a: ex.run_cached({**common, "augment": a}, base=config)[0] for a in (True, False)}
+img = {a: bk.run_cached({**common, "augment": a}, base=config)[0] for a in (True, False)}
 
 # %% mystnb={"figure": {"caption": "First-layer weights trained with augmentation.", "name": "fig-weights-aug"}}
-fig = ex.plot_weight_grid(ex.first_layer_images(img[True]), "with augmentation", size=0.9)
+fig = bk.plot_weight_grid(bk.first_layer_images(img[True]), "with augmentation", size=0.9)
 plt.show()
 
 # %% mystnb={"figure": {"caption": "First-layer weights trained without augmentation.", "name": "fig-weights-noaug"}}
-fig = ex.plot_weight_grid(ex.first_layer_images(img[False]), "without augmentation", size=0.9)
+fig = bk.plot_weight_grid(bk.first_layer_images(img[False]), "without augmentation", size=0.9)
 plt.show()
 
 # %% [markdown]
@@ -182,4 +176,4 @@ plt.show()
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -44,27 +44,19 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
-import math
 
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.quant import get_quantizer
+from bitnetlib import book as bk
+from bitnetlib.training.quant import get_quantizer
 
 CONFIGS = {"4bitsym": "configs/fc_4bitsym_64x3_aug.yaml", "4bit": "configs/fc_4bit_64x3_aug.yaml",
            "FP130": "configs/fc_fp130_64x3_aug.yaml"}
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=3, train_subset=4000, augment=False, threads=1, compile=False),
-    full=dict(epochs=60, train_subset=0, augment=True, threads=0, compile=True),
-    epochs=epochs, train_subset=train_subset, augment=augment, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+    full=dict(epochs=60, train_subset=0, augment=True, threads=0, compile=True))
 common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
               compile=S.compile, device=device, seed=seed)
 
@@ -85,13 +77,13 @@ plt.show()
 # ## Training the three types
 
 # %%
-runs = {q: ex.sweep([{}], base=path, common=common, desc=q)[0] for q, path in CONFIGS.items()}
-display(Markdown(ex.profile_note(S)))
+runs = {q: bk.sweep([{}], base=path, common=common, desc=q)[0] for q, path in CONFIGS.items()}
+display(Markdown(bk.profile_note(S)))
 WRITEUP = {"4bitsym": "99.02 (C engine)", "FP130": "98.66 - 98.86", "4bit": "not reported"}
 rows = [dict(type=q, clip=r.cfg.clip, train_loss=r.last["train_loss"], test_acc=r.last["test_acc"],
              entropy_per_layer=" ".join(f"{s['entropy']:.2f}" for s in r.last["layers"]),
              write_up_test_acc=WRITEUP[q]) for q, r in runs.items()]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% [markdown]
 # The table puts our accuracy beside the write-up's; at `smoke` ours are not comparable.
@@ -122,7 +114,7 @@ for i, s in enumerate(layers):
 # ## First-layer weights of FP130
 
 # %% mystnb={"figure": {"caption": "First-layer weights of the FP130 network (red positive, blue negative).", "name": "fig-fp130-weights"}}
-fig = ex.plot_weight_grid(ex.first_layer_images(runs["FP130"].model), "FP130, first layer", size=0.9)
+fig = bk.plot_weight_grid(bk.first_layer_images(runs["FP130"].model), "FP130, first layer", size=0.9)
 plt.show()
 
 # %% [markdown]
@@ -132,4 +124,4 @@ plt.show()
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -40,26 +40,18 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.layers import quant_layers
+from bitnetlib import book as bk
+from bitnetlib.training.layers import quant_layers
 
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=3, train_subset=4000, scales=[0.125, 0.25, 0.5], types=["4bitsym", "4bit"],
                augment=False, threads=1, compile=False),
     full=dict(epochs=60, train_subset=0, scales=[0.125, 0.1875, 0.25, 0.3125, 0.375, 0.5],
-              types=["4bitsym", "4bit"], augment=True, threads=0, compile=True),
-    epochs=epochs, train_subset=train_subset, scales=scales, types=types, augment=augment,
-    threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              types=["4bitsym", "4bit"], augment=True, threads=0, compile=True))
 common = dict(widths=[64, 64, 64], clip="prop", epochs=S.epochs, train_subset=S.train_subset,
               augment=S.augment, compile=S.compile, device=device, seed=seed)
 
@@ -68,8 +60,8 @@ common = dict(widths=[64, 64, 64], clip="prop", epochs=S.epochs, train_subset=S.
 
 # %%
 grid = [{"quant": q, "quantscale": s} for q in S.types for s in S.scales]
-runs = ex.sweep(grid, common=common, desc="quantscale scan")
-display(Markdown(ex.profile_note(S)))
+runs = bk.sweep(grid, common=common, desc="quantscale scan")
+display(Markdown(bk.profile_note(S)))
 
 def std_in_steps(model):
     """Per layer: standard deviation of the float weights in units of the quantizer step."""
@@ -79,7 +71,7 @@ rows = [dict(type=r.cfg.quant, quantscale=r.cfg.quantscale, train_loss=r.last["t
              test_acc=r.last["test_acc"],
              std_steps=" ".join(f"{v:.2f}" for v in std_in_steps(r.model)),
              entropy=" ".join(f"{s['entropy']:.2f}" for s in r.last["layers"])) for r in runs]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Final training loss and test accuracy against quantscale.", "name": "fig-qs-scan"}}
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -147,4 +139,4 @@ for r in sel:
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

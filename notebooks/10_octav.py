@@ -29,7 +29,7 @@
 # finds a training loss similar to the tuned `quantscale`, one hyperparameter fewer, and
 # lower entropy of the weights, with very few weights at the clipped extremes.
 #
-# `bitnetlib.quant.octav_clip` implements the iteration for uniform types (`choose_clip`
+# `bitnetlib.training.quant.octav_clip` implements the iteration for uniform types (`choose_clip`
 # uses a grid search for the non-uniform ones).
 
 # %% tags=["parameters"]
@@ -43,24 +43,18 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.layers import quant_layers
-from bitnetlib.quant import octav_clip
+from bitnetlib import book as bk
+from bitnetlib.training.layers import quant_layers
+from bitnetlib.training.quant import octav_clip
 
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=4, train_subset=4000, augment=False, threads=1, compile=False),
-    full=dict(epochs=60, train_subset=0, augment=True, threads=0, compile=True),
-    epochs=epochs, train_subset=train_subset, augment=augment, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+    full=dict(epochs=60, train_subset=0, augment=True, threads=0, compile=True))
 common = dict(quant=quant, widths=[64, 64, 64], epochs=S.epochs, train_subset=S.train_subset,
               augment=S.augment, compile=S.compile, device=device, seed=seed)
 
@@ -96,13 +90,13 @@ plt.show()
 # ## Training with OCTAV vs `prop`
 
 # %%
-runs = {c: ex.run_cached({**common, "clip": c}) for c in ("prop", "octav")}
-display(Markdown(ex.profile_note(S)))
+runs = {c: bk.run_cached({**common, "clip": c}) for c in ("prop", "octav")}
+display(Markdown(bk.profile_note(S)))
 rows = [dict(clip=c, train_loss=m[-1]["train_loss"], test_loss=m[-1]["test_loss"],
              test_acc=m[-1]["test_acc"],
              entropy=" ".join(f"{s['entropy']:.2f}" for s in m[-1]["layers"]))
         for c, (_, m) in runs.items()]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Clip value (left) and code entropy (right) per layer and epoch with OCTAV (solid) and prop (dashed).", "name": "fig-octav-evolution"}}
 fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -151,4 +145,4 @@ print(f"weights beyond the clip: {100 * float((v.abs() > layer.clip).float().mea
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

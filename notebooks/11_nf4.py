@@ -39,27 +39,20 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.quant import get_quantizer
+from bitnetlib import book as bk
+from bitnetlib.training.quant import get_quantizer
 
 TYPES = ["NF4", "4bitsym", "FP130"]
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=3, train_subset=4000, widths=[16, 24, 32], types=TYPES, augment=False,
                threads=1, compile=False),
     full=dict(epochs=20, train_subset=0, widths=[40, 48, 56], types=TYPES, augment=True,
-              threads=0, compile=True),
-    epochs=epochs, train_subset=train_subset, widths=widths, types=types, augment=augment,
-    threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              threads=0, compile=True))
 common = dict(clip="octav", epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
               compile=S.compile, device=device, seed=seed)
 
@@ -83,11 +76,11 @@ plt.show()
 
 # %%
 grid = [{"quant": q, "widths": [w] * 3} for q in S.types for w in S.widths]
-runs = ex.sweep(grid, common=common, desc="NF4 scaling")
-display(Markdown(ex.profile_note(S)))
-rows = [dict(type=r.cfg.quant, width=r.cfg.widths[0], weights=ex.n_weights(r.metrics),
+runs = bk.sweep(grid, common=common, desc="NF4 scaling")
+display(Markdown(bk.profile_note(S)))
+rows = [dict(type=r.cfg.quant, width=r.cfg.widths[0], weights=bk.n_weights(r.metrics),
              train_loss=r.last["train_loss"], test_acc=r.last["test_acc"]) for r in runs]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Final training loss against the number of weights for NF4, 4bitsym and FP130 (log-log).", "name": "fig-nf4-scaling"}}
 fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -112,4 +105,4 @@ for w in S.widths:
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -37,26 +37,18 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.train import lr_at
+from bitnetlib import book as bk
+from bitnetlib.training.schedule import lr_at
 
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=4, halve_epoch=None, lrs=[0.001, 0.003], train_subset=4000, augment=False,
                threads=1, compile=False),
     full=dict(epochs=60, halve_epoch=None, lrs=[0.001, 0.003], train_subset=0, augment=True,
-              threads=0, compile=True),
-    epochs=epochs, halve_epoch=halve_epoch, lrs=lrs, train_subset=train_subset, augment=augment,
-    threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              threads=0, compile=True))
 halve = S.halve_epoch if S.halve_epoch is not None else S.epochs // 2
 common = dict(quant=quant, widths=[64, 64, 64], clip="octav", scheduler="cosine",
               epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
@@ -68,7 +60,7 @@ label = lambda c: f"lr {c.lr:g}" + (f", halved at {c.halve_lr_epoch}" if c.halve
 # ## The schedules
 
 # %% mystnb={"figure": {"caption": "Learning rate per epoch for each schedule compared.", "name": "fig-schedules"}}
-cfgs = [ex.resolve_config({**common, **g}) for g in grid]
+cfgs = [bk.resolve_config({**common, **g}) for g in grid]
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 for c in cfgs:
     ax.plot(range(1, c.epochs + 1), [lr_at(c, e) for e in range(c.epochs)], "o-", ms=3, label=label(c))
@@ -80,11 +72,11 @@ plt.show()
 # ## Training
 
 # %%
-runs = ex.sweep(grid, common=common, desc="schedules")
-display(Markdown(ex.profile_note(S)))
+runs = bk.sweep(grid, common=common, desc="schedules")
+display(Markdown(bk.profile_note(S)))
 rows = [dict(schedule=label(r.cfg), train_loss=r.last["train_loss"], test_loss=r.last["test_loss"],
              test_acc=r.last["test_acc"]) for r in runs]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Training loss (left) and test loss (right) per epoch for each schedule.", "name": "fig-schedule-loss"}}
 fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -112,4 +104,4 @@ for lr in S.lrs:
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -23,7 +23,7 @@
 # (ShiftNorm) and finds the argmax. Our engine (`c_engine/`, contract in
 # `c_engine/bitnet.h`) keeps that structure with one kernel per weight type. This
 # chapter shows the kernels' source, calls them inline from Python through cppyy on
-# numpy arrays (`bitnetlib.engine`), and looks at what ShiftNorm does to the
+# numpy arrays (`bitnetlib.deploy.engine`), and looks at what ShiftNorm does to the
 # activations compared with the float model's RMSNorm + absmax scaling.
 #
 # The C engine is built once per source hash with
@@ -42,25 +42,25 @@ timing_repeats = 200   # calls per weight type when timing the kernels
 
 # %% tags=["hide-output"]
 import time
-started = time.perf_counter()
 
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from bitnetlib import engine, intmodel
-from bitnetlib import experiments as ex
-from bitnetlib.data import load_mnist
-from bitnetlib.export import PER_WORD, TYPE_IDS, export_run, field_values, pack
+from bitnetlib.deploy import engine, intmodel
+from bitnetlib import book as bk
+from bitnetlib.training.data import load_mnist
+from bitnetlib.deploy.packing import field_values, pack, per_word
+from bitnetlib.pipeline import export_run
+from bitnetlib.wtypes import TYPE_IDS
 
-S, common = ex.headline_settings(profile, device=device, seed=seed, epochs=epochs,
-                                 train_subset=train_subset, augment=augment, threads=threads)
+S, common = bk.headline_settings(globals())
 rng = np.random.default_rng(seed)
 
 
 def show_c(*names):
     """Display C functions of the engine, read from c_engine/*.c."""
-    display(Markdown("```c\n" + "\n\n".join(ex.c_function(n) for n in names) + "\n```"))
+    display(Markdown("```c\n" + "\n\n".join(bk.c_function(n) for n in names) + "\n```"))
 
 
 # %% [markdown]
@@ -91,7 +91,7 @@ show_c("bn_shiftnorm_relu")
 # %% [markdown]
 # ## Calling the kernels from Python
 #
-# We pack random weights of every type with `bitnetlib.export.pack`, call `bn_fc`
+# We pack random weights of every type with `bitnetlib.deploy.packing.pack`, call `bn_fc`
 # through cppyy, and compare the accumulators with numpy's matrix product of the
 # unpacked integer weights.
 
@@ -104,9 +104,9 @@ for wtype in TYPE_IDS:
     packed = pack(w, wtype)
     acc_c = engine.fc(wtype, packed, act, n_in)
     acc_np = w @ act.astype(np.int64)
-    rows.append(dict(type=wtype, per_word=PER_WORD[wtype], words_per_row=packed.shape[1],
+    rows.append(dict(type=wtype, per_word=per_word(wtype), words_per_row=packed.shape[1],
                      bytes=packed.nbytes, equal_to_numpy=bool((acc_c == acc_np).all())))
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %%
 all_equal = all(r["equal_to_numpy"] for r in rows)
@@ -135,7 +135,7 @@ print(f"numpy integer model: shift {int(shift_py[0])}, equal: {bool((out_c == ou
 # The CH32V003's own cycle counts belong to the deployment chapter.
 
 # %%
-instr = ex.kernel_instructions()
+instr = bk.kernel_instructions()
 timing = []
 for wtype in TYPE_IDS:
     packed = pack(rng.choice(field_values(wtype), size=(n_out, n_in)), wtype)
@@ -147,7 +147,7 @@ for wtype in TYPE_IDS:
     k = instr[f"bn_fc_{wtype.lower()}"]
     timing.append(dict(type=wtype, instructions=k["instructions"], multiply_instructions=k["multiplies"],
                        ns_per_weight=ns))
-display(Markdown(ex.markdown_table(timing)))
+display(Markdown(bk.markdown_table(timing)))
 
 # %% mystnb={"figure": {"caption": "Time per weight of each FC kernel on this machine (64x256 layer, called through cppyy, including the call overhead).", "name": "fig-kernel-time"}}
 fig, ax = plt.subplots(figsize=(7, 3))
@@ -176,10 +176,10 @@ print(f"fastest kernel here: {fast['type']} ({fast['ns_per_weight']:.2f} ns/weig
 # 10,000 test images.
 
 # %%
-cfg = ex.resolve_config(common, "configs/fc_4bitsym_64x3_aug.yaml")
-model, metrics = ex.run_cached(cfg)
-display(Markdown(ex.profile_note(S)))
-_, _, exp = export_run(ex.run_dir_of(cfg))
+cfg = bk.resolve_config(common, "configs/fc_4bitsym_64x3_aug.yaml")
+model, metrics = bk.run_cached(cfg)
+display(Markdown(bk.profile_note(S)))
+_, _, exp = export_run(bk.run_dir_of(cfg))
 data = load_mnist(cfg.data_root or None)
 x = intmodel.input_codes(data.test_x)
 res = intmodel.run(exp, x)
@@ -218,4 +218,4 @@ for i, (s, l) in enumerate(zip(shifts, scale_loss)):
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -25,13 +25,13 @@
 # reports 3 disagreements in 10,000 for its 4bitsym model.
 #
 # We check three models against each other on all 10,000 test images
-# (`bitnetlib.engine.verify`):
+# (`bitnetlib.pipeline.verify`):
 #
 # fake-quant
 # : the PyTorch model with quantized weights and activations, as trained;
 #
 # integer
-# : `bitnetlib.intmodel`, the specification of the engine in numpy (integer weights,
+# : `bitnetlib.deploy.intmodel`, the specification of the engine in numpy (integer weights,
 #   ShiftNorm);
 #
 # C
@@ -52,19 +52,18 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
 from types import SimpleNamespace
-started = time.perf_counter()
 
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.export import export_run, field_values, header_text, pack, packed_stats
+from bitnetlib import book as bk
+from bitnetlib.deploy.model import header_text, packed_stats
+from bitnetlib.deploy.packing import field_values, pack
+from bitnetlib.pipeline import export_run
 
-S, common = ex.headline_settings(profile, device=device, seed=seed, epochs=epochs,
-                                 train_subset=train_subset, augment=augment, threads=threads)
+S, common = bk.headline_settings(globals())
 common["widths"] = list(widths)
 
 # %% [markdown]
@@ -74,10 +73,10 @@ common["widths"] = list(widths)
 # the weight type changed; runs are cached.
 
 # %%
-cfgs = {q: ex.resolve_config({**common, "quant": q}, "configs/fc_4bitsym_64x3_aug.yaml")
+cfgs = {q: bk.resolve_config({**common, "quant": q}, "configs/fc_4bitsym_64x3_aug.yaml")
         for q in types}
-runs = {q: SimpleNamespace(cfg=c, metrics=ex.run_cached(c)[1]) for q, c in cfgs.items()}
-display(Markdown(ex.profile_note(S)))
+runs = {q: SimpleNamespace(cfg=c, metrics=bk.run_cached(c)[1]) for q, c in cfgs.items()}
+display(Markdown(bk.profile_note(S)))
 
 # %% [markdown]
 # ## The exported header
@@ -86,7 +85,7 @@ display(Markdown(ex.profile_note(S)))
 # rules, then one `static const uint32_t` array per layer and the `bn_model` struct.
 
 # %%
-_, _, exp4 = export_run(ex.run_dir_of(runs["4bitsym"].cfg))
+_, _, exp4 = export_run(bk.run_dir_of(runs["4bitsym"].cfg))
 text = header_text(exp4, "the 4bitsym run")
 lines = text.splitlines()
 print("\n".join(lines[:8] + ["..."] + [l for l in lines if l.startswith("static const b")]))
@@ -99,10 +98,10 @@ print(f"({len(lines)} lines in all)")
 # every test image through the three models (cached per run and C source).
 
 # %%
-results = {q: ex.verify_cached(r.cfg) for q, r in runs.items()}
+results = {q: bk.verify_cached(r.cfg) for q, r in runs.items()}
 cols = ["type", "acc_fakequant", "acc_int", "acc_c", "mismatch_c_int", "mismatch_logits_c_int",
         "mismatch_int_fakequant", "mismatch_absmax_fakequant"]
-display(Markdown(ex.markdown_table([{"type": q, **v} for q, v in results.items()], cols)))
+display(Markdown(bk.markdown_table([{"type": q, **v} for q, v in results.items()], cols)))
 
 # %%
 c_int = sum(v["mismatch_c_int"] + v["mismatch_logits_c_int"] for v in results.values())
@@ -147,12 +146,12 @@ plt.show()
 # %%
 sizes = []
 for q, r in runs.items():
-    _, _, exp = export_run(ex.run_dir_of(r.cfg))
+    _, _, exp = export_run(bk.run_dir_of(r.cfg))
     st = packed_stats(exp)
     n, b = sum(s["n_weights"] for s in st), sum(s["packed_bytes"] for s in st)
     sizes.append(dict(type=q, weights=n, packed_bytes=b, bits_per_weight=8 * b / n,
-                      training_bits=int(ex.total_bits(r.metrics))))
-display(Markdown(ex.markdown_table(sizes)))
+                      training_bits=int(bk.total_bits(r.metrics))))
+display(Markdown(bk.markdown_table(sizes)))
 
 # %% mystnb={"figure": {"caption": "Packed bits per weight of the 256-64-64-64-10 network by type (row padding included).", "name": "fig-packed-bits"}}
 fig, ax = plt.subplots(figsize=(7, 3))
@@ -181,4 +180,4 @@ print(f"{n_w} ternary weights -> {n_b} bytes = {8 * n_b / n_w:.3f} bits per weig
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

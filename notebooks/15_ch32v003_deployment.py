@@ -22,7 +22,7 @@
 # It runs its 4bitsym 256-64-64-64-10 network in 13.66 ms, about 650,000 cycles.
 #
 # Nobody here has the board, so the firmware is built for real and run in an
-# instruction-set simulator (`bitnetlib.mcu`):
+# instruction-set simulator (`bitnetlib.pipeline.mcu_run`):
 #
 # firmware
 # : `firmware/`: our own start-up code and linker script (no vendor SDK), the C engine
@@ -67,21 +67,19 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib import mcu
-from bitnetlib.export import COLS_TYPES
+from bitnetlib import book as bk
+from bitnetlib.pipeline import DEPLOY_ERRORS
+from bitnetlib.deploy import cycles
+from bitnetlib.deploy import firmware
+from bitnetlib.wtypes import COLS_TYPES
 
-S, common = ex.headline_settings(profile, device=device, seed=seed, epochs=epochs,
-                                 train_subset=train_subset, augment=augment, threads=threads)
+S, common = bk.headline_settings(globals())
 n_images = mcu_images or (3 if S.profile == "smoke" else 100)
-if not mcu.have_toolchain():
+if not firmware.have_toolchain():
     raise RuntimeError("this chapter needs riscv64-unknown-elf-gcc: run `make toolchain`")
 
 # %% [markdown]
@@ -92,16 +90,16 @@ if not mcu.have_toolchain():
 # (256-16-16-10) and the CNN of {doc}`16_cnn` (16 channels at `smoke`, 64 at `full`).
 
 # %%
-models = {f"FC {q} 64/64/64": ex.resolve_config({**common, "quant": q},
+models = {f"FC {q} 64/64/64": bk.resolve_config({**common, "quant": q},
                                                  "configs/fc_4bitsym_64x3_aug.yaml")
           for q in types}
-models["FC 2bitsym 1 KB"] = ex.resolve_config(common, "configs/fc1k_2bitsym.yaml")
+models["FC 2bitsym 1 KB"] = bk.resolve_config(common, "configs/fc1k_2bitsym.yaml")
 if cnn_config is None:
-    cnn_config = ex.HEADLINE_MODELS["CNN 64"][0 if S.profile == "full" else 1]
+    cnn_config = bk.HEADLINE_MODELS["CNN 64"][0 if S.profile == "full" else 1]
 if cnn_config:
-    models[f"CNN ({cnn_config})"] = ex.resolve_config(common, cnn_config)
-accuracy = {name: ex.run_cached(cfg)[1][-1]["test_acc"] for name, cfg in models.items()}
-display(Markdown(ex.profile_note(S)))
+    models[f"CNN ({cnn_config})"] = bk.resolve_config(common, cnn_config)
+accuracy = {name: bk.run_cached(cfg)[1][-1]["test_acc"] for name, cfg in models.items()}
+display(Markdown(bk.profile_note(S)))
 
 # %% [markdown]
 # ## Building and running the firmware
@@ -118,8 +116,8 @@ display(Markdown(ex.profile_note(S)))
 def emulate(cfg, kernel):
     """mcu_run's result dict, or {'error': first line of the reason} when it cannot run."""
     try:
-        return ex.mcu_cached(cfg, kernel=kernel, images=n_images)
-    except (mcu.McuError, Exception) as e:          # flash overflow, unsupported layer ...
+        return bk.mcu_cached(cfg, kernel=kernel, images=n_images)
+    except DEPLOY_ERRORS as e:          # flash overflow, unsupported layer ...
         lines = str(e).splitlines() or [type(e).__name__]
         reason = [l for l in lines if l.startswith("error:")] or lines[-1:]
         return {"error": reason[0][:160]}
@@ -135,13 +133,13 @@ def table_row(name, kernel, r):
     return {**row,
             "flash B": r["flash_bytes"], "weights B": r["weight_bytes"], "SRAM B": r["ram_bytes"],
             "fits": "yes" if r["fits_ch32v003"] else "**no** (" + ", ".join(
-                what for what, over in [("flash", r["flash_bytes"] > mcu.FLASH_LIMIT),
-                                        ("SRAM", r["ram_bytes"] > mcu.RAM_LIMIT)] if over) + ")",
+                what for what, over in [("flash", r["flash_bytes"] > firmware.FLASH_LIMIT),
+                                        ("SRAM", r["ram_bytes"] > firmware.RAM_LIMIT)] if over) + ")",
             "cycles": f"{r['cycles_mean']:,.0f}", "instructions": f"{r['instructions_mean']:,.0f}",
             "ms at 48 MHz": f"{r['ms_at_48mhz']:.2f}", "mismatches": r["mismatch_vs_host"]}
 
 
-display(Markdown(ex.markdown_table([table_row(n, k, r) for (n, k), r in results.items()])))
+display(Markdown(bk.markdown_table([table_row(n, k, r) for (n, k), r in results.items()])))
 
 # %%
 ok = {key: r for key, r in results.items() if "error" not in r}
@@ -173,12 +171,12 @@ ys = np.arange(len(shown))
 w = np.array([memory_of(n)["weight_bytes"] for n in shown])
 axf.barh(ys, w, label="packed weights")
 axf.barh(ys, [memory_of(n)["flash_bytes"] for n in shown] - w, left=w, label="code and rest")
-axf.axvline(mcu.FLASH_LIMIT, ls="--", c="k")
+axf.axvline(firmware.FLASH_LIMIT, ls="--", c="k")
 axf.set_xlabel("flash bytes")
 s = np.array([memory_of(n)["ram_static"] for n in shown])
 axr.barh(ys, s, label="static data")
 axr.barh(ys, [memory_of(n)["stack_bytes"] for n in shown], left=s, label="stack peak")
-axr.axvline(mcu.RAM_LIMIT, ls="--", c="k")
+axr.axvline(firmware.RAM_LIMIT, ls="--", c="k")
 axr.set_xlabel("SRAM bytes")
 axf.set_yticks(ys, shown)
 axf.legend(fontsize=8, loc="lower right")
@@ -187,8 +185,8 @@ plt.show()
 
 # %%
 over_flash = sorted({n for (n, k), r in results.items() if "flash overflow" in r.get("error", "")}
-                    | {n for (n, k), r in ok.items() if r["flash_bytes"] > mcu.FLASH_LIMIT})
-over_ram = sorted({n for (n, k), r in ok.items() if r["ram_bytes"] > mcu.RAM_LIMIT})
+                    | {n for (n, k), r in ok.items() if r["flash_bytes"] > firmware.FLASH_LIMIT})
+over_ram = sorted({n for (n, k), r in ok.items() if r["ram_bytes"] > firmware.RAM_LIMIT})
 print("need more than 16 KB of flash:", over_flash or "none")
 print("need more than 2 KB of SRAM:", over_ram or "none")
 print("(models that do not fit are measured on an emulated chip with more memory)")
@@ -203,7 +201,7 @@ print("(models that do not fit are measured on an emulated chip with more memory
 # ## Cycles per inference
 #
 # Mean model cycles per image, both kernel sets, beside the times the write-up measured
-# on the board (`bitnetlib.experiments.WRITEUP`).
+# on the board (`bitnetlib.book.WRITEUP`).
 
 # %% mystnb={"figure": {"caption": "Estimated cycles per inference in the emulated CH32V003 by model and kernel set (log scale); dotted lines are the write-up's measured times (13.66 ms for the 4bitsym network, the lower end of its range for FP130 and the 1 KB network) converted at 48 MHz.", "name": "fig-cycles"}}
 names = [n for n in models if any((n, k) in ok for k in kernels)]
@@ -213,9 +211,9 @@ for j, k in enumerate(kernels):
     ax.bar(xs + 0.8 * (j - (len(kernels) - 1) / 2) / len(kernels),
            [ok[(n, k)]["cycles_mean"] if (n, k) in ok else 0 for n in names],
            width=0.8 / len(kernels), label=k)
-measured = [i for i, n in enumerate(names) if ex.WRITEUP.get(n, {}).get("ms")]
+measured = [i for i, n in enumerate(names) if bk.WRITEUP.get(n, {}).get("ms")]
 for i in measured:                              # the write-up's measured times, where given
-    lo = ex.WRITEUP[names[i]]["ms"][0] * mcu.MHZ * 1000
+    lo = bk.WRITEUP[names[i]]["ms"][0] * cycles.CH32V003.mhz * 1000
     ax.plot([i - 0.4, i + 0.4], [lo, lo], "k:", label="write-up (measured)" if i == measured[0] else None)
 ax.set_yscale("log")
 ax.set_ylabel("cycles per inference")
@@ -231,8 +229,8 @@ for n, x in speedups.items():
 print("types without a column-major kernel (their fast build uses the row kernels):",
       [q for q in types if q not in COLS_TYPES] or "none")
 for n in names:
-    if ex.WRITEUP.get(n, {}).get("ms") and (n, "baseline") in ok:
-        lo, hi = ex.WRITEUP[n]["ms"]
+    if bk.WRITEUP.get(n, {}).get("ms") and (n, "baseline") in ok:
+        lo, hi = bk.WRITEUP[n]["ms"]
         ms = ok[(n, "baseline")]["ms_at_48mhz"]
         print(f"{n}, baseline: {ms:.2f} ms, {100 * (ms / lo - 1):+.0f} % against the "
               f"write-up's {lo}" + (f"-{hi}" if hi != lo else "") + " ms")
@@ -250,17 +248,7 @@ for n in names:
 # cost, and the wait states of flash accesses.
 
 # %% mystnb={"figure": {"caption": "Cycles per inference of the 4bitsym 64/64/64 network split into the cycle model's terms, for each kernel set.", "name": "fig-cycle-terms"}}
-def cycle_terms(by):
-    c = mcu.CYCLES
-    return {"ALU": by.get("alu", 0) * c["alu"],
-            "load/store": by.get("load", 0) * c["load"] + by.get("store", 0) * c["store"],
-            "branches and jumps": by.get("branch", 0) * c["branch"] + by.get("jump", 0) * c["jump"]
-            + 2 * by.get("branch_taken", 0),
-            "flash wait states": by.get("flash_data_reads", 0) + by.get("flash_code32", 0)
-            + 2 * by.get("flash_taken", 0)}
-
-
-terms = {k: cycle_terms(ok[("FC 4bitsym 64/64/64", k)]["by_class_mean"])
+terms = {k: cycles.CH32V003.terms(ok[("FC 4bitsym 64/64/64", k)]["by_class_mean"])
          for k in kernels if ("FC 4bitsym 64/64/64", k) in ok}
 fig, ax = plt.subplots(figsize=(7, 2.2))
 for k, t in terms.items():
@@ -285,4 +273,4 @@ for k, t in terms.items():
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -41,26 +41,20 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import engine
-from bitnetlib import experiments as ex
-from bitnetlib.export import export_run, packed_stats
+from bitnetlib.deploy import engine
+from bitnetlib import book as bk
+from bitnetlib.deploy.model import packed_stats
+from bitnetlib.pipeline import export_run
 
-S = ex.profile_settings(
-    profile,
-    smoke=dict(**ex.SMOKE_TRAIN, threads=1, config="configs/cnn16.yaml"),
+S = bk.chapter(
+    globals(),
+    smoke=dict(**bk.SMOKE_TRAIN, threads=1, config="configs/cnn16.yaml"),
     full=dict(epochs=60, train_subset=0, augment=True, compile=True, threads=0,
-              config="configs/cnn64.yaml"),
-    epochs=epochs, train_subset=train_subset, augment=augment, threads=threads, config=config)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              config="configs/cnn64.yaml"))
 common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
               compile=S.compile, device=device, seed=seed)
 
@@ -71,10 +65,10 @@ common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
 # are cached.
 
 # %%
-models = {"CNN": ex.resolve_config(common, S.config),
-          "FC 4bitsym 64/64/64": ex.resolve_config(common, "configs/fc_4bitsym_64x3_aug.yaml")}
-runs = {name: ex.run_cached(cfg) for name, cfg in models.items()}
-display(Markdown(ex.profile_note(S)))
+models = {"CNN": bk.resolve_config(common, S.config),
+          "FC 4bitsym 64/64/64": bk.resolve_config(common, "configs/fc_4bitsym_64x3_aug.yaml")}
+runs = {name: bk.run_cached(cfg) for name, cfg in models.items()}
+display(Markdown(bk.profile_note(S)))
 print(f"CNN config: {S.config} ({models['CNN'].cnn_channels} channels)")
 
 # %% mystnb={"figure": {"caption": "Test accuracy per epoch of the CNN and the FC model at this profile's settings.", "name": "fig-cnn-curves"}}
@@ -95,8 +89,8 @@ plt.show()
 # %%
 rows, exports = [], {}
 for name, cfg in models.items():
-    v = ex.verify_cached(cfg)
-    _, _, exports[name] = export_run(ex.run_dir_of(cfg))
+    v = bk.verify_cached(cfg)
+    _, _, exports[name] = export_run(bk.run_dir_of(cfg))
     st = packed_stats(exports[name])
     metrics = runs[name][1]
     rows.append(dict(model=name, weights=sum(s["n_weights"] for s in st),
@@ -106,14 +100,14 @@ for name, cfg in models.items():
                      mismatch_int_fakequant=v["mismatch_int_fakequant"],
                      mismatch_absmax_fakequant=v["mismatch_absmax_fakequant"],
                      train_seconds=round(sum(m["seconds"] for m in metrics), 1)))
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %%
 cnn, fc = rows
 print(f"CNN - FC accuracy (C engine): {cnn['acc_c'] - fc['acc_c']:+.2f} points "
       f"with {cnn['packed_bytes']} vs {fc['packed_bytes']} packed bytes")
 print(f"C vs integer model on the CNN: {cnn['mismatch_c_int']} mismatches")
-w = ex.WRITEUP["CNN 64"]
+w = bk.WRITEUP["CNN 64"]
 print(f"write-up, 64-channel CNN: {w['acc']} % with {w['bytes']}; C vs Python: {w['mismatches']} "
       f"({w['source']})")
 
@@ -129,7 +123,7 @@ print(f"write-up, 64-channel CNN: {w['acc']} % with {w['bytes']}; C vs Python: {
 # so a row of 9 weights takes 3 words (12 bytes).
 
 # %%
-display(Markdown(ex.markdown_table(packed_stats(exports["CNN"]))))
+display(Markdown(bk.markdown_table(packed_stats(exports["CNN"]))))
 
 # %% [markdown]
 # ## First-layer filters
@@ -158,7 +152,7 @@ plt.show()
 g = engine.lib()
 scratch = {}
 for name, cfg in models.items():
-    header = ex.run_dir_of(cfg) / "bitnet_model.h"
+    header = bk.run_dir_of(cfg) / "bitnet_model.h"
     em = engine.EngineModel(header, exports[name].model_id)
     scratch[name] = int(g.bn_scratch_bytes(em.model))
     print(f"{name}: {scratch[name]} bytes of scratch")
@@ -208,4 +202,4 @@ for c in (16, 64):
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

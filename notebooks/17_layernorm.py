@@ -27,12 +27,12 @@
 # (almost) no zero activations?
 #
 # The config key `norm` (`rmsnorm`, the default, or `layernorm`) selects the
-# normalisation of every `BitLinear` (`bitnetlib.layers.normalize`; no gain or bias in
+# normalisation of every `BitLinear` (`bitnetlib.training.layers.normalize`; no gain or bias in
 # either). This is a training-side comparison only: the integer C engine and the
 # CH32V003 firmware implement RMSNorm in its integer form (ShiftNorm, a power-of-two
 # scale after ReLU, chapter 13) and have no LayerNorm, so LayerNorm models cannot be
 # exported. The zero-activation count below is measured on the training-side model
-# (`bitnetlib.sparsity`), whose 8-bit activations are what the engine's would be.
+# (`bitnetlib.training.probes`), whose 8-bit activations are what the engine's would be.
 
 # %% tags=["parameters"]
 profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
@@ -46,25 +46,18 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.sparsity import input_zero_fractions, nonzero_pairs
+from bitnetlib import book as bk
+from bitnetlib.training.probes import input_zero_fractions, nonzero_pairs
 
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=4, train_subset=4000, widths=[16, 64], augment=False, threads=1,
                compile=False),
     full=dict(epochs=60, train_subset=0, widths=[16, 32, 64], augment=True, threads=0,
-              compile=True),
-    epochs=epochs, train_subset=train_subset, widths=widths, augment=augment, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              compile=True))
 NORMS = ("rmsnorm", "layernorm")
 common = dict(quant=quant, epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
               compile=S.compile, device=device, seed=seed)
@@ -77,12 +70,12 @@ grid = [{"norm": n, "widths": [w] * 3} for w in S.widths for n in NORMS]
 # width and follow the test accuracy per epoch.
 
 # %%
-runs = ex.sweep(grid, common=common, desc="norms")
+runs = bk.sweep(grid, common=common, desc="norms")
 run = {(r.cfg.norm, r.cfg.widths[0]): r for r in runs}
-display(Markdown(ex.profile_note(S)))
+display(Markdown(bk.profile_note(S)))
 rows = [dict(norm=r.cfg.norm, width=r.cfg.widths[0], train_acc=r.last["train_acc"],
              test_acc=r.last["test_acc"], test_loss=r.last["test_loss"]) for r in runs]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Test accuracy per epoch with RMSNorm (solid) and LayerNorm (dashed); one colour per hidden width.", "name": "fig-norm-curves"}}
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -147,14 +140,14 @@ print(f"LayerNorm has the smaller train-test gap at {smaller} of {len(S.widths)}
 # the hidden layers (2 to 4) are compared.
 
 # %%
-data = ex.cached_data(runs[0].cfg)
+data = bk.cached_data(runs[0].cfg)
 x_test = data.test_x[:2000]
 zeros = {(r.cfg.norm, r.cfg.widths[0]): input_zero_fractions(r.model, x_test) for r in runs}
 pairs = {(r.cfg.norm, r.cfg.widths[0]): nonzero_pairs(r.model, x_test) for r in runs}
 rows = [dict(norm=n, width=w, **{f"layer {i + 1} zero %": 100 * z
                                   for i, z in enumerate(zeros[n, w]) if i > 0},
              hidden_pairs=round(sum(pairs[n, w][1:]))) for w in S.widths for n in NORMS]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Fraction of zero 8-bit inputs of each hidden layer over 2,000 test images, RMSNorm against LayerNorm, for the largest width.", "name": "fig-norm-zeros"}}
 w = S.widths[-1]
@@ -184,4 +177,4 @@ for w in S.widths:
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

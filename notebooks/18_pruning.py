@@ -27,7 +27,7 @@
 # at random, more so the higher the sparsity.
 #
 # We repeat that comparison on our trained 4bitsym 64/64/64 FC network (the headline
-# model of chapter 0, read from the cache). `bitnetlib.prune` keeps a per-layer
+# model of chapter 0, read from the cache). `bitnetlib.training.prune` keeps a per-layer
 # `weight_mask`; the quantized weight is `w_q * mask`, so pruned weights are exact
 # zeros even though 4bitsym has no zero level, the clip is chosen from the kept weights
 # only, and the masked weights are zeroed again after every optimizer step. The config
@@ -43,23 +43,18 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.prune import total_density, weight_density
-from bitnetlib.train import evaluate
+from bitnetlib import book as bk
+from bitnetlib.training.prune import pruned_copy, total_density, weight_density
+from bitnetlib.training.train import evaluate
 
-H, base_common = ex.headline_settings(profile, device=device, seed=seed, threads=threads)
-S = ex.profile_settings(
-    profile,
+H, base_common = bk.headline_settings(globals())
+S = bk.chapter(
+    globals(),
     smoke=dict(densities=[0.5, 0.25, 0.1], finetune_epochs=1, threads=1),
-    full=dict(densities=[0.9, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05], finetune_epochs=5, threads=0),
-    densities=densities, finetune_epochs=finetune_epochs, threads=threads)
+    full=dict(densities=[0.9, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05], finetune_epochs=5, threads=0))
 S.train_subset, S.epochs = H.train_subset, H.epochs
 BASE = "configs/fc_4bitsym_64x3_aug.yaml"
 METHODS = ("l1", "random")
@@ -68,11 +63,11 @@ METHODS = ("l1", "random")
 # ## The dense model
 
 # %%
-base_cfg = ex.resolve_config(base_common, base=BASE)
-dense, dense_metrics = ex.run_cached(base_cfg)
-data = ex.cached_data(base_cfg)
+base_cfg = bk.resolve_config(base_common, base=BASE)
+dense, dense_metrics = bk.run_cached(base_cfg)
+data = bk.cached_data(base_cfg)
 dense_acc = evaluate(dense, data.test_x, data.test_y)[1]
-display(Markdown(ex.profile_note(S)))
+display(Markdown(bk.profile_note(S)))
 print(f"dense 4bitsym {base_cfg.widths}: {base_cfg.epochs} epochs, test accuracy {dense_acc:.2f}%")
 
 # %% [markdown]
@@ -83,16 +78,16 @@ print(f"dense 4bitsym {base_cfg.widths}: {base_cfg.epochs} epochs, test accuracy
 # from its starting learning rate, for a few epochs).
 
 # %%
-before = {(m, d): evaluate(ex.pruned_copy(dense, base_cfg, m, d), data.test_x, data.test_y)[1]
+before = {(m, d): evaluate(pruned_copy(dense, base_cfg, m, d), data.test_x, data.test_y)[1]
           for m in METHODS for d in S.densities}
-grid = [dict(init_from=str(ex.run_dir_of(base_cfg)), prune=m, prune_density=d,
+grid = [dict(init_from=str(bk.run_dir_of(base_cfg)), prune=m, prune_density=d,
              epochs=S.finetune_epochs) for m in METHODS for d in S.densities]
 tuned = {(r.cfg.prune, r.cfg.prune_density): r
-         for r in ex.sweep(grid, common=base_common, base=BASE, desc="fine-tuning")}
+         for r in bk.sweep(grid, common=base_common, base=BASE, desc="fine-tuning")}
 rows = [dict(method=m, density=d, acc_pruned=before[m, d], acc_finetuned=tuned[m, d].last["test_acc"],
              density_measured=total_density(tuned[m, d].model))
         for m in METHODS for d in S.densities]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Test accuracy against the fraction of weights kept per layer, L1 magnitude and random pruning, right after pruning (dashed) and after fine-tuning (solid); the dotted line is the dense model.", "name": "fig-prune-density"}}
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -130,11 +125,11 @@ print(f"L1 + fine-tuning stays within 1 point of the dense model down to density
 # quarter of the image).
 
 # %% mystnb={"figure": {"caption": "First-layer quantized weights (one 16x16 image per neuron; white: pruned) after L1 pruning to the lowest density and fine-tuning.", "name": "fig-prune-first-layer"}}
-fig = ex.plot_weight_grid(ex.first_layer_images(tuned["l1", lowest].model)[:32], cols=16, size=0.6)
+fig = bk.plot_weight_grid(bk.first_layer_images(tuned["l1", lowest].model)[:32], cols=16, size=0.6)
 plt.show()
 print("per-layer density after fine-tuning (L1, lowest density):",
       " ".join(f"{d:.3f}" for d in weight_density(tuned["l1", lowest].model)))
-kept = (ex.first_layer_images(tuned["l1", lowest].model) != 0).sum(0)   # (16, 16) per pixel
+kept = (bk.first_layer_images(tuned["l1", lowest].model) != 0).sum(0)   # (16, 16) per pixel
 print(f"{100 * float(kept[4:12, 4:12].sum() / kept.sum()):.1f}% of the kept first-layer "
       f"weights look at the central 8x8 pixels (25% of the image)")
 
@@ -152,4 +147,4 @@ print(f"{100 * float(kept[4:12, 4:12].sum() / kept.sum()):.1f}% of the kept firs
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -27,7 +27,7 @@
 #
 # The config keys `start_quant` and `quant_switch_epoch` train every linear layer with
 # `start_quant` before that (0-based) epoch and with `quant` from it on; the clip is
-# re-chosen at the switch (`bitnetlib.train.linear_quant_at`, a pure function of the
+# re-chosen at the switch (`bitnetlib.training.schedule.linear_quant_at`, a pure function of the
 # epoch, so a resumed run switches at the same point). The target here is 4bitsym at
 # 64/64/64, the write-up's headline FC model.
 
@@ -43,25 +43,17 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
+from bitnetlib import book as bk
 
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=4, switch_epochs=[1, 2], train_subset=4000, augment=False, threads=1,
                compile=False),
     full=dict(epochs=60, switch_epochs=[10, 30], train_subset=0, augment=True, threads=0,
-              compile=True),
-    epochs=epochs, switch_epochs=switch_epochs, train_subset=train_subset, augment=augment,
-    threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              compile=True))
 early, late = min(S.switch_epochs), max(S.switch_epochs)
 common = dict(quant=quant, widths=[64, 64, 64], epochs=S.epochs, train_subset=S.train_subset,
               augment=S.augment, compile=S.compile, device=device, seed=seed)
@@ -78,11 +70,11 @@ label = lambda c: (f"{c.start_quant}, {c.quant} from epoch {c.quant_switch_epoch
 # switched late, as in the plan.
 
 # %%
-runs = ex.sweep(grid, common=common, desc="switch schedules")
-display(Markdown(ex.profile_note(S)))
+runs = bk.sweep(grid, common=common, desc="switch schedules")
+display(Markdown(bk.profile_note(S)))
 rows = [dict(schedule=label(r.cfg), train_loss=r.last["train_loss"], test_loss=r.last["test_loss"],
              test_acc=r.last["test_acc"]) for r in runs]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Training loss (left), test loss (middle) and the first layer's code entropy (right) per epoch for each schedule; the entropy shows the switch from 8 or 2 bits to 4bitsym.", "name": "fig-switch-curves"}}
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -125,4 +117,4 @@ print(f"8bit switched at epoch {early + 1} ends with "
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

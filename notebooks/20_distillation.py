@@ -25,7 +25,7 @@
 #
 # Our version is plain logit distillation {cite}`hinton2015distilling`: the loss is
 # $(1-\alpha)\,\mathrm{CE}(y) + \alpha T^2\,\mathrm{KL}(p_T^{teacher} \| p_T^{student})$
-# (`bitnetlib.train.distillation_loss`), with a float CNN (the reference CNN's shape, no
+# (`bitnetlib.training.train.distillation_loss`), with a float CNN (the reference CNN's shape, no
 # quantization) as the teacher and the 4bitsym 64/64/64 FC network as the student. The
 # teacher's logits are computed on the same augmented images the student sees. The
 # config keys are `teacher` (the teacher's run directory), `distill_alpha` and
@@ -59,28 +59,20 @@ device = "auto"
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.train import predict_logits
+from bitnetlib import book as bk
+from bitnetlib.training.train import predict_logits
 
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=4, teacher_epochs=10, teacher_channels=16, train_subset=4000, seeds=[0, 1],
                augment=False, threads=1, compile=False),
     full=dict(epochs=60, teacher_epochs=15, teacher_channels=64, train_subset=0, seeds=[0, 1],
-              augment=True, threads=0, compile=True),
-    epochs=epochs, teacher_epochs=teacher_epochs, teacher_channels=teacher_channels,
-    train_subset=train_subset, seeds=seeds, augment=augment, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              augment=True, threads=0, compile=True))
 shared = dict(train_subset=S.train_subset, augment=S.augment, compile=S.compile, device=device)
-teacher_cfg = ex.resolve_config({**shared, "epochs": S.teacher_epochs,
+teacher_cfg = bk.resolve_config({**shared, "epochs": S.teacher_epochs,
                                  "cnn_channels": S.teacher_channels},
                                 base="configs/teacher_cnn_float.yaml")
 
@@ -88,8 +80,8 @@ teacher_cfg = ex.resolve_config({**shared, "epochs": S.teacher_epochs,
 # ## The teacher
 
 # %%
-teacher, teacher_metrics = ex.run_cached(teacher_cfg)
-display(Markdown(ex.profile_note(S)))
+teacher, teacher_metrics = bk.run_cached(teacher_cfg)
+display(Markdown(bk.profile_note(S)))
 print(f"float CNN teacher ({teacher_cfg.cnn_channels} channels, {teacher_cfg.epochs} epochs): "
       f"test accuracy {teacher_metrics[-1]['test_acc']:.2f}%")
 
@@ -97,20 +89,20 @@ print(f"float CNN teacher ({teacher_cfg.cnn_channels} channels, {teacher_cfg.epo
 # ## Students with and without distillation
 
 # %%
-kd = dict(teacher=str(ex.run_dir_of(teacher_cfg)), distill_alpha=alpha,
+kd = dict(teacher=str(bk.run_dir_of(teacher_cfg)), distill_alpha=alpha,
           distill_temperature=temperature)
 grid = [{"seed": s, **extra} for s in S.seeds for extra in ({}, kd)]
-runs = ex.sweep(grid, common={**shared, "epochs": S.epochs},
+runs = bk.sweep(grid, common={**shared, "epochs": S.epochs},
                 base="configs/fc_4bitsym_64x3_aug.yaml", desc="students")
 is_kd = lambda r: r.cfg.distill_alpha > 0
-data = ex.cached_data(teacher_cfg)
+data = bk.cached_data(teacher_cfg)
 teacher_pred = predict_logits(teacher.eval(), data.test_x).argmax(1)
 agree = {id(r): 100 * float((predict_logits(r.model, data.test_x).argmax(1) == teacher_pred)
                             .float().mean()) for r in runs}
 rows = [dict(seed=r.cfg.seed, KD=f"alpha {r.cfg.distill_alpha:g}, T {r.cfg.distill_temperature:g}"
              if is_kd(r) else "no", test_acc=r.last["test_acc"], test_loss=r.last["test_loss"],
              agrees_with_teacher=agree[id(r)]) for r in runs]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Student test accuracy per epoch without (solid) and with (dashed) distillation, one colour per seed; the dotted line is the teacher.", "name": "fig-kd-curves"}}
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -146,4 +138,4 @@ print(f"KD is better for {sum(d > 0 for d in diffs)} of {len(diffs)} seeds")
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -26,7 +26,7 @@
 # noise."
 #
 # With `swa_start_epoch` the latent float weights at the end of every epoch from that
-# epoch on enter an equal-weight running average (`bitnetlib.swa`); the average is
+# epoch on enter an equal-weight running average (`bitnetlib.training.swa`); the average is
 # quantized like any weights, with its own clips, and evaluated after every epoch
 # (`swa_test_acc` in the metrics); the run's saved model is the average, its checkpoint
 # the last iterate. SWA is usually run with a constant or cyclic learning rate, so that
@@ -45,25 +45,17 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.layers import quant_layers
+from bitnetlib import book as bk
+from bitnetlib.training.layers import quant_layers
 
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=6, swa_start=None, train_subset=4000, augment=False, threads=1,
                compile=False),
-    full=dict(epochs=60, swa_start=None, train_subset=0, augment=True, threads=0, compile=True),
-    epochs=epochs, swa_start=swa_start, train_subset=train_subset, augment=augment,
-    threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+    full=dict(epochs=60, swa_start=None, train_subset=0, augment=True, threads=0, compile=True))
 start = S.swa_start if S.swa_start is not None else S.epochs // 2
 common = dict(quant=quant, widths=[64, 64, 64], epochs=S.epochs, train_subset=S.train_subset,
               augment=S.augment, compile=S.compile, device=device, seed=seed,
@@ -74,13 +66,13 @@ SCHEDULERS = ("cosine", "constant")
 # ## Last iterate vs average
 
 # %%
-runs = ex.sweep([{"scheduler": s} for s in SCHEDULERS], common=common, desc="swa")
-display(Markdown(ex.profile_note(S)))
+runs = bk.sweep([{"scheduler": s} for s in SCHEDULERS], common=common, desc="swa")
+display(Markdown(bk.profile_note(S)))
 rows = [dict(scheduler=r.cfg.scheduler, averaged_epochs=f"{start + 1}-{S.epochs}",
              last_iterate_acc=r.last["test_acc"], swa_acc=r.last["swa_test_acc"],
              last_iterate_loss=r.last["test_loss"], swa_loss=r.last["swa_test_loss"])
         for r in runs]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Test accuracy per epoch of the trained weights (solid) and of the running weight average (dashed, from the first averaged epoch), for the cosine and the constant learning rate.", "name": "fig-swa-curves"}}
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -112,7 +104,7 @@ for r in runs:
 # %% mystnb={"figure": {"caption": "Share of weights per layer whose quantized code differs between the weight average and the last iterate.", "name": "fig-swa-codes"}}
 changed = {}
 for r in runs:
-    last = ex.checkpoint_model(r.cfg)
+    last = bk.checkpoint_model(r.cfg)
     changed[r.cfg.scheduler] = [100 * float((a.weight_codes() != b.weight_codes()).float().mean())
                                 for a, b in zip(quant_layers(r.model), quant_layers(last))]
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
@@ -135,4 +127,4 @@ for s in SCHEDULERS:
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -26,7 +26,7 @@
 # with a hardware cost model.
 #
 # Here the search is plain: the packed size of an assignment is known before training
-# (bits per weight times weights, `bitnetlib.mixed.packed_bytes`), so we train every
+# (bits per weight times weights, `bitnetlib.training.mixed.packed_bytes`), so we train every
 # assignment of `types` to the linear layers that fits a byte budget (the size of the
 # uniform `budget_type` model), or a seeded random sample of them when there are more
 # than `max_trials`, each by quantization-aware training from scratch with
@@ -49,28 +49,20 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.mixed import assignments, packed_bytes, pareto_front
-from bitnetlib.models import layer_quants
+from bitnetlib import book as bk
+from bitnetlib.training.mixed import assignments, packed_bytes, pareto_front
+from bitnetlib.training.models import layer_quants
 
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=3, widths=[32, 32], types=["2bitsym", "4bitsym", "8bit"], max_trials=0,
                train_subset=4000, augment=False, threads=1, compile=False),
     full=dict(epochs=60, widths=[64, 64, 64],
               types=["Binary", "Ternary", "2bitsym", "4bitsym", "8bit"], max_trials=40,
-              train_subset=0, augment=True, threads=0, compile=True),
-    epochs=epochs, widths=widths, types=types, max_trials=max_trials,
-    train_subset=train_subset, augment=augment, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              train_subset=0, augment=True, threads=0, compile=True))
 BASE = "configs/fc_4bitsym_64x3_aug.yaml"
 common = dict(widths=S.widths, epochs=S.epochs, train_subset=S.train_subset,
               augment=S.augment, compile=S.compile, device=device, seed=seed)
@@ -91,12 +83,12 @@ lowered = [[budget_type] * i + [low_type] + [budget_type] * (n_layers - i - 1)
 searched = assignments(S.widths, S.types, budget, S.max_trials, seed)
 mixed = [a for a in lowered + searched if len(set(a)) > 1]
 mixed = [a for i, a in enumerate(mixed) if a not in mixed[:i]]          # each once
-runs = ex.sweep(uniform_grid + [{"quant_per_layer": a} for a in mixed], base=BASE,
+runs = bk.sweep(uniform_grid + [{"quant_per_layer": a} for a in mixed], base=BASE,
                 common=common, desc="per-layer types")
 for r in runs:
     r.quants, r.bytes = layer_quants(r.cfg), packed_bytes(S.widths, layer_quants(r.cfg))
 uniform, candidates = runs[:len(S.types)], [r for r in runs if r.bytes <= budget]
-display(Markdown(ex.profile_note(S)))
+display(Markdown(bk.profile_note(S)))
 print(f"budget {budget:.0f} bytes (uniform {budget_type} at widths {S.widths}); "
       f"{len(searched)} assignment(s) fit it, {len(runs)} model(s) trained")
 
@@ -163,7 +155,7 @@ for name, d, s in zip(names, drops, saved):
 # %%
 wide_widths = [int(1.5 * S.widths[0])] + S.widths[1:]
 wide_quants = [low_type] + [budget_type] * (n_layers - 1)
-wide = ex.sweep([{"widths": wide_widths, "quant_per_layer": wide_quants}], base=BASE,
+wide = bk.sweep([{"widths": wide_widths, "quant_per_layer": wide_quants}], base=BASE,
                 common=common, desc="wide first layer")[0]
 wide_bytes = packed_bytes(wide_widths, wide_quants)
 print(f"{low_type} first layer, widths {wide_widths}: {wide_bytes:.0f} bytes, "
@@ -178,4 +170,4 @@ print(f"{low_type} first layer, widths {wide_widths}: {wide_bytes:.0f} bytes, "
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -27,7 +27,7 @@
 # The config keys `quant_cycle` (a list of types, lowest precision first) and
 # `quant_cycle_period` (epochs per cycle) cycle the linear layers' type before
 # `quant_switch_epoch`; from that epoch on they use the target `quant`, so every run
-# ends at the same type (`bitnetlib.train.cycle_quant`). Unlike CPT, only the weights
+# ends at the same type (`bitnetlib.training.schedule.cycle_quant`). Unlike CPT, only the weights
 # cycle (activations stay 8 bit, as the engine needs) and the type changes only between
 # epochs; the clip is re-chosen at every change, and the schedule is a
 # pure function of the epoch, so a resumed run cycles the same way. We compare cycles
@@ -48,27 +48,19 @@ device = "auto"
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.quant import get_quantizer
+from bitnetlib import book as bk
+from bitnetlib.training.quant import get_quantizer
 
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=8, period=3, cycle_end=6, widths=[32, 32], seeds=[0], train_subset=4000,
                augment=False, threads=1, compile=False),
     full=dict(epochs=60, period=6, cycle_end=48, widths=[64, 64, 64], seeds=[0, 1],
-              train_subset=0, augment=True, threads=0, compile=True),
-    epochs=epochs, period=period, cycle_end=cycle_end, widths=widths, seeds=seeds,
-    train_subset=train_subset, augment=augment, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              train_subset=0, augment=True, threads=0, compile=True))
 BASE = "configs/fc_4bitsym_64x3_aug.yaml"
 common = dict(quant=quant, widths=S.widths, epochs=S.epochs, train_subset=S.train_subset,
               augment=S.augment, compile=S.compile, device=device)
@@ -92,14 +84,14 @@ SCHEDULES = {
 
 # %%
 grid = [{**s, "seed": seed} for s in SCHEDULES.values() for seed in S.seeds]
-runs = ex.sweep(grid, base=BASE, common=common, desc="precision schedules")
+runs = bk.sweep(grid, base=BASE, common=common, desc="precision schedules")
 by_name = {name: runs[i * len(S.seeds):(i + 1) * len(S.seeds)] for i, name in enumerate(SCHEDULES)}
 mean = lambda rs, key: float(np.mean([r.last[key] for r in rs]))
-display(Markdown(ex.profile_note(S)))
+display(Markdown(bk.profile_note(S)))
 rows = [dict(schedule=name, seeds=len(rs), train_loss=mean(rs, "train_loss"),
              test_loss=mean(rs, "test_loss"), test_acc=mean(rs, "test_acc"))
         for name, rs in by_name.items()]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Per epoch (first seed): the linear layers' bits per weight (left, each schedule shifted by a little so that overlapping ones stay visible), the training loss (middle) and the test accuracy (right) for each schedule; the dotted line is the epoch from which every schedule trains the target type.", "name": "fig-cycle-curves"}}
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
@@ -166,4 +158,4 @@ for name in (n for n in by_name if n.startswith("cycle")):
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -26,7 +26,7 @@
 # taking it from each row's maximum.
 #
 # The config keys `act_bits` (2 to 8) and `act_quant` (`absmax` or `lsq`) set the
-# activation quantizer of every BitLinear (`bitnetlib.lsq`: the paper's gradient scale
+# activation quantizer of every BitLinear (`bitnetlib.training.lsq`: the paper's gradient scale
 # and initial step; the levels are the same signed -Q..Q for both, Q = 2^(bits-1) - 1).
 # This is a training-side study: the C engine and the export implement 8-bit absmax
 # only, so these models are not exported. The weights are 4bitsym throughout.
@@ -44,26 +44,19 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
 # %% tags=["hide-output"]
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
-from bitnetlib.lsq import activation_steps
+from bitnetlib import book as bk
+from bitnetlib.training.probes import activation_steps
 
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=3, act_bits_list=[8, 4, 3, 2], widths=[32, 32], train_subset=4000,
                augment=False, threads=1, compile=False),
     full=dict(epochs=60, act_bits_list=[8, 6, 4, 3, 2], widths=[64, 64, 64], train_subset=0,
-              augment=True, threads=0, compile=True),
-    epochs=epochs, act_bits_list=act_bits_list, widths=widths, train_subset=train_subset,
-    augment=augment, threads=threads)
-if S.threads:
-    torch.set_num_threads(S.threads)
+              augment=True, threads=0, compile=True))
 BASE = "configs/fc_4bitsym_64x3_aug.yaml"
 METHODS = ("absmax", "lsq")
 common = dict(quant=quant, widths=S.widths, epochs=S.epochs, train_subset=S.train_subset,
@@ -78,11 +71,11 @@ common = dict(quant=quant, widths=S.widths, epochs=S.epochs, train_subset=S.trai
 # %%
 grid = [{"act_bits": b, "act_quant": m} for m in METHODS for b in S.act_bits_list]
 runs = {(r.cfg.act_quant, r.cfg.act_bits): r
-        for r in ex.sweep(grid, base=BASE, common=common, desc="activation quantizers")}
-display(Markdown(ex.profile_note(S)))
+        for r in bk.sweep(grid, base=BASE, common=common, desc="activation quantizers")}
+display(Markdown(bk.profile_note(S)))
 rows = [dict(act_bits=b, **{f"{m} test_acc": runs[m, b].last["test_acc"] for m in METHODS})
         for b in S.act_bits_list]
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Test accuracy against the bits of every linear layer's input activations, with per-row absmax scales and with learned LSQ step sizes; weights 4bitsym.", "name": "fig-act-bits"}}
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -115,7 +108,7 @@ for b in S.act_bits_list:
 
 # %% mystnb={"figure": {"caption": "Per linear layer of the lowest-bit models: the mean per-row absmax step and the learned LSQ step (left), and the fraction of LSQ inputs beyond the grid's edge (right); layer 1 sees the normalized image.", "name": "fig-act-steps"}}
 low = min(S.act_bits_list)
-data = ex.cached_data(runs["lsq", low].cfg)
+data = bk.cached_data(runs["lsq", low].cfg)
 st_abs = activation_steps(runs["absmax", low].model, data.test_x)
 st_lsq = activation_steps(runs["lsq", low].model, data.test_x)
 names = [f"layer {i + 1}" for i in range(len(st_lsq))]
@@ -145,4 +138,4 @@ for name, a, l in zip(names, st_abs, st_lsq):
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

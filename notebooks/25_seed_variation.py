@@ -43,15 +43,12 @@ device = "auto"
 # %% tags=["hide-output"]
 import math
 import textwrap
-import time
-started = time.perf_counter()
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from bitnetlib import experiments as ex
+from bitnetlib import book as bk
 
 CONFIG = "configs/fc_4bitsym_64x3_aug.yaml"
 VARIANTS = {                                   # label -> overrides of CONFIG
@@ -61,11 +58,10 @@ VARIANTS = {                                   # label -> overrides of CONFIG
     "OCTAV clip, lr 0.002, label smoothing 0.05": {"clip": "octav", "lr": 0.002,
                                                    "label_smoothing": 0.05},
 }
-S = ex.profile_settings(
-    profile,
+S = bk.chapter(
+    globals(),
     smoke=dict(epochs=3, train_subset=4000, n_seeds=3, compile=False),
-    full=dict(epochs=60, train_subset=0, n_seeds=15, compile=True),
-    epochs=epochs, train_subset=train_subset, n_seeds=n_seeds)
+    full=dict(epochs=60, train_subset=0, n_seeds=15, compile=True))
 torch.set_num_threads(1)
 common = dict(epochs=S.epochs, train_subset=S.train_subset, compile=S.compile, device=device,
               threads=1)
@@ -76,11 +72,11 @@ common = dict(epochs=S.epochs, train_subset=S.train_subset, compile=S.compile, d
 # Every variant with seeds $0, \dots, n-1$; finished runs come from the cache.
 
 # %%
-runs = {label: ex.sweep([{**overrides, "seed": s} for s in range(S.n_seeds)], base=CONFIG,
+runs = {label: bk.sweep([{**overrides, "seed": s} for s in range(S.n_seeds)], base=CONFIG,
                         common=common, desc=label)
         for label, overrides in VARIANTS.items()}
 final = {label: np.array([r.last["test_acc"] for r in rs]) for label, rs in runs.items()}
-display(Markdown(ex.profile_note(S)))
+display(Markdown(bk.profile_note(S)))
 
 
 def chance_of_bar(acc) -> float:
@@ -95,7 +91,7 @@ def summary_row(label, acc):
                                                  "P(run >= bar), normal fit": chance_of_bar(acc)})
 
 
-display(Markdown(ex.markdown_table([summary_row(k, v) for k, v in final.items()])))
+display(Markdown(bk.markdown_table([summary_row(k, v) for k, v in final.items()])))
 
 # %% mystnb={"figure": {"caption": "Final test accuracy of every seed (dots) and the mean of each variant (bar); the dashed line is the bar, the dotted one the write-up's single reported run.", "name": "fig-seed-strip"}}
 fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -104,7 +100,7 @@ for i, (label, acc) in enumerate(final.items()):
     ax.plot(i + jitter, acc, "o", color=f"C{i}", alpha=0.8)
     ax.hlines(acc.mean(), i - 0.3, i + 0.3, color=f"C{i}", lw=2)
 ax.axhline(target, ls="--", color="k", lw=1, label=f"{target} %")
-ax.axhline(ex.WRITEUP["FC 4bitsym 64/64/64"]["point"][1], ls=":", color="gray",
+ax.axhline(bk.WRITEUP["FC 4bitsym 64/64/64"]["point"][1], ls=":", color="gray",
            label="write-up (one run)")
 ax.set_xticks(range(len(final)), [textwrap.fill(k, 18) for k in final], fontsize=8)
 ax.set(ylabel="final test accuracy [%]")
@@ -139,7 +135,7 @@ for label, acc in list(final.items())[1:]:
 # run through the C engine on all 10,000 test images (a few seconds each, cached):
 
 # %%
-verified = {label: [ex.verify_cached(r.cfg) for r in rs] for label, rs in runs.items()}
+verified = {label: [bk.verify_cached(r.cfg) for r in rs] for label, rs in runs.items()}
 c_final = {label: np.array([v["acc_c"] for v in vs]) for label, vs in verified.items()}
 rows = []
 for label, acc in c_final.items():
@@ -148,7 +144,7 @@ for label, acc in c_final.items():
                      **{f"c_runs >= {target}": int((acc >= target).sum())},
                      c_best=acc[best], best_seed=runs[label][best].cfg.seed,
                      c_vs_integer_mismatches=sum(v["mismatch_c_int"] for v in verified[label])))
-display(Markdown(ex.markdown_table(rows)))
+display(Markdown(bk.markdown_table(rows)))
 shift = np.concatenate([c_final[k] - final[k] for k in final])
 print(f"C engine minus fake-quant accuracy per run: {shift.min():+.2f} to {shift.max():+.2f} "
       f"points, mean {shift.mean():+.3f}")
@@ -195,4 +191,4 @@ print(f"over the last {tail} epochs a run's test accuracy moves by {np.mean(swin
 # ## Provenance
 
 # %%
-display(Markdown(ex.markdown_table([ex.provenance(S.profile, started, device)])))
+bk.show_provenance(S)

@@ -1,6 +1,6 @@
 import pytest
 
-from bitnetlib.config import ConfigError, load_config, parse_overrides
+from bitnetlib.training.config import ConfigError, load_config, parse_overrides
 
 
 def write(tmp_path, text):

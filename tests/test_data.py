@@ -3,7 +3,7 @@ import shutil
 import pytest
 import torch
 
-from bitnetlib import data as D
+from bitnetlib.training import data as D
 
 
 @pytest.fixture()

@@ -10,15 +10,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bitnetlib import engine as G
-from bitnetlib import export as E
-from bitnetlib import intmodel as I
+from bitnetlib.deploy import engine as G
+from bitnetlib.deploy import intmodel as I
 from bitnetlib.cli import main
-from bitnetlib.config import load_config
-from bitnetlib.data import MnistTensors
-from bitnetlib.train import train
+from bitnetlib.training.config import load_config
+from bitnetlib.training.train import train
+from bitnetlib.deploy import model as dmodel
+from bitnetlib.deploy import packing
+from bitnetlib import pipeline
+from bitnetlib import wtypes
 
-TYPES = list(E.TYPE_IDS)
+TYPES = list(wtypes.TYPE_IDS)
 CNN = "cnn"
 NULL = cppyy.nullptr
 int8s = st.integers(-128, 127)
@@ -26,7 +28,7 @@ int8s = st.integers(-128, 127)
 
 def random_layer(wtype, out, n, seed):
     rng = np.random.default_rng(seed)
-    return rng.choice(np.array(E.field_values(wtype)), size=(out, n))
+    return rng.choice(np.array(packing.field_values(wtype)), size=(out, n))
 
 
 # ---------------------------------------------------------------- kernels
@@ -36,12 +38,12 @@ def fc_variant(variant, wtype, w, act, centre=False):
     (bn_fc_cols, centred on act[0] when ``centre``); a type without a fast kernel
     runs the baseline."""
     out, n = w.shape
-    if variant == "baseline" or wtype not in E.COLS_TYPES:
-        return G.fc(wtype, E.pack(w, wtype), act, n)
-    packed = np.ascontiguousarray(E.pack(w.T, wtype))
+    if variant == "baseline" or wtype not in wtypes.COLS_TYPES:
+        return G.fc(wtype, packing.pack(w, wtype), act, n)
+    packed = np.ascontiguousarray(packing.pack(w.T, wtype))
     wsum = w.sum(axis=1).astype(np.int32) if centre else None
     acc = np.zeros(out, np.int32)
-    G.check(G.lib().bn_fc_cols(E.TYPE_IDS[wtype], packed, packed.shape[1], act, n, out,
+    G.check(G.lib().bn_fc_cols(wtypes.TYPE_IDS[wtype], packed, packed.shape[1], act, n, out,
                                wsum if centre else NULL, acc), "bn_fc_cols")
     return acc
 
@@ -68,14 +70,14 @@ def test_fc_kernel_every_accumulator(variant, wtype, out, n, seed, relu, centre,
 @given(wtype=st.sampled_from(TYPES), n=st.integers(1, 100), seed=st.integers(0, 2 ** 31))
 def test_unpack_row_matches_python(wtype, n, seed):
     w = random_layer(wtype, 1, n, seed)
-    assert np.array_equal(G.unpack_row(wtype, E.pack(w, wtype)[0], n), w[0])
+    assert np.array_equal(G.unpack_row(wtype, packing.pack(w, wtype)[0], n), w[0])
 
 
 def test_extreme_accumulators():
     """Largest sums of every type at the widest layer: exact, no overflow."""
     n = 4096
     for wtype in TYPES:
-        vals = E.field_values(wtype)
+        vals = packing.field_values(wtype)
         w = np.array([[max(vals)] * n, [min(vals)] * n])
         for a in (127, -128):
             act = np.full(n, a, np.int8)
@@ -128,7 +130,7 @@ def test_unknown_type_and_corrupt_weights_are_errors():
 
 
 def test_wrong_buffers_from_python():
-    words = E.pack(np.ones((2, 8), np.int64), "4bit")
+    words = packing.pack(np.ones((2, 8), np.int64), "4bit")
     with pytest.raises(ValueError, match="expected dtype int8"):
         G.fc("4bit", words, np.ones(8, np.int64), 8)
     with pytest.raises(ValueError, match="expected 8 elements, got 7"):
@@ -150,16 +152,12 @@ def test_engine_builds_freestanding(tmp_path):
 
 # ---------------------------------------------------------------- trained models
 
-def subset(mnist, n):
-    return MnistTensors(mnist.train28[:n], mnist.train_x[:n], mnist.train_y[:n],
-                        mnist.test_x, mnist.test_y)
-
 
 @pytest.fixture(scope="module")
-def runs(mnist, tmp_path_factory):
+def runs(mnist, mnist_subset, tmp_path_factory):
     """One small trained run per weight type (FC 256-32-32-10) and a CNN."""
     torch.set_num_threads(1)
-    data, out = subset(mnist, 4000), {}
+    data, out = mnist_subset(4000), {}
     base = ["epochs=2", "augment=false", "lr=0.003", "threads=1"]
     for name in TYPES + [CNN]:
         over = (["model=cnn", "cnn_channels=8", "widths=[32]",
@@ -167,8 +165,8 @@ def runs(mnist, tmp_path_factory):
                 else [f"quant={name}", "widths=[32,32]"])
         run = tmp_path_factory.mktemp(f"run_{name}")
         train(load_config(None, base + over), run, data=data, progress=False, log=lambda s: None)
-        _, model, exp = E.export_run(run, data)
-        E.write_header(exp, run / "bitnet_model.h", str(run))
+        _, model, exp = pipeline.export_run(run, data)
+        dmodel.write_header(exp, run / "bitnet_model.h", str(run))
         out[name] = (run, model, exp)
     return out
 
@@ -179,8 +177,8 @@ def test_zero_mismatches_on_10000_test_images(runs, mnist, name, variant, tmp_pa
     run, model, exp = runs[name]
     engine = G.EngineModel(run / "bitnet_model.h", exp.model_id)
     if variant == "fast":      # the same model in the cols layout (fast kernels)
-        _, _, exp_c = E.export_run(run, mnist, layout="cols")
-        E.write_header(exp_c, tmp_path / "cols.h", str(run))
+        _, _, exp_c = pipeline.export_run(run, mnist, layout="cols")
+        dmodel.write_header(exp_c, tmp_path / "cols.h", str(run))
         engine = G.EngineModel(tmp_path / "cols.h", exp_c.model_id)
     x = I.input_codes(mnist.test_x)                                    # (10000, 256)
     ref = I.run(exp, x)
@@ -218,8 +216,8 @@ def test_wrong_inputs_to_a_model(runs):
 def test_header_for_another_model(runs, capsys):
     run_a = runs["4bit"][0]
     header_b = runs["8bit"][0] / "bitnet_model.h"
-    with pytest.raises(E.ExportError, match="exported from another model"):
-        G.verify(run_a, header_b)
+    with pytest.raises(packing.ExportError, match="exported from another model"):
+        pipeline.verify(run_a, header_b)
     assert main(["verify", str(run_a), "--header", str(header_b)]) == 2
     assert "another model" in capsys.readouterr().err
 
@@ -238,8 +236,8 @@ def test_corrupt_model_file(runs, tmp_path, capsys):
 
 def bad_model_header(exp, path, model_id, edit):
     """A header for ``exp`` under another id, with ``edit`` applied to its text."""
-    fake = E.Exported(exp.layers, exp.input_len, exp.n_classes, model_id)
-    E.write_header(fake, path)
+    fake = dmodel.Exported(exp.layers, exp.input_len, exp.n_classes, model_id)
+    dmodel.write_header(fake, path)
     path.write_text(edit(path.read_text()))
     return path
 
@@ -262,7 +260,7 @@ def test_bad_headers_are_errors(runs, tmp_path):
         scratch = np.zeros(4096, np.int32)
         got = g.bn_run_network(model, np.zeros(256, np.int8), 256, logits, 10, pred,
                                scratch, scratch.nbytes, NULL, 0)
-        assert G.STATUS[int(got)] == status
+        assert G.status_name(int(got)) == status
     garbage = bad_model_header(exp, tmp_path / "garbage.h", 0xBAD00004,
                                lambda t: t.replace("static const bn_layer", "static const }"))
     with pytest.raises(G.EngineError, match="does not compile"):
@@ -299,8 +297,8 @@ def write_vectors(path, exp, x, ref, seed=0):
         for n in (1, 7, 20, 33, 112, 257):
             w = random_layer(wtype, 3, n, int(rng.integers(2 ** 31)))
             act = rng.integers(-128, 128, size=n)
-            words = E.pack(w, wtype)
-            lines.append(f"K {E.TYPE_IDS[wtype]} {n} 3 {words.shape[1]} {ints(words)} "
+            words = packing.pack(w, wtype)
+            lines.append(f"K {wtypes.TYPE_IDS[wtype]} {n} 3 {words.shape[1]} {ints(words)} "
                          f"{ints(act)} {ints(I.fc(act[None], w))}")
     for _ in range(20):
         acc = rng.integers(-2 ** 31, 2 ** 31, size=17) >> rng.integers(0, 31)
@@ -325,7 +323,7 @@ def test_engine_under_asan_and_ubsan(runs, mnist, tmp_path, name):
     exe = tmp_path / "driver"
     cmd = ["gcc", *G.CFLAGS, "-O1", "-g", "-fsanitize=address,undefined",
            "-fno-sanitize-recover=all", "-I", G.C_DIR, "-include", run / "bitnet_model.h",
-           f"-DBN_TEST_MODEL={E.symbol(exp)}", "-o", exe, G.C_DIR / "tests" / "vectors_driver.c",
+           f"-DBN_TEST_MODEL={dmodel.symbol(exp)}", "-o", exe, G.C_DIR / "tests" / "vectors_driver.c",
            *[G.C_DIR / s for s in G.SOURCES]]
     subprocess.run(cmd, check=True, capture_output=True)
     res = subprocess.run([exe, tmp_path / "vectors.txt"], capture_output=True, text=True)

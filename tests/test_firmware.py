@@ -1,4 +1,4 @@
-"""CH32V003 firmware in the RV32EC emulator (bitnetlib/mcu.py): builds, bit-exact vs the
+"""CH32V003 firmware in the RV32EC emulator (bitnetlib/deploy/emulator.py, bitnetlib/pipeline.py): builds, bit-exact vs the
 host engine, RV32EC only, clear size errors."""
 import json
 
@@ -6,25 +6,29 @@ import numpy as np
 import pytest
 import torch
 
-from bitnetlib import export as E
-from bitnetlib import mcu
+from bitnetlib.deploy import model as dmodel
+
+from bitnetlib.deploy import emulator
+
+from bitnetlib.deploy import firmware
+
+from bitnetlib import pipeline
+
+from bitnetlib.deploy import rv32ec
 from bitnetlib.cli import main
-from bitnetlib.config import load_config
-from bitnetlib.data import MnistTensors
-from bitnetlib.train import train
+from bitnetlib.training.config import load_config
+from bitnetlib.training.train import train
 
 pytestmark = pytest.mark.skipif(
-    not mcu.have_toolchain(),
-    reason=f"{mcu.cross_prefix()}gcc missing: `make toolchain` installs the RISC-V toolchain")
+    not firmware.have_toolchain(),
+    reason=f"{firmware.cross_prefix()}gcc missing: `make toolchain` installs the RISC-V toolchain")
 
 
 @pytest.fixture(scope="module")
-def run(mnist, tmp_path_factory):
+def run(mnist_subset, tmp_path_factory):
     """A small trained FC 4bitsym 256-32-32-10 (1 epoch on 2,000 images)."""
     torch.set_num_threads(1)
-    n = 2000
-    data = MnistTensors(mnist.train28[:n], mnist.train_x[:n], mnist.train_y[:n],
-                        mnist.test_x, mnist.test_y)
+    data = mnist_subset(2000)
     out = tmp_path_factory.mktemp("fw_run")
     cfg = load_config(None, ["quant=4bitsym", "widths=[32,32]", "epochs=1", "augment=false",
                              "lr=0.003", "threads=1"])
@@ -33,12 +37,10 @@ def run(mnist, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cnn_run(mnist, tmp_path_factory):
+def cnn_run(mnist_subset, tmp_path_factory):
     """A small trained CNN: conv 1->8, two depthwise + pool stages, FC 32-32-10."""
     torch.set_num_threads(1)
-    n = 2000
-    data = MnistTensors(mnist.train28[:n], mnist.train_x[:n], mnist.train_y[:n],
-                        mnist.test_x, mnist.test_y)
+    data = mnist_subset(2000)
     out = tmp_path_factory.mktemp("fw_cnn")
     cfg = load_config(None, ["model=cnn", "cnn_channels=8", "widths=[32]", "epochs=1",
                              "quant_per_layer=[2bitsym,4bitsym]", "augment=false",
@@ -49,10 +51,10 @@ def cnn_run(mnist, tmp_path_factory):
 
 @pytest.mark.parametrize("kernel", ["baseline", "fast"])
 def test_firmware_matches_host_without_hooks(run, mnist, kernel, tmp_path):
-    r = mcu.mcu_run(run, kernel=kernel, images=8, hooks=False, build_dir=tmp_path, data=mnist,
+    r = pipeline.mcu_run(run, kernel=kernel, images=8, hooks=False, build_dir=tmp_path, data=mnist,
                     log=lambda s: None)
     assert r["mismatch_vs_host"] == 0 and r["mismatch_layers"] == 0
-    assert 0 < r["flash_bytes"] <= mcu.FLASH_LIMIT and 0 < r["ram_bytes"] <= mcu.RAM_LIMIT
+    assert 0 < r["flash_bytes"] <= firmware.FLASH_LIMIT and 0 < r["ram_bytes"] <= firmware.RAM_LIMIT
     assert r["fits_ch32v003"] and r["cycles_mean"] is None
 
 
@@ -72,20 +74,20 @@ def test_decoder_rejects_non_rv32ec():
     add_x16 = (2 << 20) | (1 << 15) | (16 << 7) | 0x33                  # add x16, x1, x2
     ok = (2 << 20) | (1 << 15) | (3 << 7) | 0x33                        # add x3, x1, x2
     code = b"".join(v.to_bytes(4, "little") for v in (ok, mul, add_x16))
-    bad = [b for *_, b in mcu.decode(code, 0)]
+    bad = [b for *_, b in rv32ec.decode(code, 0)]
     assert bad[0] is None and "mul" in bad[1] and "x16" in bad[2]
-    assert "x17" in mcu.decode((0x4000 | (17 << 7) | 1).to_bytes(2, "little"), 0)[0][3]  # c.li
+    assert "x17" in rv32ec.decode((0x4000 | (17 << 7) | 1).to_bytes(2, "little"), 0)[0][3]  # c.li
 
 
 def test_flash_overflow_is_a_clear_error(tmp_path):
     rng = np.random.default_rng(0)
-    layers = [E.LayerSpec("0", "fc", "8bit", 256, 80, rng.integers(-128, 128, (80, 256))),
-              E.LayerSpec("1", "fc", "8bit", 80, 10, rng.integers(-128, 128, (10, 80)))]
-    exp = E.Exported(layers, 256, 10)
+    layers = [dmodel.LayerSpec("0", "fc", "8bit", 256, 80, rng.integers(-128, 128, (80, 256))),
+              dmodel.LayerSpec("1", "fc", "8bit", 80, 10, rng.integers(-128, 128, (10, 80)))]
+    exp = dmodel.Exported(layers, 256, 10)
     exp.model_id = exp.fingerprint()
-    header = E.write_header(exp, tmp_path / "big.h")
-    with pytest.raises(mcu.McuError) as e:
-        mcu.build(exp, header, "baseline", tmp_path / "b")
+    header = dmodel.write_header(exp, tmp_path / "big.h")
+    with pytest.raises(firmware.McuError) as e:
+        firmware.build(exp, header, "baseline", tmp_path / "b")
     msg = str(e.value)
     assert "flash overflow" in msg and "16384" in msg and "over by" in msg
     assert "flash:" in msg                      # the usage is printed too
@@ -96,16 +98,16 @@ def test_cnn_firmware_matches_host_and_fits(cnn_run, mnist, kernel, tmp_path):
     """Conv layers on the MCU: the plain-multiply conv (baseline) and the shift-add,
     centred, zero-skipping conv (fast) against the host engine, every accumulator;
     the A/B map plan keeps a small CNN inside 2 KB of SRAM."""
-    r = mcu.mcu_run(cnn_run, kernel=kernel, images=3, hooks=False, build_dir=tmp_path,
+    r = pipeline.mcu_run(cnn_run, kernel=kernel, images=3, hooks=False, build_dir=tmp_path,
                     data=mnist, log=lambda s: None)
     assert r["mismatch_vs_host"] == 0 and r["mismatch_layers"] == 0
-    assert r["fits_ch32v003"] and r["ram_bytes"] <= mcu.RAM_LIMIT
+    assert r["fits_ch32v003"] and r["ram_bytes"] <= firmware.RAM_LIMIT
 
 
 def test_fast_kernels_count_fewer_cycles(run, mnist, tmp_path):
     """The fast build does what it is for: on the small FC model, under a third of the
     baseline's cycles, and its profile names the kernels that ran."""
-    r = {k: mcu.mcu_run(run, kernel=k, images=2, build_dir=tmp_path / k, data=mnist,
+    r = {k: pipeline.mcu_run(run, kernel=k, images=2, build_dir=tmp_path / k, data=mnist,
                         log=lambda s: None) for k in ("baseline", "fast")}
     assert r["fast"]["cycles_mean"] < r["baseline"]["cycles_mean"] / 3
     assert "bn_run4_b4_rv32e" in r["fast"]["profile_mean"]
@@ -117,13 +119,13 @@ def test_fast_kernels_count_fewer_cycles(run, mnist, tmp_path):
 def test_rebuild_when_build_variables_change(run, mnist, tmp_path):
     """A build into the same directory with another RAM size relinks (a stale ELF with
     the stack top of the other size crashed the emulator)."""
-    from bitnetlib.export import export_run
+    from bitnetlib.pipeline import export_run
     _, _, exp = export_run(run, mnist, layout="rows")
-    header = E.write_header(exp, tmp_path / "m.h")
+    header = dmodel.write_header(exp, tmp_path / "m.h")
     tops = []
     for ram in (2048, 4096):
-        fw = mcu.build(exp, header, "baseline", tmp_path / "b", ram_size=ram, ram_limit=ram)
-        tops.append(mcu.Emulator(fw["elf"], ram).estack)
+        fw = firmware.build(exp, header, "baseline", tmp_path / "b", ram_size=ram, ram_limit=ram)
+        tops.append(emulator.Emulator(fw["elf"], ram).estack)
     assert tops == [0x20000800, 0x20001000]
 
 
@@ -132,14 +134,14 @@ def test_sram_overflow_falls_back_and_is_flagged(tmp_path):
     accumulators and activations) is measured on a bigger virtual chip and reported
     as not fitting; the fast build first tries its kernels in flash."""
     rng = np.random.default_rng(1)
-    layers = [E.LayerSpec("0", "fc", "Binary", 256, 400, rng.choice([-1, 1], (400, 256))),
-              E.LayerSpec("1", "fc", "Binary", 400, 10, rng.choice([-1, 1], (10, 400)))]
-    exp = E.Exported(layers, 256, 10)
+    layers = [dmodel.LayerSpec("0", "fc", "Binary", 256, 400, rng.choice([-1, 1], (400, 256))),
+              dmodel.LayerSpec("1", "fc", "Binary", 400, 10, rng.choice([-1, 1], (10, 400)))]
+    exp = dmodel.Exported(layers, 256, 10)
     exp.model_id = exp.fingerprint()
-    header = E.write_header(exp, tmp_path / "wide.h")
+    header = dmodel.write_header(exp, tmp_path / "wide.h")
     notes = []
     image = rng.integers(-128, 128, 256).astype(np.int8)
-    fw, emu, fits, hot = mcu._fitting_build(exp, header, "baseline", tmp_path / "b", image,
+    fw, emu, fits, hot = pipeline.fitting_build(exp, header, "baseline", tmp_path / "b", image,
                                             notes.append)
     assert not fits and "SRAM overflow" in notes[-1] and "does not fit" in notes[-1]
     status, pred, logits, _ = emu.run(image, 0, 10)
@@ -149,17 +151,17 @@ def test_sram_overflow_falls_back_and_is_flagged(tmp_path):
 def test_image_in_sram_build_matches_host(run, mnist, tmp_path):
     """INPUT_MEM=ram (the image in bn_fw_io instead of flash) runs the same: the
     harness writes wherever the ELF keeps the image; it costs the image's bytes."""
-    from bitnetlib.engine import EngineModel
-    from bitnetlib.export import export_run
-    from bitnetlib import intmodel
+    from bitnetlib.deploy.engine import EngineModel
+    from bitnetlib.pipeline import export_run
+    from bitnetlib.deploy import intmodel
     _, _, exp = export_run(run, mnist, layout="rows")
-    header = E.write_header(exp, tmp_path / "m.h")
+    header = dmodel.write_header(exp, tmp_path / "m.h")
     host = EngineModel(header, exp.model_id)
     x = intmodel.input_codes(mnist.test_x[:3]).astype(np.int8)
-    fws = {m: mcu.build(exp, header, "baseline", tmp_path / m, input_mem=m)
+    fws = {m: firmware.build(exp, header, "baseline", tmp_path / m, input_mem=m)
            for m in ("flash", "ram")}
     assert fws["ram"]["ram_static"] >= fws["flash"]["ram_static"] + 256
-    emu = mcu.Emulator(fws["ram"]["elf"])
+    emu = emulator.Emulator(fws["ram"]["elf"])
     assert "bn_fw_input" not in emu.sym
     pred, logits = host.run(x)
     for i in range(3):

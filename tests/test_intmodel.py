@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bitnetlib import export as E
-from bitnetlib import intmodel as I
-from bitnetlib.layers import quant_layers
-from bitnetlib.models import FCModel
-from bitnetlib.quant import quantize_activations
+from bitnetlib.deploy import intmodel as I
+from bitnetlib.training.layers import quant_layers
+from bitnetlib.training.models import FCModel
+from bitnetlib.training.quant import quantize_activations
+from bitnetlib.training import export as texport
 
 
 def with_clips(model):
@@ -65,7 +65,7 @@ def test_fc_layer_is_the_fake_quant_layer_scaled(mnist):
     """First layer: int acc * (weight step / int_scale) * (max|x| / 127) equals the
     BitLinear output up to float rounding; RMSNorm cancels in the absmax scale."""
     model = with_clips(FCModel([32], ["4bitsym", "4bit"]))
-    exp = E.export_model(model)
+    exp = texport.export_model(model)
     x = mnist.test_x[:200]
     acc = I.fc(I.input_codes(x), exp.layers[0].weights)
     layer = model[1]

@@ -3,29 +3,26 @@ weight averaging and mixed precision per layer."""
 import pytest
 import torch
 
-from bitnetlib import experiments as ex
-from bitnetlib.config import ConfigError, load_config
-from bitnetlib.data import MnistTensors
-from bitnetlib.layers import BitLinear, _BitLinearFn, normalize, quant_layers
-from bitnetlib.prune import l1_mask, n_kept, prune_model, random_mask, weight_density
-from bitnetlib.quant import get_quantizer, quantize_activations
-from bitnetlib.train import evaluate, load_run, train
+from bitnetlib import book as bk
+from bitnetlib.training.config import ConfigError, load_config
+from bitnetlib.training.layers import BitLinear, _BitLinearFn, normalize, quant_layers
+from bitnetlib.training.prune import (l1_mask, n_kept, prune_model, pruned_copy, random_mask,
+                                      weight_density)
+from bitnetlib.training.quant import get_quantizer, quantize_activations
+from bitnetlib.training.rundir import load_run
+from bitnetlib.training.train import evaluate, train
 
 QUIET = dict(progress=False, log=lambda s: None)
 
-
-def subset(mnist, n):
-    return MnistTensors(mnist.train28[:n], mnist.train_x[:n], mnist.train_y[:n],
-                        mnist.test_x[:1000], mnist.test_y[:1000])
 
 
 # ---------------------------------------------------------------- config
 
 def test_added_keys_keep_existing_cache_keys():
     """Hashes computed before the keys were added: cached runs stay valid."""
-    assert ex.config_key(load_config(None)) == "bb466dc4e87c6cd0"
-    assert ex.config_key(load_config("configs/fc_4bitsym_64x3_aug.yaml")) == "ea1df0ab6c01385b"
-    assert ex.config_key(load_config(None, ["norm=layernorm"])) != "bb466dc4e87c6cd0"
+    assert bk.config_key(load_config(None)) == "bb466dc4e87c6cd0"
+    assert bk.config_key(load_config("configs/fc_4bitsym_64x3_aug.yaml")) == "ea1df0ab6c01385b"
+    assert bk.config_key(load_config(None, ["norm=layernorm"])) != "bb466dc4e87c6cd0"
 
 
 @pytest.mark.parametrize("overrides,expect", [
@@ -96,10 +93,10 @@ def test_layernorm_centres_and_loses_zeros():
     assert zeros_ln < 0.05
 
 
-def test_layernorm_run_trains_and_reloads(mnist, tmp_path):
+def test_layernorm_run_trains_and_reloads(mnist, mnist_subset, tmp_path):
     cfg = load_config(None, ["epochs=2", "augment=false", "widths=[16]", "norm=layernorm",
                              "lr=0.003"])
-    model, metrics = train(cfg, tmp_path, data=subset(mnist, 2000), **QUIET)
+    model, metrics = train(cfg, tmp_path, data=mnist_subset(2000, 1000), **QUIET)
     assert all(l.norm == "layernorm" for l in quant_layers(model))
     assert metrics[-1]["test_acc"] > 60
     _, again = load_run(tmp_path)
@@ -132,17 +129,17 @@ def test_pruned_weights_are_zero_after_quantization():
     assert float(layer.clip) == pytest.approx(float(kept.abs().mean() / 0.25))
 
 
-def pruned_cfg(tmp_path, mnist, method, extra=()):
+def pruned_cfg(tmp_path, mnist_subset, method, extra=()):
     source = load_config(None, ["epochs=1", "augment=false", "widths=[16]"])
-    train(source, tmp_path / "dense", data=subset(mnist, 1000), **QUIET)
+    train(source, tmp_path / "dense", data=mnist_subset(1000, 1000), **QUIET)
     return load_config(None, ["epochs=2", "augment=true", "widths=[16]", f"prune={method}",
                               "prune_density=0.25", f"init_from={tmp_path / 'dense'}",
                               *extra])
 
 
-def test_mask_kept_through_training_and_resume(mnist, tmp_path):
-    cfg = pruned_cfg(tmp_path, mnist, "l1")
-    data = subset(mnist, 1000)
+def test_mask_kept_through_training_and_resume(mnist, mnist_subset, tmp_path):
+    cfg = pruned_cfg(tmp_path, mnist_subset, "l1")
+    data = mnist_subset(1000, 1000)
     full, metrics = train(cfg, tmp_path / "a", data=data, **QUIET)
     expect = [n_kept(l.weight.numel(), 0.25) / l.weight.numel() for l in quant_layers(full)]
     assert weight_density(full) == pytest.approx(expect)
@@ -152,14 +149,14 @@ def test_mask_kept_through_training_and_resume(mnist, tmp_path):
     resumed, _ = train(cfg, tmp_path / "b", data=data, **QUIET)
     for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), k
-    loaded, _ = ex.run_cached(cfg, cache_dir=tmp_path / "cache", data=data)
+    loaded, _ = bk.run_cached(cfg, cache_dir=tmp_path / "cache", data=data)
     assert weight_density(loaded) == pytest.approx(expect)
 
 
-def test_l1_pruning_starts_from_the_source_weights(mnist, tmp_path):
-    cfg = pruned_cfg(tmp_path, mnist, "l1", ["epochs=1", "lr=1.0e-12"])
+def test_l1_pruning_starts_from_the_source_weights(mnist, mnist_subset, tmp_path):
+    cfg = pruned_cfg(tmp_path, mnist_subset, "l1", ["epochs=1", "lr=1.0e-12"])
     _, source = load_run(tmp_path / "dense")
-    pruned, _ = train(cfg, tmp_path / "p", data=subset(mnist, 1000), **QUIET)
+    pruned, _ = train(cfg, tmp_path / "p", data=mnist_subset(1000, 1000), **QUIET)
     for s, p in zip(quant_layers(source), quant_layers(pruned)):
         assert torch.equal(p.weight_mask, l1_mask(s.weight, 0.25))
         assert torch.allclose(p.weight, s.weight * p.weight_mask, atol=1e-6)
@@ -167,10 +164,10 @@ def test_l1_pruning_starts_from_the_source_weights(mnist, tmp_path):
 
 # ---------------------------------------------------------------- quantization switch
 
-def test_quant_switch_changes_levels_at_the_epoch(mnist, tmp_path):
+def test_quant_switch_changes_levels_at_the_epoch(mnist, mnist_subset, tmp_path):
     cfg = load_config(None, ["epochs=3", "augment=false", "widths=[16]", "start_quant=8bit",
                              "quant_switch_epoch=2"])
-    data = subset(mnist, 1000)
+    data = mnist_subset(1000, 1000)
     full, metrics = train(cfg, tmp_path / "a", data=data, **QUIET)
     assert [m["layers"][0]["type"] for m in metrics] == ["8bit", "8bit", "4bitsym"]
     assert len(metrics[0]["layers"][0]["histogram"]) == 256
@@ -185,8 +182,8 @@ def test_quant_switch_changes_levels_at_the_epoch(mnist, tmp_path):
 # ---------------------------------------------------------------- zero activations
 
 def test_zero_inputs_and_skipped_pairs():
-    from bitnetlib.models import FCModel
-    from bitnetlib.sparsity import input_zero_fractions, nonzero_pairs
+    from bitnetlib.training.models import FCModel
+    from bitnetlib.training.probes import input_zero_fractions, nonzero_pairs
     torch.manual_seed(0)
     x = torch.randn(50, 1, 16, 16)
     for norm in ("rmsnorm", "layernorm"):
@@ -204,13 +201,13 @@ def test_zero_inputs_and_skipped_pairs():
 
 
 def test_pruned_copy_leaves_the_model_alone():
-    from bitnetlib.models import FCModel
+    from bitnetlib.training.models import FCModel
     torch.manual_seed(0)
     model = FCModel([16], ["4bitsym"] * 2)
     for layer in quant_layers(model):
         layer.update_clip("prop", 0.25)
     before = [l.weight.detach().clone() for l in quant_layers(model)]
-    pruned = ex.pruned_copy(model, load_config(None), "random", 0.2)
+    pruned = pruned_copy(model, load_config(None), "random", 0.2)
     assert weight_density(pruned) == [n_kept(4096, 0.2) / 4096, n_kept(160, 0.2) / 160]
     assert all(torch.equal(b, l.weight) for b, l in zip(before, quant_layers(model)))
     assert not any(l.is_pruned for l in quant_layers(model))
@@ -218,10 +215,10 @@ def test_pruned_copy_leaves_the_model_alone():
 
 # ---------------------------------------------------------------- weight averaging
 
-def test_swa_saves_the_average_and_resumes(mnist, tmp_path):
+def test_swa_saves_the_average_and_resumes(mnist, mnist_subset, tmp_path):
     cfg = load_config(None, ["epochs=3", "augment=true", "widths=[16]", "swa_start_epoch=1",
                              "scheduler=constant"])
-    data = subset(mnist, 1000)
+    data = mnist_subset(1000, 1000)
     _, metrics = train(cfg, tmp_path / "a", data=data, **QUIET)
     assert "swa_test_acc" not in metrics[0] and all("swa_test_acc" in m for m in metrics[1:])
     train(cfg, tmp_path / "b", data=data, stop_after=2, **QUIET)
@@ -250,8 +247,8 @@ def test_checkpoint_model_is_the_last_iterate(mnist, tmp_path, monkeypatch):
     monkeypatch.delenv("BITNET_RECOMPUTE", raising=False)
     cfg = {"epochs": 2, "augment": False, "widths": [8], "train_subset": 500, "device": "cpu",
            "swa_start_epoch": 0}
-    averaged, metrics = ex.run_cached(cfg)
-    last = ex.checkpoint_model(cfg)
+    averaged, metrics = bk.run_cached(cfg)
+    last = bk.checkpoint_model(cfg)
     acc = evaluate(last, mnist.test_x, mnist.test_y)[1]
     assert acc == pytest.approx(metrics[-1]["test_acc"])
     assert not torch.equal(quant_layers(last)[0].weight, quant_layers(averaged)[0].weight)
@@ -259,18 +256,18 @@ def test_checkpoint_model_is_the_last_iterate(mnist, tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- quant_per_layer, cycle
 
-def test_quant_per_layer_is_kept_through_training(mnist, tmp_path):
+def test_quant_per_layer_is_kept_through_training(mnist, mnist_subset, tmp_path):
     """Without a schedule the train loop leaves every layer's own type alone."""
     cfg = load_config(None, ["epochs=2", "augment=false", "widths=[16, 16]",
                              "quant_per_layer=[2bitsym, 8bit, None]"])
-    model, metrics = train(cfg, tmp_path, data=subset(mnist, 500), **QUIET)
+    model, metrics = train(cfg, tmp_path, data=mnist_subset(500, 1000), **QUIET)
     expect = ["2bitsym", "8bit", "None"]
     assert [l.quantizer.name for l in quant_layers(model)] == expect
     assert all([s["type"] for s in m["layers"]] == expect for m in metrics)
 
 
 def test_cycle_schedule_per_epoch():
-    from bitnetlib.train import linear_quant_at
+    from bitnetlib.training.schedule import linear_quant_at
     cfg = load_config(None, ["epochs=10", "quant_cycle=[2bitsym, 4bitsym, 8bit]",
                              "quant_cycle_period=4", "quant_switch_epoch=8", "quant=4bitsym"])
     got = [linear_quant_at(cfg, e) for e in range(10)]
@@ -278,11 +275,11 @@ def test_cycle_schedule_per_epoch():
     assert linear_quant_at(load_config(None), 0) == ""
 
 
-def test_quant_cycle_trains_each_type_and_resumes(mnist, tmp_path):
+def test_quant_cycle_trains_each_type_and_resumes(mnist, mnist_subset, tmp_path):
     cfg = load_config(None, ["epochs=5", "augment=true", "widths=[16]", "clip=octav",
                              "octav_freeze_epoch=1", "quant_cycle=[2bitsym, 8bit]",
                              "quant_cycle_period=2", "quant_switch_epoch=4"])
-    data = subset(mnist, 1000)
+    data = mnist_subset(1000, 1000)
     full, metrics = train(cfg, tmp_path / "a", data=data, **QUIET)
     assert [m["layers"][0]["type"] for m in metrics] == ["2bitsym", "8bit"] * 2 + ["4bitsym"]
     # a type change re-chooses the clip although OCTAV clips are frozen from epoch 1 on
@@ -297,9 +294,9 @@ def test_quant_cycle_trains_each_type_and_resumes(mnist, tmp_path):
 # ---------------------------------------------------------------- mixed precision
 
 def test_packed_bytes_match_the_trained_model():
-    from bitnetlib.mixed import packed_bytes
-    from bitnetlib.models import build_model
-    from bitnetlib.stats import model_stats
+    from bitnetlib.training.mixed import packed_bytes
+    from bitnetlib.training.models import build_model
+    from bitnetlib.training.stats import model_stats
     quants = ["2bitsym", "Ternary", "8bit"]
     cfg = load_config(None, ["widths=[24, 12]", f"quant_per_layer={quants}".replace("'", "")])
     model = build_model(cfg)
@@ -309,7 +306,7 @@ def test_packed_bytes_match_the_trained_model():
 
 
 def test_assignments_fit_the_budget_and_sample_without_repeats():
-    from bitnetlib.mixed import assignments, packed_bytes
+    from bitnetlib.training.mixed import assignments, packed_bytes
     types = ["Binary", "2bitsym", "4bitsym", "8bit"]
     budget = packed_bytes([32, 32], ["4bitsym"] * 3)
     every = assignments([32, 32], types, budget)
@@ -326,7 +323,7 @@ def test_assignments_fit_the_budget_and_sample_without_repeats():
 
 def test_pareto_front_is_not_dominated():
     import random
-    from bitnetlib.mixed import pareto_front
+    from bitnetlib.training.mixed import pareto_front
     rng = random.Random(0)
     pts = [(rng.randint(1, 20), rng.randint(0, 30) / 3) for _ in range(60)]
     front = pareto_front(pts)
@@ -349,7 +346,7 @@ def test_activation_config_errors(overrides, expect):
 
 def test_lsq_step_gradient_is_the_papers():
     """d x_q / d s: round(x/s) - x/s inside the range, +-Q outside, times the scale."""
-    from bitnetlib.lsq import lsq_quantize
+    from bitnetlib.training.lsq import lsq_quantize
     x = torch.tensor([[0.26, -0.9, 3.0, 0.1]], dtype=torch.float64, requires_grad=True)
     s = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
     q = lsq_quantize(x, s, 2)                                        # Q = 1
@@ -375,14 +372,14 @@ def test_activation_bits_limit_the_levels(act_quant):
                               atol=1e-5)
 
 
-def test_lsq_run_learns_its_step_and_resumes(mnist, tmp_path):
+def test_lsq_run_learns_its_step_and_resumes(mnist, mnist_subset, tmp_path):
     cfg = load_config(None, ["epochs=3", "augment=true", "widths=[16]", "act_bits=4",
                              "act_quant=lsq"])
-    data = subset(mnist, 1000)
+    data = mnist_subset(1000, 1000)
     full, metrics = train(cfg, tmp_path / "a", data=data, **QUIET)
     steps = [l.act_step.item() for l in quant_layers(full)]
     x = data.train_x[:256].flatten(1)
-    from bitnetlib.lsq import lsq_init_step
+    from bitnetlib.training.lsq import lsq_init_step
     assert steps[0] != pytest.approx(float(lsq_init_step(normalize(x), 4)), rel=1e-3)
     assert metrics[-1]["test_acc"] > 50
     train(cfg, tmp_path / "b", data=data, stop_after=1, **QUIET)
@@ -395,8 +392,8 @@ def test_lsq_run_learns_its_step_and_resumes(mnist, tmp_path):
 
 
 def test_activation_steps_measure_the_clipping():
-    from bitnetlib.lsq import activation_steps
-    from bitnetlib.models import FCModel
+    from bitnetlib.training.probes import activation_steps
+    from bitnetlib.training.models import FCModel
     torch.manual_seed(0)
     x = torch.randn(64, 1, 16, 16)
     model = FCModel([16], ["4bitsym"] * 2, act=dict(act_bits=2, act_quant="lsq"))

@@ -1,10 +1,10 @@
-import math
 
 import pytest
 import torch
 
-from bitnetlib.layers import BitLinear
-from bitnetlib.quant import (QUANTIZERS, NF4_LEVELS, choose_clip, entropy_bits, get_quantizer,
+from bitnetlib.training.layers import BitLinear
+from bitnetlib.wtypes import NF4_LEVELS
+from bitnetlib.training.quant import (QUANTIZERS, choose_clip, entropy_bits, get_quantizer,
                              octav_clip, quantize_activations)
 
 TYPES = [n for n in QUANTIZERS if n != "None"]

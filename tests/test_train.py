@@ -4,33 +4,30 @@ import pytest
 import torch
 
 from bitnetlib.cli import main
-from bitnetlib.config import ConfigError, load_config, make_config
-from bitnetlib.data import MnistTensors
-from bitnetlib.models import build_model
-from bitnetlib.ptq import post_training_quantize
-from bitnetlib.stats import model_stats
-from bitnetlib.train import distillation_loss, evaluate, load_run, lr_at, train
+from bitnetlib.training.config import ConfigError, load_config, make_config
+from bitnetlib.training.models import build_model
+from bitnetlib.training.ptq import post_training_quantize
+from bitnetlib.training.stats import model_stats
+from bitnetlib.training.rundir import load_run
+from bitnetlib.training.schedule import lr_at
+from bitnetlib.training.train import distillation_loss, evaluate, train
 
 
-def subset(mnist, n):
-    return MnistTensors(mnist.train28[:n], mnist.train_x[:n], mnist.train_y[:n],
-                        mnist.test_x, mnist.test_y)
 
-
-def test_short_run_learns(mnist, tmp_path):
+def test_short_run_learns(mnist, mnist_subset, tmp_path):
     """4bitsym FC on 6,000 images for 3 epochs: far above chance on all 10,000 test images."""
     cfg = load_config(None, ["epochs=3", "augment=false", "widths=[32,32]", "lr=0.003"])
-    model, metrics = train(cfg, tmp_path, data=subset(mnist, 6000), progress=False,
+    model, metrics = train(cfg, tmp_path, data=mnist_subset(6000), progress=False,
                            log=lambda s: None)
     assert metrics[-1]["test_acc"] > 85.0
     assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
     assert metrics[-1]["test_acc"] == pytest.approx(evaluate(model, mnist.test_x, mnist.test_y)[1])
 
 
-def test_resume_gives_identical_weights(mnist, tmp_path):
+def test_resume_gives_identical_weights(mnist, mnist_subset, tmp_path):
     cfg = load_config(None, ["epochs=3", "augment=true", "widths=[16]", "clip=octav",
                              "halve_lr_epoch=1"])
-    data = subset(mnist, 1000)
+    data = mnist_subset(1000)
     full, _ = train(cfg, tmp_path / "a", data=data, progress=False, log=lambda s: None)
     train(cfg, tmp_path / "b", data=data, progress=False, log=lambda s: None, stop_after=1)
     assert not (tmp_path / "b" / "model.pt").exists()
@@ -40,8 +37,8 @@ def test_resume_gives_identical_weights(mnist, tmp_path):
         assert torch.equal(a, b), k
 
 
-def test_resume_refuses_other_config(mnist, tmp_path):
-    data = subset(mnist, 500)
+def test_resume_refuses_other_config(mnist, mnist_subset, tmp_path):
+    data = mnist_subset(500)
     cfg = load_config(None, ["epochs=2", "augment=false", "widths=[8]"])
     train(cfg, tmp_path, data=data, progress=False, log=lambda s: None, stop_after=1)
     other = load_config(None, ["epochs=2", "augment=false", "widths=[9]"])
@@ -104,10 +101,10 @@ def test_twelve_kb_table_sizes():
         assert sum(s["bits"] for s in model_stats(model)) == pytest.approx(bits)
 
 
-def test_ptq_8bit_keeps_float_accuracy(mnist, tmp_path):
+def test_ptq_8bit_keeps_float_accuracy(mnist, mnist_subset, tmp_path):
     cfg = load_config(None, ["quant=None", "epochs=2", "augment=false", "widths=[32,32]",
                              "lr=0.003"])
-    model, metrics = train(cfg, tmp_path, data=subset(mnist, 6000), progress=False,
+    model, metrics = train(cfg, tmp_path, data=mnist_subset(6000), progress=False,
                            log=lambda s: None)
     float_acc = metrics[-1]["test_acc"]
     acc8 = evaluate(post_training_quantize(model, cfg, "8bit"), mnist.test_x, mnist.test_y)[1]
@@ -116,9 +113,9 @@ def test_ptq_8bit_keeps_float_accuracy(mnist, tmp_path):
     assert acc1 < acc8
 
 
-def test_clip_update_per_step_follows_weights(mnist, tmp_path):
+def test_clip_update_per_step_follows_weights(mnist, mnist_subset, tmp_path):
     cfg = load_config(None, ["epochs=1", "augment=false", "widths=[16]", "clip_update=step"])
-    model, _ = train(cfg, tmp_path, data=subset(mnist, 640), progress=False, log=lambda s: None)
+    model, _ = train(cfg, tmp_path, data=mnist_subset(640), progress=False, log=lambda s: None)
     first = [m for m in model.modules() if hasattr(m, "clip")][0]
     # the buffer holds the clip of the last training step: mean|w| / quantscale of
     # weights one optimizer step old, so close to, not equal to, the final weights'
@@ -128,10 +125,10 @@ def test_clip_update_per_step_follows_weights(mnist, tmp_path):
         load_config(None, ["clip=octav", "clip_update=step"])
 
 
-def test_distillation_from_teacher_run(mnist, tmp_path):
+def test_distillation_from_teacher_run(mnist, mnist_subset, tmp_path):
     """A student distilled from a trained teacher run trains, and the loss mixes in
     the teacher: with alpha = 1 it is the KL term alone."""
-    data = subset(mnist, 6000)
+    data = mnist_subset(6000)
     tcfg = load_config(None, ["epochs=2", "augment=false", "widths=[64]", "quant=None",
                               "lr=0.003"])
     train(tcfg, tmp_path / "teacher", data=data, progress=False, log=lambda s: None)

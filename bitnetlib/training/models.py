@@ -59,7 +59,7 @@ def layer_quants(cfg) -> list:
 
 
 def build_model(cfg) -> nn.Module:
-    """The model of a config; pruned configs get all-ones weight masks (bitnetlib.prune)
+    """The model of a config; pruned configs get all-ones weight masks (bitnetlib.training.prune)
     that training sets and a saved state dict restores."""
     act = dict(act_bits=cfg.act_bits, act_quant=cfg.act_quant)
     if cfg.model == "fc":

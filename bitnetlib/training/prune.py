@@ -8,17 +8,20 @@ is chosen from the kept weights only, and ``enforce_masks`` zeroes the float wei
 after every optimizer step, so a pruned weight stays pruned through fine-tuning.
 
 >>> import torch.nn as nn
->>> from bitnetlib.layers import BitLinear
->>> from bitnetlib.quant import get_quantizer
+>>> from bitnetlib.training.layers import BitLinear
+>>> from bitnetlib.training.quant import get_quantizer
 >>> layer = BitLinear(4, 2, get_quantizer("4bitsym"))
 >>> with torch.no_grad(): _ = layer.weight.copy_(torch.tensor([[1., -2, 3, -4], [5, -6, 7, -8]]))
 >>> prune_model(nn.Sequential(layer), "l1", 0.5)
 >>> layer.weight_mask.tolist()
 [[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]
 """
+import copy
+
 import torch
 
 from .layers import quant_layers
+from .schedule import update_clips
 
 PRUNE_METHODS = ("l1", "random")
 
@@ -89,3 +92,13 @@ def total_density(model) -> float:
     layers = quant_layers(model)
     sizes = [layer.weight.numel() for layer in layers]
     return sum(d * n for d, n in zip(weight_density(model), sizes)) / sum(sizes)
+
+
+def pruned_copy(model, cfg, method: str, density: float):
+    """A copy of a trained model pruned by ``method`` ('l1', 'random') to ``density``,
+    its clips re-chosen from the kept weights as the first fine-tuning epoch does: the
+    accuracy of pruning without fine-tuning."""
+    pruned = copy.deepcopy(model)
+    prune_model(pruned, method, density, cfg.seed)
+    update_clips(pruned, cfg, 0)
+    return pruned.eval()

@@ -33,12 +33,7 @@ import math
 
 import torch
 
-NF4_LEVELS = (
-    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
-    -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-    0.07958029955625534, 0.16093020141124725, 0.24611230850220947, 0.33791524171829224,
-    0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
-)
+from ..wtypes import TYPES
 
 
 class WeightQuantizer:
@@ -100,12 +95,15 @@ class WeightQuantizer:
         """Clip proportional to the mean magnitude: mean|w| / quantscale."""
         return w.detach().abs().mean().clamp_min(1e-8) / quantscale
 
-    int_scale = 1         # int_levels = levels * int_scale (2 for half-integer levels)
-
     @property
     def int_levels(self) -> tuple:
-        """The integer weight each code stands for in the integer engine."""
-        return tuple(int(round(v * self.int_scale)) for v in self.levels)
+        """The integer weight each code stands for in the integer engine (wtypes table)."""
+        return TYPES[self.name].int_levels
+
+    @property
+    def int_scale(self) -> int:
+        """int_levels = levels * int_scale (2 for half-integer levels, 127 for NF4)."""
+        return TYPES[self.name].int_scale
 
 
 class Binary(WeightQuantizer):
@@ -115,7 +113,8 @@ class Binary(WeightQuantizer):
     >>> q.fake_quant(w, q.prop_clip(w, 0.25)).tolist()
     [-0.30000001192092896, -0.30000001192092896, 0.30000001192092896, 0.30000001192092896]
     """
-    name, bits, edge, levels = "Binary", 1.0, 1.0, (-1.0, 1.0)
+    name, edge = "Binary", 1.0
+    bits, levels = TYPES[name].bits, TYPES[name].levels
 
     @torch.no_grad()
     def codes(self, w, clip):
@@ -132,7 +131,8 @@ class Ternary(WeightQuantizer):
     >>> q = Ternary(); q.fake_quant(torch.tensor([-2.0, -0.4, 0.6, 1.6]), 1.5).tolist()
     [-1.0, 0.0, 1.0, 1.0]
     """
-    name, bits, edge, levels = "Ternary", 1.6, 1.5, (-1.0, 0.0, 1.0)
+    name, edge = "Ternary", 1.5
+    bits, levels = TYPES[name].bits, TYPES[name].levels
 
     def _values(self, v):
         return torch.floor(v + 0.5).clamp_(-1, 1)
@@ -147,8 +147,8 @@ class TwoBitSym(WeightQuantizer):
     >>> q = TwoBitSym(); q.fake_quant(torch.tensor([-9.0, -0.1, 0.1, 1.2]), 2.0).tolist()
     [-1.5, -0.5, 0.5, 1.5]
     """
-    name, bits, edge, levels = "2bitsym", 2.0, 2.0, (-1.5, -0.5, 0.5, 1.5)
-    int_scale = 2
+    name, edge = "2bitsym", 2.0
+    bits, levels = TYPES[name].bits, TYPES[name].levels
 
     def _values(self, v):
         return torch.floor(v).clamp_(-2, 1).add_(0.5)
@@ -163,8 +163,8 @@ class FourBitSym(WeightQuantizer):
     >>> q = FourBitSym(); q.fake_quant(torch.tensor([-9.0, -0.1, 0.1, 3.2]), 8.0).tolist()
     [-7.5, -0.5, 0.5, 3.5]
     """
-    name, bits, edge, int_scale = "4bitsym", 4.0, 8.0, 2
-    levels = tuple(k + 0.5 for k in range(-8, 8))
+    name, edge = "4bitsym", 8.0
+    bits, levels = TYPES[name].bits, TYPES[name].levels
 
     def _values(self, v):
         return torch.floor(v).clamp_(-8, 7).add_(0.5)
@@ -179,8 +179,8 @@ class FourBit(WeightQuantizer):
     >>> q = FourBit(); q.fake_quant(torch.tensor([-9.0, -0.4, 0.6, 7.9]), 8.0).tolist()
     [-8.0, 0.0, 1.0, 7.0]
     """
-    name, bits, edge = "4bit", 4.0, 8.0
-    levels = tuple(float(k) for k in range(-8, 8))
+    name, edge = "4bit", 8.0
+    bits, levels = TYPES[name].bits, TYPES[name].levels
 
     def _values(self, v):
         return torch.floor(v + 0.5).clamp_(-8, 7)
@@ -195,8 +195,8 @@ class EightBit(WeightQuantizer):
     >>> q = EightBit(); q.fake_quant(torch.tensor([-200.0, -0.4, 0.6, 126.7]), 128.0).tolist()
     [-128.0, 0.0, 1.0, 127.0]
     """
-    name, bits, edge = "8bit", 8.0, 128.0
-    levels = tuple(float(k) for k in range(-128, 128))
+    name, edge = "8bit", 128.0
+    bits, levels = TYPES[name].bits, TYPES[name].levels
 
     def _values(self, v):
         return torch.floor(v + 0.5).clamp_(-128, 127)
@@ -213,8 +213,8 @@ class FP130(WeightQuantizer):
     >>> q = FP130(); q.fake_quant(torch.tensor([-300.0, -0.2, 2.9, 3.1]), 128.0).tolist()
     [-128.0, -1.0, 2.0, 4.0]
     """
-    name, bits, edge, uniform = "FP130", 4.0, 128.0, False
-    levels = tuple([-(2.0 ** e) for e in range(7, -1, -1)] + [2.0 ** e for e in range(8)])
+    name, edge, uniform = "FP130", 128.0, False
+    bits, levels = TYPES[name].bits, TYPES[name].levels
 
 
 class NF4(WeightQuantizer):
@@ -223,12 +223,8 @@ class NF4(WeightQuantizer):
     >>> q = NF4(); q.fake_quant(torch.tensor([-2.0, 0.01, 0.55, 0.9]), 1.0).tolist()
     [-1.0, 0.0, 0.5626170039176941, 1.0]
     """
-    name, bits, edge, uniform, levels = "NF4", 4.0, 1.0, False, NF4_LEVELS
-
-    @property
-    def int_levels(self):
-        # the integer engine looks NF4 up in an int8 table (127 = 1.0)
-        return tuple(int(round(127 * v)) for v in self.levels)
+    name, edge, uniform = "NF4", 1.0, False
+    bits, levels = TYPES[name].bits, TYPES[name].levels
 
 
 class NoQuant(WeightQuantizer):

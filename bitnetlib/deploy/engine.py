@@ -8,6 +8,7 @@ ValueError, never a crash) and turns a non-zero bn_status into an EngineError.
 """
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -15,14 +16,25 @@ from pathlib import Path
 
 import numpy as np
 
-from .export import TYPE_IDS, ExportError, read_header_id
+from ..wtypes import TYPE_IDS
+from .model import read_header_id
+from .packing import ExportError
 
-C_DIR = Path(__file__).resolve().parent.parent / "c_engine"
+C_DIR = Path(__file__).resolve().parents[2] / "c_engine"
 SOURCES = ("bn_kernels.c", "bn_kernels_fast.c", "bn_network.c")
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2"]
-STATUS = {0: "BN_OK", -1: "BN_ERR_NULL", -2: "BN_ERR_WTYPE", -3: "BN_ERR_LAYER",
-          -4: "BN_ERR_SHAPE", -5: "BN_ERR_SCRATCH", -6: "BN_ERR_MODEL", -7: "BN_ERR_CORRUPT"}
 _loaded = {}
+
+
+def c_enum(name: str, header: Path = C_DIR / "bitnet.h") -> dict:
+    """{value: NAME} of the typedef enum ``name`` in bitnet.h (its one definition)."""
+    text = header.read_text()
+    m = re.search(r"typedef enum \{([^}]*)\}\s*" + re.escape(name) + r"\s*;", text)
+    if m is None:
+        raise EngineError(f"{header}: no 'typedef enum {{...}} {name};'")
+    body = re.sub(r"/\*.*?\*/", "", m.group(1), flags=re.S)
+    pairs = re.findall(r"(\w+)\s*=\s*(-?\d+)", body)
+    return {int(v): k for k, v in pairs}
 
 
 class EngineError(RuntimeError):
@@ -72,10 +84,17 @@ def lib():
     return _loaded["gbl"]
 
 
+def status_name(status: int) -> str:
+    """The bn_status name of a return code, read from bitnet.h."""
+    if "status" not in _loaded:
+        _loaded["status"] = c_enum("bn_status")
+    return _loaded["status"].get(int(status), str(status))
+
+
 def check(status, what: str):
     status = int(status)
     if status != 0:
-        raise EngineError(f"{what} returned {STATUS.get(status, status)}")
+        raise EngineError(f"{what} returned {status_name(status)}")
 
 
 def buf(a, dtype, n: int, what: str) -> np.ndarray:
@@ -179,38 +198,3 @@ class EngineModel:
                                    pred, self.scratch, self.scratch.nbytes, tr, tr.size),
               "bn_run_network")
         return tr
-
-
-def verify(run_dir, header=None) -> dict:
-    """All 10,000 test images through the fake-quantized model, the integer model and
-    the C engine (from ``header``, default RUN_DIR/bitnet_model.h, written if missing).
-
-    ``mismatch_absmax_fakequant``: the integer model with the float model's absmax
-    scaling instead of ShiftNorm; near 0 means ShiftNorm's power-of-two scale (max
-    lands in 64..127, not at 127) is what makes the integer and fake-quant models differ.
-    """
-    import torch
-    from . import intmodel
-    from .data import load_mnist
-    from .export import export_run, load_model_file, write_header
-    cfg, _ = load_model_file(run_dir)
-    data = load_mnist(cfg.data_root or None)
-    _, model, exp = export_run(run_dir, data)
-    header = Path(header) if header else Path(run_dir) / "bitnet_model.h"
-    if not header.exists() and header == Path(run_dir) / "bitnet_model.h":
-        write_header(exp, header, str(run_dir))
-    engine = EngineModel(header, exp.model_id)
-    y = data.test_y.numpy()
-    with torch.no_grad():
-        fq = torch.cat([model(data.test_x[i:i + 2000]).argmax(1)
-                        for i in range(0, len(y), 2000)]).numpy()
-    x = intmodel.input_codes(data.test_x)                             # (N, 256)
-    ref = intmodel.run(exp, x)
-    pred_c, logits_c = engine.run(x.astype(np.int8))
-    absmax = intmodel.run(exp, x, norm="absmax")     # why int and fake-quant differ
-    pct = lambda p: 100.0 * int((p == y).sum()) / len(y)
-    return dict(n=len(y), acc_fakequant=pct(fq), acc_int=pct(ref.pred), acc_c=pct(pred_c),
-                mismatch_c_int=int((pred_c != ref.pred).sum()),
-                mismatch_int_fakequant=int((ref.pred != fq).sum()),
-                mismatch_logits_c_int=int((logits_c != ref.logits).any(axis=1).sum()),
-                mismatch_absmax_fakequant=int((absmax.pred != fq).sum()))

@@ -20,7 +20,6 @@ tested against, accumulator by accumulator. It runs on the integer weights of an
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 ACT_MAX = 127
 ACT16_MAX = 32767
@@ -30,12 +29,14 @@ INT32_MAX = 2 ** 31 - 1
 def input_codes(x) -> np.ndarray:
     """(N, ...) float images -> (N, n_pixels) int64 codes in -127..127, per-image absmax.
 
-    The same float32 arithmetic as ``quantize_activations`` (torch), so the codes equal
-    what the fake-quantized model's input quantizer produces for the same tensor.
+    The same float32 arithmetic as ``quantize_activations`` (torch): torch computes
+    ``127 / m`` as ``reciprocal(m) * 127``, so the codes equal what the fake-quantized
+    model's input quantizer produces for the same tensor (a CPU tensor or an array).
     """
-    flat = torch.as_tensor(x, dtype=torch.float32).flatten(1)          # (N, pixels)
-    scale = 127 / flat.abs().amax(dim=-1, keepdim=True).clamp_min(1e-5)
-    return (flat * scale).round().clamp(-128, 127).to(torch.int64).numpy()
+    flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)          # (N, pixels)
+    amax = np.maximum(np.abs(flat).max(axis=1, keepdims=True), np.float32(1e-5))
+    scale = (np.float32(1) / amax) * np.float32(127)
+    return np.clip(np.round(flat * scale), -128, 127).astype(np.int64)
 
 
 def rshift(v: np.ndarray, s) -> np.ndarray:

@@ -80,7 +80,7 @@ class QuantWeightMixin:
 
     def quantized_weight(self) -> torch.Tensor:
         """Fake-quantized weight (no grad); ``clip`` must have been set. Pruned weights
-        (``weight_mask`` 0, see bitnetlib.prune) are exact zeros, whatever the type."""
+        (``weight_mask`` 0, see bitnetlib.training.prune) are exact zeros, whatever the type."""
         w = self.weight.detach()
         if self.step_quantscale > 0 and self.training:
             with torch.no_grad():
@@ -117,7 +117,7 @@ class BitLinear(nn.Linear, QuantWeightMixin):
 
     ``relu_input`` applies the previous layer's ReLU here, inside the fused Function.
     ``act_bits`` and ``act_quant`` choose the activation quantizer: per-row absmax (the
-    engine's) or LSQ, a learned step per layer (``act_step``, bitnetlib.lsq).
+    engine's) or LSQ, a learned step per layer (``act_step``, bitnetlib.training.lsq).
     """
 
     def __init__(self, in_features, out_features, quantizer: WeightQuantizer,

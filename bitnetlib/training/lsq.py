@@ -36,21 +36,3 @@ def lsq_quantize(x: torch.Tensor, step: torch.Tensor, bits: int) -> torch.Tensor
 def lsq_init_step(x: torch.Tensor, bits: int) -> torch.Tensor:
     """The paper's initial step, 2 mean|x| / sqrt(Q), from a first batch."""
     return 2 * x.detach().abs().mean() / math.sqrt(2 ** (bits - 1) - 1)
-
-
-@torch.no_grad()
-def activation_steps(model, x) -> list:
-    """Per BitLinear over the batch ``x``: the mean per-row absmax step (max|x| / Q),
-    the learned LSQ step (None for absmax layers) and the fraction of the normalized
-    inputs beyond the LSQ grid's edge Q * step (absmax clips none by construction)."""
-    from .layers import normalize                   # layers imports this module
-    from .sparsity import bitlinear_inputs
-    seen = [(layer, normalize((a.clamp_min(0) if layer.relu_input else a).flatten(1), layer.norm))
-            for layer, a in bitlinear_inputs(model, x)]
-    out = []
-    for layer, xn in seen:
-        qmax = 2 ** (layer.act_bits - 1) - 1
-        lsq = layer.act_step.item() if layer.act_quant == "lsq" else None
-        out.append(dict(absmax_step=float((xn.abs().amax(-1) / qmax).mean()), lsq_step=lsq,
-                        clipped=float((xn.abs() > qmax * lsq).float().mean()) if lsq else 0.0))
-    return out

@@ -79,7 +79,7 @@ class TrainConfig:
     quant_cycle: list = field(default_factory=list)  # types cycled before quant_switch_epoch,
     quant_cycle_period: int = 0   # lowest precision first; epochs per cycle (bitnetlib.train)
     act_bits: int = 8             # bits of the activations into every BitLinear
-    act_quant: str = "absmax"     # their scale: per-row absmax, or 'lsq' (learned, bitnetlib.lsq)
+    act_quant: str = "absmax"     # their scale: per-row absmax, or 'lsq' (learned, bitnetlib.training.lsq)
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at

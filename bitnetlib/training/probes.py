@@ -1,4 +1,6 @@
-"""Zero activations: what the MCU's zero-skipping kernels save.
+"""What a model's layers see on a batch: zero activations and activation steps.
+
+Zero activations are what the MCU's zero-skipping kernels save.
 
 The FC kernels of the C engine (c_engine/bn_kernels*.c) skip every zero input of a
 layer: the work of a layer is (non-zero inputs) x (output features) input-weight
@@ -8,7 +10,7 @@ training-side model (BitLinear.quantized_input: [ReLU], norm, 8-bit activations)
 """
 import torch
 
-from .layers import BitLinear
+from .layers import BitLinear, normalize
 
 
 @torch.no_grad()
@@ -47,3 +49,19 @@ def nonzero_pairs(model, x) -> list:
     layers = [m for m in model.modules() if isinstance(m, BitLinear)]
     return [float((a != 0).sum(1).double().mean()) * layer.out_features
             for a, layer in zip(linear_inputs(model, x), layers)]
+
+
+@torch.no_grad()
+def activation_steps(model, x) -> list:
+    """Per BitLinear over the batch ``x``: the mean per-row absmax step (max|x| / Q),
+    the learned LSQ step (None for absmax layers) and the fraction of the normalized
+    inputs beyond the LSQ grid's edge Q * step (absmax clips none by construction)."""
+    seen = [(layer, normalize((a.clamp_min(0) if layer.relu_input else a).flatten(1), layer.norm))
+            for layer, a in bitlinear_inputs(model, x)]
+    out = []
+    for layer, xn in seen:
+        qmax = 2 ** (layer.act_bits - 1) - 1
+        lsq = layer.act_step.item() if layer.act_quant == "lsq" else None
+        out.append(dict(absmax_step=float((xn.abs().amax(-1) / qmax).mean()), lsq_step=lsq,
+                        clipped=float((xn.abs() > qmax * lsq).float().mean()) if lsq else 0.0))
+    return out

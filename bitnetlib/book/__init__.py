@@ -1,0 +1,20 @@
+"""The book's helpers, one namespace for the chapters (``from bitnetlib import book as bk``).
+
+    cache     training runs and stored results, keyed by hash (runs/cache)
+    chapter   a chapter's settings from its parameters cell, provenance
+    writeup   the write-up's figures, quoted with their source
+    figures   Markdown tables, sizes, weight pictures
+    sources   C functions and kernel instructions as the book shows them
+"""
+from .cache import (cache_root, cached_data, cached_result, checkpoint_model, config_key,
+                    firmware_source_hash, is_finished, mcu_cached, resolve_config, run_cached,
+                    run_dir_of, sweep, verify_cached)
+from .chapter import (CAPACITY_TYPES, PROFILES, SMOKE_TRAIN, capacity_sweep, chapter,
+                      headline_settings, profile_note, profile_settings, provenance,
+                      show_provenance)
+from .figures import (first_layer_images, markdown_table, n_weights,
+                      plot_weight_grid, total_bits)
+from .sources import c_function, kernel_instructions
+from .writeup import HEADLINE_MODELS, WRITEUP
+
+__all__ = ['cache_root', 'cached_data', 'cached_result', 'checkpoint_model', 'config_key', 'firmware_source_hash', 'is_finished', 'mcu_cached', 'resolve_config', 'run_cached', 'run_dir_of', 'sweep', 'verify_cached', 'CAPACITY_TYPES', 'PROFILES', 'SMOKE_TRAIN', 'capacity_sweep', 'chapter', 'headline_settings', 'profile_note', 'profile_settings', 'provenance', 'show_provenance', 'first_layer_images', 'markdown_table', 'n_weights', 'plot_weight_grid', 'total_bits', 'c_function', 'kernel_instructions', 'HEADLINE_MODELS', 'WRITEUP']
