@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: test book book-run book-html check-book venv clean
+.PHONY: test book book-run book-html check-book venv clean toolchain
 
 venv: $(STAMP)
 
@@ -46,7 +46,7 @@ CHAPTERS ?= $(ALL_CHAPTERS)
 book: book-run
 	@$(MAKE) --no-print-directory book-html
 
-book-run: $(STAMP)
+book-run: $(STAMP) toolchain
 	mkdir -p $(NB_DIR)
 	@set -e; for name in $(CHAPTERS); do \
 	  t0=$$(date +%s); echo "== $$name (profile $(PROFILE))"; \

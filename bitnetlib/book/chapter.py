@@ -20,7 +20,23 @@ from .cache import sweep
 PROFILES = ("smoke", "full")
 
 
-def profile_settings(profile: str, smoke: dict, full: dict, **given) -> SimpleNamespace:
+class Settings(SimpleNamespace):
+    """A chapter's settings; its repr (shown by chapters) leaves out the bookkeeping
+    that ``chapter`` adds (device, seed and the clock; the parameters cell shows them)."""
+    BOOKKEEPING = ("device", "seed", "started")
+
+    def shown(self) -> SimpleNamespace:
+        return SimpleNamespace(**{k: v for k, v in vars(self).items()
+                                  if k not in self.BOOKKEEPING})
+
+    def __repr__(self):
+        return repr(self.shown())
+
+    def _repr_pretty_(self, p, cycle):        # IPython: as a plain namespace would print
+        p.pretty(self.shown())
+
+
+def profile_settings(profile: str, smoke: dict, full: dict, **given) -> Settings:
     """The chapter's settings: the profile's defaults, then every knob not None."""
     if profile not in PROFILES:
         raise ValueError(f"parameter 'profile': {profile!r} is not one of {', '.join(PROFILES)}")
@@ -30,10 +46,10 @@ def profile_settings(profile: str, smoke: dict, full: dict, **given) -> SimpleNa
     values = dict(smoke if profile == "smoke" else full)
     changed = sorted(k for k, v in given.items() if v is not None and v != values.get(k))
     values.update({k: v for k, v in given.items() if v is not None})
-    return SimpleNamespace(profile=profile, changed=changed, **values)
+    return Settings(profile=profile, changed=changed, **values)
 
 
-def chapter(params: dict, smoke: dict, full: dict) -> SimpleNamespace:
+def chapter(params: dict, smoke: dict, full: dict) -> Settings:
     """The settings of a chapter from its parameters (``globals()`` of the notebook, or a
     dict with at least ``profile``): ``profile_settings`` with every parameter that
     names a setting; also ``device`` and ``seed`` (defaults 'auto', 0) and ``started``.
