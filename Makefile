@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: test book book-run book-html check-book venv clean toolchain
+.PHONY: test book book-run book-html check-book venv clean toolchain results results-size
 
 venv: $(STAMP)
 
@@ -43,6 +43,10 @@ BOOK_SRC := _build/src
 ALL_CHAPTERS := $(basename $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.py))))
 CHAPTERS ?= $(ALL_CHAPTERS)
 
+# At `full` the chapters read the results store (results/) and train nothing: a missing
+# run stops its chapter, naming the run and `make results`.
+BOOK_TRAIN := $(if $(filter full,$(PROFILE)),0,1)
+
 book: book-run
 	@$(MAKE) --no-print-directory book-html
 
@@ -51,7 +55,7 @@ book-run: $(STAMP) toolchain
 	@set -e; for name in $(CHAPTERS); do \
 	  t0=$$(date +%s); echo "== $$name (profile $(PROFILE))"; \
 	  $(BIN)/jupytext --quiet --to ipynb notebooks/$$name.py -o $(NB_DIR)/$$name.src.ipynb; \
-	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/papermill --no-progress-bar --log-level WARNING \
+	  BITNET_TRAIN=$(BOOK_TRAIN) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/papermill --no-progress-bar --log-level WARNING \
 	    -k python3 --cwd notebooks -p profile $(PROFILE) \
 	    $(NB_DIR)/$$name.src.ipynb $(NB_DIR)/$$name.tmp.ipynb; \
 	  mv $(NB_DIR)/$$name.tmp.ipynb $(NB_DIR)/$$name.ipynb; rm -f $(NB_DIR)/$$name.src.ipynb; \
@@ -77,6 +81,16 @@ check-book: $(STAMP)
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium; }
 	BOOK_CHECK_REQUIRED=1 $(BIN)/python -m pytest -q tests/test_book_html.py
+
+# The results store (results/, bitnetlib/book/store.py): `make results` runs the chapters
+# at full and computes every run they ask for that the store lacks, in parallel on Dask
+# (a LocalCluster of this machine, or BITNET_SCHEDULER=tcp://HOST:8786), publishing each
+# run as it finishes; rerun it after an interruption.
+results: $(STAMP) toolchain
+	$(BIN)/bitnet results fill --chapters $(CHAPTERS)
+
+results-size: $(STAMP)
+	@$(BIN)/bitnet results size
 
 clean:
 	rm -rf _build

@@ -5,6 +5,7 @@
     bitnet export RUN_DIR [--header PATH] [--layout rows|cols]
     bitnet verify RUN_DIR [--header PATH] [--json]
     bitnet mcu RUN_DIR [--kernel baseline|fast] [--images N] [--timed N] [--json]
+    bitnet results [list|size|fill] [--json] [--chapters ...] [--scheduler ADDR]
 
 Exit codes: 0 success; 1 a check found differences (verify: C engine vs integer
 model, mcu: firmware vs host engine); 2 bad input (a one-line error on stderr).
@@ -67,6 +68,37 @@ def cmd_mcu(args):
     return 1 if r["mismatch_vs_host"] else 0
 
 
+def cmd_results(args):
+    from .book import compute, fill, store, summary
+    if args.action == "size":
+        print(store.size_report())
+    elif args.action == "fill":
+        chapters = args.chapters or [p.stem for p in sorted(
+            (store.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))]
+        stopped = fill.fill(chapters, args.scheduler or compute.scheduler_from_env(),
+                            args.workers)
+        print(store.size_report())
+        if stopped:
+            print(f"error: chapters that still stop: {', '.join(stopped)} (see "
+                  f"_build/notebooks/<chapter>.ipynb)", file=sys.stderr)
+            return 1
+    else:
+        rows = summary.headline_results()
+        print(json.dumps(rows) if args.json else summary.format_rows(rows))
+
+
+def add_results_command(sub):
+    p = sub.add_parser("results", help="the results store: the headline models (list), its "
+                                       "size, or fill it with the chapters' runs at full")
+    p.add_argument("action", nargs="?", choices=("list", "size", "fill"), default="list")
+    p.add_argument("--json", action="store_true", help="list: one JSON list")
+    p.add_argument("--chapters", nargs="*", help="fill: chapter names (default: all)")
+    p.add_argument("--scheduler", help="fill: a Dask scheduler address (tcp://HOST:8786); "
+                                       "default $BITNET_SCHEDULER, else a LocalCluster")
+    p.add_argument("--workers", type=int, help="fill: LocalCluster workers (default: cores)")
+    p.set_defaults(func=cmd_results)
+
+
 def add_commands(sub):
     p = sub.add_parser("train", help="train a model from a YAML config")
     p.add_argument("config", help="YAML config file (see configs/)")
@@ -94,6 +126,7 @@ def add_commands(sub):
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.set_defaults(func=cmd_verify)
     add_mcu_command(sub)
+    add_results_command(sub)
 
 
 def add_mcu_command(sub):

@@ -80,7 +80,7 @@ print(f"dense 4bitsym {base_cfg.widths}: {base_cfg.epochs} epochs, test accuracy
 # %%
 before = {(m, d): evaluate(pruned_copy(dense, base_cfg, m, d), data.test_x, data.test_y)[1]
           for m in METHODS for d in S.densities}
-grid = [dict(init_from=str(bk.run_dir_of(base_cfg)), prune=m, prune_density=d,
+grid = [dict(init_from=bk.run_ref(base_cfg), prune=m, prune_density=d,
              epochs=S.finetune_epochs) for m in METHODS for d in S.densities]
 tuned = {(r.cfg.prune, r.cfg.prune_density): r
          for r in bk.sweep(grid, common=base_common, base=BASE, desc="fine-tuning")}

@@ -89,7 +89,7 @@ print(f"float CNN teacher ({teacher_cfg.cnn_channels} channels, {teacher_cfg.epo
 # ## Students with and without distillation
 
 # %%
-kd = dict(teacher=str(bk.run_dir_of(teacher_cfg)), distill_alpha=alpha,
+kd = dict(teacher=bk.run_ref(teacher_cfg), distill_alpha=alpha,
           distill_temperature=temperature)
 grid = [{"seed": s, **extra} for s in S.seeds for extra in ({}, kd)]
 runs = bk.sweep(grid, common={**shared, "epochs": S.epochs},

@@ -1,14 +1,19 @@
-"""The book's run cache: training runs, sweeps and stored results, keyed by hash.
+"""The book's runs: looked up in the results store, else trained once and cached.
 
-A run is keyed by a hash of its resolved configuration (``config_dict``): the same
-configuration trained twice lands in the same directory ``<cache_dir>/<key>/`` and the
-second call only loads it. A chapter rerun therefore trains only what changed.
+A run is keyed by a hash of its resolved configuration (``config_dict``). ``run_cached``
+returns the results store's entry (``results/runs/<key>/``, book/store.py) if there is
+one, else the run cache's (``runs/cache/<key>/`` beside the package, or
+``$BITNET_CACHE``), else trains it there. A chapter rerun therefore trains only what
+changed. The environment decides the rest:
 
-Force recomputation with ``run_cached(..., recompute=True)`` or the environment
-variable ``BITNET_RECOMPUTE=1`` (retrains every run it touches). The cache lives in
-``runs/cache`` beside the package, or in ``$BITNET_CACHE``.
+    BITNET_TRAIN=0      never train: a missing run is a ``MissingRuns`` error naming
+                        every missing run of the call and the command that computes it
+                        (``make book`` at ``full`` builds from the store this way)
+    BITNET_PUBLISH=1    copy every run trained or found in the run cache into the store
+    BITNET_RECOMPUTE=1  retrain every run it touches (``run_cached(recompute=True)``)
 """
 import hashlib
+import io
 import json
 import os
 import time
@@ -21,15 +26,12 @@ from tqdm import tqdm
 from ..training.config import ConfigError, TrainConfig, config_dict, load_config, make_config
 from ..training.data import REPO_ROOT, load_mnist
 from ..training.models import build_model
-from ..training.train import load_run, resolve_device, save_json, train
+from ..training.rundir import RUN_REF, cache_root, load_run, resolve_device, save_json, store_root
+from ..training.train import train
+from . import store
+from .provenance import device_name, git_commit
 
 _DATA = {}     # (root, device, subset) -> MnistTensors, shared by the runs of a chapter
-
-
-def cache_root(cache_dir=None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    return Path(os.environ.get("BITNET_CACHE") or REPO_ROOT / "runs" / "cache")
 
 
 def resolve_config(cfg_or_overrides, base=None) -> TrainConfig:
@@ -81,6 +83,85 @@ def is_finished(run_dir: Path, cfg: TrainConfig) -> bool:
     return saved.get("config") == config_dict(cfg) and len(metrics) == cfg.epochs
 
 
+class MissingRuns(RuntimeError):
+    """Runs a chapter needs that the store lacks, while training is off (BITNET_TRAIN=0)."""
+
+    def __init__(self, cfgs):
+        self.keys = [config_key(c) for c in cfgs]
+        runs = "; ".join(f"{config_key(c)} ({describe(c)})" for c in cfgs)
+        super().__init__(f"{len(cfgs)} run(s) missing from the results store "
+                         f"({store_root()}): {runs}. Compute them with `make results "
+                         f"CHAPTERS=<this chapter>` (trains them and publishes them to "
+                         f"the store)")
+
+
+def missing_runs(cfgs) -> MissingRuns:
+    """The error for runs the store lacks; they are also appended to the list named by
+    ``$BITNET_WANTED`` (one config per line), from which ``book.fill`` computes them."""
+    path = os.environ.get("BITNET_WANTED")
+    if path:
+        with open(path, "a") as f:
+            f.writelines(json.dumps(config_dict(c)) + "\n" for c in cfgs)
+    return MissingRuns(cfgs)
+
+
+def describe(cfg: TrainConfig) -> str:
+    """A short description of a config for messages: model, widths, types, epochs."""
+    q = "/".join(cfg.quant_per_layer) if cfg.quant_per_layer else cfg.quant
+    what = f"cnn{cfg.cnn_channels}" if cfg.model == "cnn" else "fc"
+    return f"{what} {cfg.widths} {q}, {cfg.epochs} epochs, seed {cfg.seed}"
+
+
+def env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value not in ("", "0", "1", "false", "true", "no", "yes"):
+        raise ValueError(f"{name}={value!r}: expected 0 or 1")
+    return default if value == "" else value in ("1", "true", "yes")
+
+
+def finished_dir(cfg: TrainConfig, cache_dir=None):
+    """The directory of this config's finished run: the store's entry, else the run
+    cache's; None if neither has it."""
+    key = config_key(cfg)
+    for d in (store.stored(key), cache_root(cache_dir) / key):
+        if is_finished(d, cfg):
+            return d
+    return None
+
+
+def train_and_publish(cfg, cache_dir, fresh, data, progress, log):
+    """Train into the run cache; with BITNET_PUBLISH=1 publish the run to the store."""
+    run_dir = cache_root(cache_dir) / config_key(cfg)
+    t0 = time.perf_counter()
+    result = train(cfg, run_dir, fresh=fresh, progress=progress,
+                   log=log or (lambda s: None), data=data)
+    if env_flag("BITNET_PUBLISH", False):
+        publish(cfg, run_dir, time.perf_counter() - t0)
+    return result
+
+
+def publish(cfg, run_dir, wall_seconds=None) -> Path:
+    """Copy a finished cached run into the results store with its provenance."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if wall_seconds is None:                 # trained earlier: the epochs' own time
+        wall_seconds = sum(m["seconds"] for m in metrics)
+    prov = dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit=git_commit(),
+                machine=device_name(cfg.device), torch=torch.__version__,
+                wall_seconds=round(wall_seconds, 1), epochs=len(metrics))
+    files = {name: (run_dir / name).read_bytes() for name in store.RUN_FILES}
+    if cfg.swa_start_epoch >= 0:      # model.pt is the average: keep the last iterate too
+        files[store.LAST_ITERATE] = last_iterate_bytes(run_dir)
+    return store.publish_files(config_key(cfg), files, prov)
+
+
+def last_iterate_bytes(run_dir: Path) -> bytes:
+    """The last epoch's weights of a run (from its checkpoint), as a model.pt file."""
+    ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    buf = io.BytesIO()
+    torch.save(dict(config=ckpt["config"], model=ckpt["model"]), buf)
+    return buf.getvalue()
+
+
 def run_cached(cfg_or_overrides, cache_dir=None, base=None, recompute=None, data=None,
                progress=False, log=None):
     """Train a configuration once; afterwards return the stored result.
@@ -89,33 +170,49 @@ def run_cached(cfg_or_overrides, cache_dir=None, base=None, recompute=None, data
     (or ``BITNET_RECOMPUTE=1``) retrains from scratch even when a finished run exists.
     """
     cfg = resolve_config(cfg_or_overrides, base)
-    run_dir = cache_root(cache_dir) / config_key(cfg)
     fresh = recompute_requested(recompute)
-    if not fresh and is_finished(run_dir, cfg):
-        _, model = load_run(run_dir, resolve_device(cfg.device))
-        return model, json.loads((run_dir / "metrics.json").read_text())
+    found = None if fresh else finished_dir(cfg, cache_dir)
+    if found is not None:
+        if env_flag("BITNET_PUBLISH", False) and found.parent != store_root():
+            found = publish(cfg, found)
+        _, model = load_run(found, resolve_device(cfg.device))
+        return model, json.loads((found / "metrics.json").read_text())
+    if not env_flag("BITNET_TRAIN", True):
+        raise missing_runs([cfg])
     data = data if data is not None else cached_data(cfg)
-    return train(cfg, run_dir, fresh=fresh, progress=progress,
-                 log=log or (lambda s: None), data=data)
+    return train_and_publish(cfg, cache_dir, fresh, data, progress, log)
 
 
 def sweep(grid, base=None, common=None, desc="runs", **kwargs):
     """Run (cached) every override dict in ``grid`` on top of ``common``.
 
     Returns a list of SimpleNamespace(cfg, model, metrics, last) where ``last`` is
-    the final epoch's metrics dict; ``kwargs`` go to ``run_cached``.
+    the final epoch's metrics dict; ``kwargs`` go to ``run_cached``. With training off,
+    every missing run of the grid is named at once.
     """
+    cfgs = [resolve_config({**(common or {}), **overrides}, base) for overrides in grid]
+    if not env_flag("BITNET_TRAIN", True) and not recompute_requested(kwargs.get("recompute")):
+        missing = [c for c in cfgs if finished_dir(c, kwargs.get("cache_dir")) is None]
+        if missing:
+            raise missing_runs(missing)
     results = []
-    for overrides in tqdm(list(grid), desc=desc, mininterval=5):
-        cfg = resolve_config({**(common or {}), **overrides}, base)
+    for cfg in tqdm(cfgs, desc=desc, mininterval=5):
         model, metrics = run_cached(cfg, **kwargs)
         results.append(SimpleNamespace(cfg=cfg, model=model, metrics=metrics, last=metrics[-1]))
     return results
 
 
 def run_dir_of(cfg) -> Path:
-    """The cache directory of a (resolved) configuration's run."""
-    return cache_root() / config_key(resolve_config(cfg))
+    """The directory of a (resolved) configuration's run: its store entry if it has
+    one, else its run-cache directory."""
+    cfg = resolve_config(cfg)
+    return finished_dir(cfg) or cache_root() / config_key(cfg)
+
+
+def run_ref(cfg) -> str:
+    """``run:<key>``: how a config names another run (``init_from``, ``teacher``), so
+    that its own key does not depend on where the runs live."""
+    return RUN_REF + config_key(resolve_config(cfg))
 
 
 def cached_result(path: Path, key_name: str, key: str, compute, seconds_key: str,
@@ -172,11 +269,14 @@ def mcu_cached(cfg, kernel: str = "fast", images: int = 10, recompute=None) -> d
 
 
 def checkpoint_model(cfg):
-    """The trained weights of a finished cached run's last epoch (checkpoint.pt): for
-    runs whose model.pt holds something else, such as the weight average (swa)."""
+    """The trained weights of a finished run's last epoch (the run cache's checkpoint.pt,
+    the store's last_model.pt): for runs whose model.pt holds something else, such as
+    the weight average (swa)."""
     cfg = resolve_config(cfg)
     device = resolve_device(cfg.device)
-    ckpt = torch.load(run_dir_of(cfg) / "checkpoint.pt", map_location=device, weights_only=False)
+    run_dir = run_dir_of(cfg)
+    path = run_dir / (store.LAST_ITERATE if run_dir.parent == store_root() else "checkpoint.pt")
+    ckpt = torch.load(path, map_location=device, weights_only=False)
     model = build_model(cfg).to(device)
     model.load_state_dict(ckpt["model"])
     return model.eval()

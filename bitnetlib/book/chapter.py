@@ -5,17 +5,13 @@ settings, then every variable of the chapter's ``parameters`` cell that names a
 setting and is not None (so no setting is typed twice); it sets torch's threads and
 starts the clock that ``show_provenance(S)`` reports at the end.
 """
-import datetime
-import platform
-import subprocess
 import time
 from types import SimpleNamespace
 
 import torch
 
-from ..training.data import REPO_ROOT
-from ..training.train import resolve_device
 from .cache import sweep
+from .provenance import provenance
 
 PROFILES = ("smoke", "full")
 
@@ -63,41 +59,6 @@ def chapter(params: dict, smoke: dict, full: dict) -> Settings:
     return S
 
 
-def git_commit() -> str:
-    """HEAD's short hash, with '+dirty' when tracked files differ from it."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-    try:
-        head = git("rev-parse", "--short", "HEAD") or "unknown"
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
-def device_name(device: str = "auto") -> str:
-    dev = resolve_device(device)
-    if dev.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(dev)})"
-    cpu = platform.machine()
-    try:
-        names = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"cpu ({cpu}, {torch.get_num_threads()} torch threads)"
-
-
-def provenance(profile: str, started: float, device: str = "auto") -> dict:
-    """Commit, date, device, profile and wall time (seconds since ``started``)."""
-    return {"commit": git_commit(),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "device": device_name(device), "profile": profile,
-            "torch": torch.__version__,
-            "wall time": f"{time.perf_counter() - started:.1f} s"}
-
-
 def show_provenance(S):
     """Display the chapter's provenance (the last cell of every chapter)."""
     from IPython.display import Markdown, display
@@ -124,6 +85,7 @@ def profile_note(s, epochs=None) -> str:
 
 # --- settings shared by several chapters (so their cached runs are the same runs)
 SMOKE_TRAIN = dict(epochs=2, train_subset=4000, augment=False, compile=False)
+FULL_TRAIN = dict(epochs=60, train_subset=0, augment=True, compile=True)   # the write-up's
 CAPACITY_TYPES = ["Binary", "Ternary", "2bitsym", "4bitsym", "8bit"]
 
 
@@ -148,7 +110,7 @@ def headline_settings(params: dict):
     """(settings, common run overrides) of the headline models, shared by chapters 0, 13,
     14 and 15 so that they train each model once and read it from the cache after."""
     S = chapter(params, smoke=dict(**SMOKE_TRAIN, threads=1),
-                full=dict(epochs=60, train_subset=0, augment=True, compile=True, threads=0))
+                full=dict(**FULL_TRAIN, threads=0))
     common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
                   compile=S.compile, device=S.device, seed=S.seed)
     return S, common

@@ -58,7 +58,7 @@ class TrainConfig:
     clip_update: str = "epoch"    # 'step': recompute the prop clip at every training step
     octav_iters: int = 10
     octav_freeze_epoch: int = -1  # stop updating clips from this epoch on; -1: never
-    teacher: str = ""             # RUN_DIR of a trained model to distill from
+    teacher: str = ""             # RUN_DIR (or run:<key>) of a trained model to distill from
     distill_alpha: float = 0.0    # weight of the distillation loss (0: off)
     distill_temperature: float = 4.0
     label_smoothing: float = 0.0  # cross entropy against (1 - e) one-hot + e uniform
@@ -72,7 +72,7 @@ class TrainConfig:
     norm: str = "rmsnorm"         # input normalisation of every BitLinear
     start_quant: str = ""         # linear-layer weight type before quant_switch_epoch ("": quant)
     quant_switch_epoch: int = -1  # 0-based epoch from which `quant` is used; -1: no switch
-    init_from: str = ""           # RUN_DIR of a finished run whose weights start training
+    init_from: str = ""           # RUN_DIR (or run:<key>) of a finished run to start from
     prune: str = "none"           # 'l1' or 'random': prune every quantized layer before training
     prune_density: float = 1.0    # fraction of weights kept per layer when pruning
     swa_start_epoch: int = -1     # average the weights from this 0-based epoch on; -1: off

@@ -14,7 +14,37 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig, config_dict, make_config
+from .data import REPO_ROOT
 from .models import build_model
+
+RUN_REF = "run:"       # a config value "run:<key>" names a finished run by its key
+
+
+def cache_root(cache_dir=None) -> Path:
+    """Where runs are trained (with checkpoints): ``$BITNET_CACHE`` or runs/cache."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("BITNET_CACHE") or REPO_ROOT / "runs" / "cache")
+
+
+def store_root() -> Path:
+    """The committed results store (book/store.py): ``$BITNET_STORE`` or results/runs."""
+    return Path(os.environ.get("BITNET_STORE") or REPO_ROOT / "results" / "runs")
+
+
+def resolve_run(ref) -> Path:
+    """A run directory from a path or a ``run:<key>`` reference (``init_from``,
+    ``teacher``): the store's entry if it has one, else the run cache's. A reference by
+    key keeps a config's own key the same on every machine and checkout."""
+    ref = str(ref)
+    if not ref.startswith(RUN_REF):
+        return Path(ref)
+    key = ref[len(RUN_REF):]
+    for root in (store_root(), cache_root()):
+        if (root / key / "model.pt").exists():
+            return root / key
+    raise FileNotFoundError(f"{ref}: no finished run with this key in {store_root()} or "
+                            f"{cache_root()}; train it first")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -57,8 +87,8 @@ def load_checkpoint(run_dir: Path, cfg: TrainConfig, model, opt, device, swa=Non
 
 
 def load_run(run_dir, device="cpu"):
-    """(config, model) from a finished run's model.pt."""
-    path = Path(run_dir) / "model.pt"
+    """(config, model) from a finished run's model.pt (a path or ``run:<key>``)."""
+    path = resolve_run(run_dir) / "model.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: train the run first (bitnet train)")
     saved = torch.load(path, map_location=device, weights_only=False)

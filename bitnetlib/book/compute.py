@@ -1,0 +1,114 @@
+"""Computing the runs the book needs on Dask, and publishing them to the results store.
+
+    compute(cfgs)                       missing runs trained on a LocalCluster of this
+                                        machine (one worker per core, one thread each)
+    compute(cfgs, scheduler=ADDRESS)    on an existing cluster (``dask scheduler`` and
+                                        ``dask worker ADDRESS`` processes)
+
+Each run is one task, ``train_files``: the worker trains in a temporary directory and
+sends the run's files back, so no shared filesystem is needed; the client publishes
+each run to the store as soon as it arrives. Ctrl-C or a lost worker keeps every
+finished run; calling again computes only what is still missing. Workers keep
+compiled training steps warm between runs (``torch.compile`` caches per process).
+"""
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..training.config import config_dict, make_config
+from . import store
+from .cache import config_key, describe, finished_dir, last_iterate_bytes
+
+
+def train_files(cfg_values: dict, threads: int = 1) -> dict:
+    """On a worker: train one configuration from scratch in a temporary directory.
+    Returns {files: {name: bytes}, provenance: {...}} (what ``store.publish_files`` takes)."""
+    import torch
+    from ..training.train import train
+    from .provenance import device_name, git_commit
+    cfg = make_config(cfg_values, "task")
+    if not cfg.threads:                 # the config leaves it to torch: one per worker
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bitnet-run-") as tmp:
+        train(cfg, tmp, progress=False, log=lambda s: None)
+        files = {n: (Path(tmp) / n).read_bytes() for n in store.RUN_FILES}
+        if cfg.swa_start_epoch >= 0:
+            files[store.LAST_ITERATE] = last_iterate_bytes(Path(tmp))
+    prov = dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit=git_commit(),
+                machine=device_name(cfg.device), host=platform.node(),
+                torch=torch.__version__, wall_seconds=round(time.perf_counter() - t0, 1),
+                epochs=cfg.epochs)
+    return dict(files=files, provenance=prov)
+
+
+def missing(cfgs) -> list:
+    """The configurations (deduplicated, in order) that have no finished run yet."""
+    seen, out = set(), []
+    for cfg in cfgs:
+        key = config_key(cfg)
+        if key not in seen and finished_dir(cfg) is None:
+            seen.add(key)
+            out.append(cfg)
+    return out
+
+
+def scheduler_from_env():
+    """``$BITNET_SCHEDULER`` (a Dask scheduler address), or None for a LocalCluster."""
+    return os.environ.get("BITNET_SCHEDULER") or None
+
+
+def open_client(scheduler=None, workers=None):
+    """A Dask client: on ``scheduler`` (an address such as tcp://127.0.0.1:8786), else on
+    a LocalCluster with ``workers`` processes (default: one per core) of one thread."""
+    from distributed import Client, LocalCluster
+    if scheduler:
+        return Client(scheduler, timeout="30s")
+    n = workers or os.cpu_count() or 1
+    return Client(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=None))
+
+
+def compute(cfgs, scheduler=None, workers=None, progress=True, client=None) -> dict:
+    """Train every configuration of ``cfgs`` that has no finished run, in parallel, and
+    publish each to the store as it finishes. Returns {key: 'done' | error text}."""
+    from distributed import as_completed
+    todo = missing(cfgs)
+    if not todo:
+        return {}
+    own = client is None
+    client = client or open_client(scheduler, workers)
+    try:
+        futures = {client.submit(train_files, config_dict(c), key=f"train-{config_key(c)}",
+                                 pure=False, retries=1): c for c in todo}
+        status = {}
+        bar = tqdm(total=len(futures), desc="runs", disable=not progress, mininterval=1)
+        for fut in as_completed(futures):
+            status[config_key(futures[fut])] = _collect(fut, futures[fut])
+            bar.update()
+        bar.close()
+        return status
+    finally:
+        if own:
+            _close(client)
+
+
+def _collect(fut, cfg) -> str:
+    """Publish a finished task's run; a failed task is reported, not fatal."""
+    try:
+        result = fut.result()
+    except Exception as e:                 # the task's own error, as the worker raised it
+        return f"failed ({describe(cfg)}): {type(e).__name__}: {e}"
+    store.publish_files(config_key(cfg), result["files"], result["provenance"])
+    return "done"
+
+
+def _close(client):
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()

@@ -1,0 +1,76 @@
+"""Runs computed on Dask and published to the results store: on a LocalCluster of two
+workers, and on a cluster of `dask scheduler` + two `dask worker` processes that the
+test starts and stops on 127.0.0.1."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bitnetlib import book as bk
+from bitnetlib.book import compute
+
+TINY = {"epochs": 1, "augment": False, "widths": [8], "train_subset": 300, "device": "cpu",
+        "threads": 1}
+
+
+@pytest.fixture()
+def store_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("BITNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BITNET_STORE", str(tmp_path / "results" / "runs"))
+    monkeypatch.delenv("BITNET_RECOMPUTE", raising=False)
+    return tmp_path / "results" / "runs"
+
+
+def check_published(cfgs, store_dir):
+    for cfg in cfgs:
+        entry = store_dir / bk.config_key(cfg)
+        assert bk.run_dir_of(cfg) == entry
+        metrics = json.loads((entry / "metrics.json").read_text())
+        assert len(metrics) == 1 and metrics[0]["test_acc"] > 10
+        assert json.loads((entry / "run.json").read_text())["wall_seconds"] > 0
+
+
+def test_local_cluster_computes_what_is_missing(store_dir):
+    cfgs = [bk.resolve_config({**TINY, "seed": s}) for s in (0, 1)]
+    bk.run_cached(cfgs[0])                        # already in the run cache: not sent
+    status = compute.compute(cfgs + cfgs[1:], workers=2, progress=False)
+    assert status == {bk.config_key(cfgs[1]): "done"}
+    check_published(cfgs[1:], store_dir)
+    assert compute.missing(cfgs) == []
+
+
+def start(*cmd, log):
+    return subprocess.Popen([sys.executable, "-m", *cmd], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def test_cli_started_cluster_on_localhost(store_dir, tmp_path):
+    sched_file = tmp_path / "scheduler.json"
+    log = open(tmp_path / "dask.log", "w")
+    procs = [start("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                   "--dashboard-address", ":0", "--scheduler-file", str(sched_file), log=log)]
+    try:
+        for _ in range(300):
+            if sched_file.exists() and sched_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        procs += [start("distributed.cli.dask_worker", address, "--nthreads", "1",
+                        "--host", "127.0.0.1", "--dashboard-address", ":0", log=log)
+                  for _ in range(2)]
+        client = compute.open_client(address)
+        client.wait_for_workers(2, timeout=60)
+        cfgs = [bk.resolve_config({**TINY, "seed": s}) for s in (2, 3)]
+        status = compute.compute(cfgs, client=client, progress=False)
+        client.close()
+        assert set(status.values()) == {"done"}, status
+        check_published(cfgs, store_dir)
+    finally:
+        for p in procs[::-1]:
+            os.killpg(p.pid, 15)
+            p.wait(timeout=30)
+        log.close()

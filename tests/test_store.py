@@ -1,0 +1,80 @@
+"""The results store (bitnetlib/book/store.py) and how the book's runs use it."""
+import json
+
+import pytest
+
+from bitnetlib import book as bk
+from bitnetlib.book import cache as bcache
+from bitnetlib.book import store
+from bitnetlib.training.rundir import load_run, resolve_run
+
+TINY = {"epochs": 1, "augment": False, "widths": [8], "train_subset": 300, "device": "cpu",
+        "threads": 1}
+
+
+@pytest.fixture()
+def dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("BITNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BITNET_STORE", str(tmp_path / "results" / "runs"))
+    for name in ("BITNET_RECOMPUTE", "BITNET_TRAIN", "BITNET_PUBLISH"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_publish_copies_the_run_with_provenance_and_no_checkpoint(dirs, monkeypatch):
+    monkeypatch.setenv("BITNET_PUBLISH", "1")
+    model, metrics = bk.run_cached(TINY)
+    entry = bk.run_dir_of(TINY)
+    assert entry.parent == dirs / "results" / "runs"
+    assert sorted(p.name for p in entry.iterdir()) == ["config.yaml", "metrics.json",
+                                                       "model.pt", "run.json"]
+    prov = json.loads((entry / "run.json").read_text())
+    assert prov["epochs"] == 1 and prov["wall_seconds"] > 0 and prov["commit"] and prov["machine"]
+    assert json.loads((entry / "metrics.json").read_text()) == metrics
+    assert not list(entry.parent.glob(".*"))              # no temporary directory left
+
+
+def test_the_store_is_read_first_and_nothing_is_trained(dirs, monkeypatch):
+    monkeypatch.setenv("BITNET_PUBLISH", "1")
+    bk.run_cached(TINY)
+    import shutil
+    shutil.rmtree(dirs / "cache")                         # only the store has the run now
+    monkeypatch.setenv("BITNET_TRAIN", "0")
+    monkeypatch.setattr(bcache, "train", lambda *a, **k: pytest.fail("trained"))
+    _, metrics = bk.run_cached(dict(TINY))
+    assert len(metrics) == 1
+
+
+def test_missing_runs_are_named_with_the_command(dirs, monkeypatch):
+    monkeypatch.setenv("BITNET_TRAIN", "0")
+    grid = [{"seed": s} for s in (1, 2)]
+    with pytest.raises(bk.MissingRuns) as e:
+        bk.sweep(grid, common=TINY)
+    msg = str(e.value)
+    keys = [bk.config_key(bk.resolve_config({**TINY, **g})) for g in grid]
+    assert e.value.keys == keys and all(k in msg for k in keys)
+    assert "make results" in msg and "seed 2" in msg and "\n" not in msg
+
+
+def test_run_references_resolve_in_store_then_cache(dirs, monkeypatch):
+    bk.run_cached(TINY)
+    ref = bk.run_ref(TINY)
+    assert ref == "run:" + bk.config_key(bk.resolve_config(TINY))
+    assert resolve_run(ref) == dirs / "cache" / ref[4:]
+    bcache.publish(bk.resolve_config(TINY), resolve_run(ref))
+    assert resolve_run(ref) == dirs / "results" / "runs" / ref[4:]
+    cfg, _ = load_run(ref)
+    assert cfg.widths == [8]
+    with pytest.raises(FileNotFoundError, match="run:0123"):
+        resolve_run("run:0123")
+
+
+def test_weight_averaged_runs_keep_their_last_iterate(dirs, monkeypatch):
+    monkeypatch.setenv("BITNET_PUBLISH", "1")
+    cfg = {**TINY, "epochs": 2, "swa_start_epoch": 0}
+    bk.run_cached(cfg)
+    assert (bk.run_dir_of(cfg) / store.LAST_ITERATE).exists()
+    last = bk.checkpoint_model(cfg)
+    _, avg = load_run(bk.run_dir_of(cfg))
+    assert any((a != b).any() for a, b in zip(last.state_dict().values(),
+                                               avg.state_dict().values()))
