@@ -74,3 +74,34 @@ def test_cli_started_cluster_on_localhost(store_dir, tmp_path):
             os.killpg(p.pid, 15)
             p.wait(timeout=30)
         log.close()
+
+
+CHAPTER = '''# %% tags=["parameters"]
+profile = "smoke"
+
+# %%
+from bitnetlib import book as bk
+TINY = {tiny!r}
+first = bk.run_cached(TINY)
+# a run that starts from the first one: its need is only seen once the first exists
+second = bk.run_cached({{**TINY, "init_from": bk.run_ref(TINY), "lr": 0.0005}})
+print("ran through", profile)
+'''
+
+
+def test_fill_runs_chapters_until_every_run_is_stored(store_dir, tmp_path, monkeypatch):
+    from bitnetlib.book import fill
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "99_tiny.py").write_text(CHAPTER.format(tiny=TINY))
+    monkeypatch.setattr(fill, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(fill, "NB_DIR", tmp_path / "_build" / "notebooks")
+    real = compute.open_client
+    monkeypatch.setattr(compute, "open_client", lambda s, w: real(s, 1))
+    lines = []
+    assert fill.fill(["99_tiny"], log=lines.append) == []
+    assert [l for l in lines if l.startswith("pass")] == [
+        "pass 1: 1 chapter(s) stopped, 1 run(s) wanted",
+        "pass 2: 1 chapter(s) stopped, 1 run(s) wanted",
+        "pass 3: 0 chapter(s) stopped, 0 run(s) wanted"]
+    assert "ran through full" in (tmp_path / "_build" / "notebooks" / "99_tiny.ipynb").read_text()
+    assert len(list(store_dir.iterdir())) == 2
