@@ -21,8 +21,8 @@ from .training.train import load_run
 
 FC_ENTRIES = ("bn_fc", "bn_fc_cols")   # FC kernels' entry points: they split a round into layers
 # why a trained model cannot be deployed: an option or layer the engine lacks, a header
-# the engine rejects, a firmware that does not build or fit
-DEPLOY_ERRORS = (ExportError, EngineError, McuError)
+# the engine rejects, a firmware that does not build or fit, images it cannot take
+DEPLOY_ERRORS = (ExportError, EngineError, McuError, intmodel.InputError)
 
 
 def load_model_file(run_dir):
