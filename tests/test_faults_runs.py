@@ -71,6 +71,200 @@ def no_temp_files(run: Path) -> bool:
     return not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 
 
+# ---------------------------------------------------------------- data lost
+
+def test_finished_run_of_another_config_is_kept(finished, tmp_path, capsys):
+    """The issue's reproduction: checkpoint.pt gone, another config into the same --out."""
+    run = copy_run(finished, tmp_path / "run")
+    (run / "checkpoint.pt").unlink()
+    before = (run / "model.pt").read_bytes()
+    rc, err = cli(capsys, "train", config_file(tmp_path), "--out", run, "--no-progress",
+                  "--set", "widths=[32,32]", "epochs=2")
+    assert rc == 2
+    assert str(run) in err and "different config" in err and "widths" in err and "--fresh" in err
+    assert (run / "model.pt").read_bytes() == before
+
+
+def test_fresh_replaces_a_run_of_another_config(finished, tmp_path, capsys):
+    run = copy_run(finished, tmp_path / "run")
+    rc, _ = cli(capsys, "train", config_file(tmp_path), "--out", run, "--no-progress",
+                "--fresh")
+    assert rc == 0
+    assert rundir.read_torch_file(run / "model.pt", "model")["config"]["epochs"] == 1
+
+
+def hold_lock(run: Path) -> subprocess.Popen:
+    """A process that holds RUN_DIR's lock until its stdin closes."""
+    code = ("import sys; from pathlib import Path; from bitnetlib.training.rundir import run_lock\n"
+            f"with run_lock(Path({str(run)!r})):\n"
+            "    print('locked', flush=True); sys.stdin.read()")
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "locked"
+    return p
+
+
+def test_second_training_fails_at_once_naming_the_holder(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = hold_lock(run)
+    try:
+        rc, err = cli(capsys, "train", config_file(tmp_path), "--out", run, "--no-progress")
+        assert rc == 2 and f"pid {holder.pid}" in err and "in use" in err
+        assert not (run / "config.yaml").exists()
+    finally:
+        holder.communicate("")
+    holder = hold_lock(run)
+    holder.kill()                                   # kill -9: the kernel drops the lock
+    holder.wait()
+    with rundir.run_lock(run):
+        pass
+
+
+def test_two_trainings_at_once_leave_one_run(tmp_path):
+    """Two CLI trainings of different configs into one --out: one succeeds, the other
+    exits 2 (in use, or a run of another config), the files are the winner's."""
+    cfg = config_file(tmp_path)
+    cmds = [[sys.executable, "-m", "bitnetlib.cli", "train", str(cfg), "--out",
+             str(tmp_path / "run"), "--no-progress", "--set", f"widths=[{w}]"] for w in (8, 9)]
+    procs = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for c in cmds]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 2], results
+    winner = [8, 9][[rc for rc, _ in results].index(0)]
+    saved = rundir.read_torch_file(tmp_path / "run" / "model.pt", "model")
+    assert saved["config"]["widths"] == [winner]
+
+
+def test_atomic_writes_use_unique_temp_names(tmp_path):
+    names = []
+    for _ in range(2):
+        rundir.atomic_write(tmp_path / "x.json", lambda p: (names.append(p.name),
+                                                            p.write_text("{}")))
+    assert len(set(names)) == 2 and "x.json.tmp" not in names
+    assert no_temp_files(tmp_path)
+
+
+# ---------------------------------------------------------------- silently wrong
+
+def test_finished_run_rerun_is_a_no_op(finished, tmp_path, capsys):
+    run = copy_run(finished, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    lines = []
+    _, metrics = train(load_config(None, TINY), run, progress=False, log=lines.append)
+    assert any("already finished" in l for l in lines), lines
+    assert not any("resuming" in l for l in lines)
+    assert len(metrics) == 2
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.name in before} == before
+
+
+def test_corrupt_metrics_are_rewritten_from_the_checkpoint(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    (run / "metrics.json").write_text("{garbage")
+    lines = []
+    _, metrics = train(load_config(None, TINY), run, progress=False, log=lines.append)
+    assert any("metrics.json was unreadable; rewritten" in l for l in lines), lines
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert json.loads((run / "metrics.json").read_text()) == metrics == ckpt["metrics"]
+
+
+def test_corrupt_metrics_without_checkpoint_is_an_error(finished, tmp_path, capsys):
+    run = copy_run(finished, tmp_path / "run")
+    (run / "metrics.json").write_text("[{\"epoch\": 7}]")
+    (run / "checkpoint.pt").unlink()
+    rc, err = cli(capsys, "train", config_file(tmp_path), "--out", run, "--set", "epochs=2")
+    assert rc == 2 and "metrics.json" in err and "--fresh" in err
+
+
+@pytest.mark.parametrize("damage", ["truncate", "epoch"])
+def test_damaged_checkpoint_is_one_line_error(finished, tmp_path, capsys, damage):
+    run = copy_run(finished, tmp_path / "run")
+    path = run / "checkpoint.pt"
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:300])
+    else:
+        ckpt = torch.load(path, weights_only=False)
+        torch.save({**ckpt, "epoch": 5}, path)
+    rc, err = cli(capsys, "train", config_file(tmp_path), "--out", run, "--set", "epochs=2")
+    assert rc == 2 and "checkpoint.pt" in err and "--fresh" in err and len(err) < 300
+
+
+@pytest.mark.parametrize("command", ["stats", "export", "verify", "mcu"])
+def test_truncated_model_file(finished, tmp_path, capsys, command):
+    run = copy_run(finished, tmp_path / "run")
+    (run / "model.pt").write_bytes((run / "model.pt").read_bytes()[:500])
+    rc, err = cli(capsys, command, run)
+    assert rc == 2 and "model.pt" in err and "truncated or corrupt" in err and len(err) < 300
+
+
+# ---------------------------------------------------------------- tracebacks -> one line
+
+def test_out_that_is_a_file_or_below_one(tmp_path, capsys):
+    afile = tmp_path / "f"
+    afile.write_text("x")
+    for out, why in ((afile, "is a file"), (afile / "sub", f"{afile} is a file")):
+        rc, err = cli(capsys, "train", config_file(tmp_path), "--out", out)
+        assert rc == 2 and why in err and "--out" in err
+    assert afile.read_text() == "x"
+
+
+def test_read_only_parent_or_run_dir(tmp_path, capsys, monkeypatch):
+    """Simulated (root writes anywhere): mkdir and the lock's open are refused."""
+    def refuse(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied")
+    real_open = os.open
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    rc, err = cli(capsys, "train", config_file(tmp_path), "--out", tmp_path / "ro" / "run")
+    assert rc == 2 and "cannot create run directory" in err and "Permission denied" in err
+    monkeypatch.undo()
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: refuse() if str(p).startswith(
+        str(tmp_path / "ro")) else real_open(p, *a, **k))
+    (tmp_path / "ro").mkdir()
+    rc, err = cli(capsys, "train", config_file(tmp_path), "--out", tmp_path / "ro")
+    assert rc == 2 and f"cannot write in {tmp_path / 'ro'}" in err
+    assert list((tmp_path / "ro").iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_really_read_only_run_dir(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir(mode=0o555)
+    rc, err = cli(capsys, "train", config_file(tmp_path), "--out", run)
+    assert rc == 2 and str(run) in err
+
+
+def test_disk_full_in_torch_save(tmp_path, capsys, monkeypatch):
+    """torch.save onto a full disk ('enforce fail at inline_container.cc'): a one-line
+    error naming the file, no temporary file left; the next run starts cleanly."""
+    real_save = torch.save
+    full = "/dev/full" if os.path.exists("/dev/full") else None
+
+    def save(obj, path, *a, **k):
+        if full is None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, full, *a, **k)
+    monkeypatch.setattr(torch, "save", save)
+    run = tmp_path / "run"
+    rc, err = cli(capsys, "train", config_file(tmp_path), "--out", run, "--no-progress")
+    assert rc == 2 and f"{run / 'checkpoint.pt'}" in err and "disk full" in err
+    assert no_temp_files(run) and not (run / "checkpoint.pt").exists()
+    monkeypatch.undo()
+    assert cli(capsys, "train", config_file(tmp_path), "--out", run, "--no-progress")[0] == 0
+
+
+def test_disk_full_in_a_text_write(tmp_path, capsys, monkeypatch):
+    def write_text(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    cfg, run = config_file(tmp_path), tmp_path / "run"
+    monkeypatch.setattr(Path, "write_text", write_text)
+    rc, err = cli(capsys, "train", cfg, "--out", run, "--no-progress")
+    assert rc == 2 and "config.yaml: disk full" in err
+    assert no_temp_files(run)
+    with pytest.raises(rundir.RunDirError, match="disk full"):
+        cache.cached_result(tmp_path / "r.json", "k", "1", lambda: {"a": 1}, "s")
+    assert no_temp_files(tmp_path)
+
+
 # ---------------------------------------------------------------- the engine's boundary
 
 def test_non_finite_images_are_an_input_error():
