@@ -265,6 +265,46 @@ def test_disk_full_in_a_text_write(tmp_path, capsys, monkeypatch):
     assert no_temp_files(tmp_path)
 
 
+# ---------------------------------------------------------------- the book's run cache
+
+@pytest.fixture
+def cached(finished, tmp_path, monkeypatch):
+    """The finished run as the book cache's entry for its config: (cfg, run_dir)."""
+    monkeypatch.setenv("BITNET_CACHE", str(tmp_path))
+    monkeypatch.delenv("BITNET_RECOMPUTE", raising=False)
+    cfg = load_config(None, TINY)
+    return cfg, copy_run(finished, tmp_path / cache.config_key(cfg))
+
+
+def test_cache_corrupt_model_names_run_and_command(cached):
+    cfg, run = cached
+    (run / "model.pt").write_bytes(b"PK\x03\x04 not a model")
+    with pytest.raises(cache.CacheError) as e:
+        bk.run_cached(cfg)
+    msg = str(e.value)
+    assert str(run) in msg and "model.pt" in msg and "BITNET_RECOMPUTE=1 make book-run" in msg
+    assert len(msg.splitlines()) == 1
+
+
+def test_cache_corrupt_metrics(cached):
+    """Rebuilt from checkpoint.pt where there is one, else a CacheError."""
+    cfg, run = cached
+    (run / "metrics.json").write_text("[1, 2")
+    _, metrics = bk.run_cached(cfg)
+    assert metrics == json.loads((run / "metrics.json").read_text()) and len(metrics) == 2
+    (run / "metrics.json").write_text("[1, 2")
+    (run / "checkpoint.pt").unlink()
+    with pytest.raises(cache.CacheError, match=f"{run}.*metrics.json.*rm -r"):
+        bk.run_cached(cfg)
+
+
+def test_cache_corrupt_stored_result_is_computed_again(tmp_path):
+    path = tmp_path / "verify.json"
+    path.write_text('{"engine": "abc", "result": ')
+    r = cache.cached_result(path, "engine", "abc", lambda: {"n": 3}, "seconds")
+    assert r["n"] == 3 and json.loads(path.read_text())["result"]["n"] == 3
+
+
 # ---------------------------------------------------------------- the engine's boundary
 
 def test_non_finite_images_are_an_input_error():
