@@ -136,6 +136,15 @@ def test_two_trainings_at_once_leave_one_run(tmp_path):
     assert saved["config"]["widths"] == [winner]
 
 
+def test_stale_temp_files_of_a_killed_run_are_removed(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    stale, other = run / "checkpoint.pt.999-0badc0de.tmp", run / "notes.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other.write_text("not a run file")
+    train(load_config(None, TINY), run, **QUIET)
+    assert not stale.exists() and other.exists()
+
+
 def test_atomic_writes_use_unique_temp_names(tmp_path):
     names = []
     for _ in range(2):
@@ -225,12 +234,40 @@ def test_read_only_parent_or_run_dir(tmp_path, capsys, monkeypatch):
     assert list((tmp_path / "ro").iterdir()) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_really_read_only_run_dir(tmp_path, capsys):
-    run = tmp_path / "run"
-    run.mkdir(mode=0o555)
-    rc, err = cli(capsys, "train", config_file(tmp_path), "--out", run)
-    assert rc == 2 and str(run) in err
+def read_only_prefix(path: Path) -> list:
+    """A command prefix under which ``path`` is read-only: chmod for a user, a read-only
+    bind mount in a private mount namespace for root (who ignores permissions)."""
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        return []
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    if probe.returncode:
+        pytest.skip("root without unshare -m: cannot make a read-only directory")
+    return ["unshare", "-m", "sh", "-c", f"mount --bind {path} {path} && "
+            f"mount -o remount,ro,bind {path} && exec \"$0\" \"$@\""]
+
+
+RO_SCRIPT = """import sys
+from bitnetlib.cli import main
+cfg, run, new = sys.argv[1:]
+for argv in (["train", cfg, "--out", run, "--set", "widths=[9]"], ["train", cfg, "--out", new],
+             ["export", run]):
+    print("rc", main(argv), flush=True)
+"""
+
+
+def test_really_read_only_disk(finished, tmp_path):
+    """A read-only run directory (another config, export) and a read-only parent."""
+    ro = tmp_path / "ro"
+    run, new = copy_run(finished, ro / "run"), ro / "new"
+    cmd = read_only_prefix(ro) + [sys.executable, "-c", RO_SCRIPT, str(config_file(tmp_path)),
+                                  str(run), str(new)]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    errors = [l for l in res.stderr.splitlines() if l.startswith("error")]
+    assert [l for l in res.stdout.splitlines() if l.startswith("rc")] == ["rc 2"] * 3
+    assert "Traceback" not in res.stderr and len(errors) == 3, res.stderr
+    assert f"cannot write in {run}" in errors[0] and f"{new}" in errors[1]
+    assert "bitnet_model.h" in errors[2] and not new.exists()
 
 
 def test_disk_full_in_torch_save(tmp_path, capsys, monkeypatch):

@@ -5,6 +5,7 @@ model (``bitnetlib.training.export`` builds it) and, written out by ``header_tex
 the generated header the C engine and the firmware compile. Nothing here imports the
 training stack.
 """
+import contextlib
 import errno
 import os
 import uuid
@@ -145,7 +146,8 @@ def write_header(exp: Exported, path, source: str = "") -> Path:
         tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):        # a read-only disk refuses this too
+            tmp.unlink()
         why = "disk full" if e.errno == errno.ENOSPC else e.strerror
         raise ExportError(f"cannot write {path}: {why}") from e
     return path

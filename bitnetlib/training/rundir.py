@@ -70,7 +70,8 @@ def atomic_write(path: Path, write):
         write(tmp)
         os.replace(tmp, path)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):        # a read-only disk refuses this too
+            tmp.unlink()
         if isinstance(e, (OSError, RuntimeError)) and not isinstance(e, RunDirError):
             raise RunDirError(f"cannot write {path}: {one_line(e)}", "") from e
         raise
@@ -118,6 +119,14 @@ def run_lock(run_dir: Path):
         yield
     finally:
         os.close(fd)
+
+
+def remove_stale_temps(run_dir: Path):
+    """Temporary run files left by a killed training (only called under the lock, when
+    no other training can be writing them)."""
+    for name in RUN_FILES:
+        for tmp in run_dir.glob(f"{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def remove_run_files(run_dir: Path):

@@ -21,7 +21,8 @@ from .data import load_mnist
 from .models import N_CLASSES, build_model
 from .prune import enforce_masks, prune_model
 from .rundir import (atomic_write, inspect_run, load_checkpoint, load_run, make_run_dir,
-                     model_from, remove_run_files, resolve_device, run_lock, save_json)
+                     model_from, remove_run_files, remove_stale_temps, resolve_device,
+                     run_lock, save_json)
 from .schedule import (epoch_data, epoch_generator, linear_quant_at, lr_at, set_linear_quant,
                        update_clips)
 from .stats import model_stats
@@ -239,6 +240,7 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
     run_dir = Path(run_dir)
     make_run_dir(run_dir)
     with run_lock(run_dir):
+        remove_stale_temps(run_dir)
         if fresh:
             remove_run_files(run_dir)
         device = resolve_device(cfg.device)
