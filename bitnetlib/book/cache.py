@@ -8,6 +8,7 @@ Force recomputation with ``run_cached(..., recompute=True)`` or the environment
 variable ``BITNET_RECOMPUTE=1`` (retrains every run it touches). The cache lives in
 ``runs/cache`` beside the package, or in ``$BITNET_CACHE``.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -15,13 +16,13 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import torch
 from tqdm import tqdm
 
 from ..training.config import ConfigError, TrainConfig, config_dict, load_config, make_config
 from ..training.data import REPO_ROOT, load_mnist
 from ..training.models import build_model
-from ..training.train import load_run, resolve_device, save_json, train
+from ..training.rundir import FRESH, RunDirError, inspect_run, model_from, read_torch_file
+from ..training.train import resolve_device, save_json, train
 
 _DATA = {}     # (root, device, subset) -> MnistTensors, shared by the runs of a chapter
 
@@ -72,13 +73,41 @@ def cached_data(cfg: TrainConfig):
     return _DATA[key]
 
 
+class CacheError(RuntimeError):
+    """A damaged run in the cache: names its directory and how to recompute it."""
+
+
+def recompute_hint(run_dir: Path) -> str:
+    return (f"recompute it: rm -r {run_dir} and rerun the chapter, or "
+            f"BITNET_RECOMPUTE=1 make book-run CHAPTERS=<this chapter>")
+
+
+@contextlib.contextmanager
+def damaged_run_is_cache_error(run_dir: Path):
+    """A RunDirError of a cached run that asks for a fresh start (a damaged or
+    inconsistent file) becomes a CacheError that says how to recompute the run."""
+    try:
+        yield
+    except RunDirError as e:
+        if e.advice != FRESH:
+            raise
+        raise CacheError(f"book run cache {run_dir}: {e.problem}; "
+                         f"{recompute_hint(run_dir)}") from e
+
+
+def finished_state(run_dir: Path, cfg: TrainConfig, device="cpu"):
+    """``rundir.inspect_run``'s state of a cached run, or None where there is no model.pt."""
+    if not (run_dir / "model.pt").exists():
+        return None
+    return inspect_run(run_dir, cfg, device, log=lambda s: None)
+
+
 def is_finished(run_dir: Path, cfg: TrainConfig) -> bool:
-    """model.pt and metrics.json exist and were written with exactly this config."""
-    if not ((run_dir / "model.pt").exists() and (run_dir / "metrics.json").exists()):
-        return False
-    saved = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return saved.get("config") == config_dict(cfg) and len(metrics) == cfg.epochs
+    """model.pt and metrics.json exist and were written with exactly this config; a
+    damaged run is a CacheError."""
+    with damaged_run_is_cache_error(run_dir):
+        state = finished_state(run_dir, cfg)
+    return bool(state and state.finished)
 
 
 def run_cached(cfg_or_overrides, cache_dir=None, base=None, recompute=None, data=None,
@@ -91,12 +120,14 @@ def run_cached(cfg_or_overrides, cache_dir=None, base=None, recompute=None, data
     cfg = resolve_config(cfg_or_overrides, base)
     run_dir = cache_root(cache_dir) / config_key(cfg)
     fresh = recompute_requested(recompute)
-    if not fresh and is_finished(run_dir, cfg):
-        _, model = load_run(run_dir, resolve_device(cfg.device))
-        return model, json.loads((run_dir / "metrics.json").read_text())
-    data = data if data is not None else cached_data(cfg)
-    return train(cfg, run_dir, fresh=fresh, progress=progress,
-                 log=log or (lambda s: None), data=data)
+    device = resolve_device(cfg.device)
+    with damaged_run_is_cache_error(run_dir):
+        state = None if fresh else finished_state(run_dir, cfg, device)
+        if state and state.finished:
+            return model_from(state.saved, run_dir / "model.pt", device)[1], state.metrics
+        data = data if data is not None else cached_data(cfg)
+        return train(cfg, run_dir, fresh=fresh, progress=progress,
+                     log=log or (lambda s: None), data=data)
 
 
 def sweep(grid, base=None, common=None, desc="runs", **kwargs):
@@ -118,14 +149,23 @@ def run_dir_of(cfg) -> Path:
     return cache_root() / config_key(resolve_config(cfg))
 
 
+def stored_result(path: Path) -> dict:
+    """A stored result file's dict; {} (computed again) where it is unreadable."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
 def cached_result(path: Path, key_name: str, key: str, compute, seconds_key: str,
                   recompute=None) -> dict:
     """``compute()``'s dict, stored atomically at ``path`` under ``{key_name: key}`` and
     returned from there while the key matches (and no recomputation is requested); the
     wall time goes in ``seconds_key``."""
     if not recompute_requested(recompute) and path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get(key_name) == key:
+        saved = stored_result(path)
+        if saved.get(key_name) == key and isinstance(saved.get("result"), dict):
             return saved["result"]
     t0 = time.perf_counter()
     result = compute()
@@ -176,7 +216,9 @@ def checkpoint_model(cfg):
     runs whose model.pt holds something else, such as the weight average (swa)."""
     cfg = resolve_config(cfg)
     device = resolve_device(cfg.device)
-    ckpt = torch.load(run_dir_of(cfg) / "checkpoint.pt", map_location=device, weights_only=False)
+    run_dir = run_dir_of(cfg)
+    with damaged_run_is_cache_error(run_dir):
+        ckpt = read_torch_file(run_dir / "checkpoint.pt", "checkpoint", device)
     model = build_model(cfg).to(device)
     model.load_state_dict(ckpt["model"])
     return model.eval()
