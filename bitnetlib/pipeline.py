@@ -17,12 +17,12 @@ from .deploy.model import with_layout, write_header
 from .deploy.packing import ExportError
 from .training.data import load_mnist
 from .training.export import CALIB_IMAGES, check_deployable, export_model
-from .training.train import load_run
+from .training.rundir import RunDirError, load_run
 
 FC_ENTRIES = ("bn_fc", "bn_fc_cols")   # FC kernels' entry points: they split a round into layers
 # why a trained model cannot be deployed: an option or layer the engine lacks, a header
-# the engine rejects, a firmware that does not build or fit
-DEPLOY_ERRORS = (ExportError, EngineError, McuError)
+# the engine rejects, a firmware that does not build or fit, images it cannot take
+DEPLOY_ERRORS = (ExportError, EngineError, McuError, intmodel.InputError)
 
 
 def load_model_file(run_dir):
@@ -32,8 +32,12 @@ def load_model_file(run_dir):
         raise FileNotFoundError(f"{path} not found: train the run first (bitnet train)")
     try:
         return load_run(run_dir)
+    except RunDirError as e:
+        raise ExportError(str(e)) from e
     except Exception as e:
-        raise ExportError(f"{path}: cannot read the model file ({type(e).__name__}: {e})") from e
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        raise ExportError(f"{path}: cannot read the model file ({type(e).__name__}: "
+                          f"{first})") from e
 
 
 def export_run(run_dir, data=None, layout: str = "rows"):
@@ -207,7 +211,10 @@ def mcu_run(run_dir, kernel: str = "fast", images: int = 100, timed: int = None,
     cfg, _ = load_model_file(run_dir)
     data = data if data is not None else load_mnist(cfg.data_root or None)
     build_dir = Path(build_dir) if build_dir else Path(run_dir) / "mcu" / kernel
-    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise McuError(f"cannot create the build directory {build_dir}: {e.strerror}") from e
     exp, header, host = prepare_firmware(run_dir, kernel, build_dir, data)
     x = intmodel.input_codes(data.test_x[:images]).astype(np.int8)
     fw, emu, fits, hot_mem = fitting_build(exp, header, kernel, build_dir, x[0], log)

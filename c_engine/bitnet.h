@@ -194,7 +194,8 @@ bn_status bn_unpack_row(uint8_t wtype, const uint32_t *row, size_t words, size_t
                         int16_t *out);
 
 /* acc[o] = sum_i w[o][i] * act[i], o < n_out, i < n_in. One kernel per type;
- * bn_fc dispatches on wtype. words_per_row must be ceil(n_in / per_word). */
+ * bn_fc dispatches on wtype. n_in >= 1 and n_out >= 1, words_per_row must be
+ * ceil(n_in / per_word) (else BN_ERR_SHAPE). */
 typedef bn_status (*bn_fc_fn)(const uint32_t *w, size_t words_per_row, const int8_t *act,
                               size_t n_in, size_t n_out, int32_t *acc);
 bn_status bn_fc_binary(const uint32_t *w, size_t words_per_row, const int8_t *act,
@@ -218,6 +219,7 @@ bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t words_per_row, const in
 
 /* Cols layout (see above): w in columns of words_per_col words; wsum NULL (no
  * centring) or out sums (centre c = act[0]); same acc as bn_fc on the rows layout.
+ * n_in >= 1, n_out >= 1, words_per_col ceil(n_out / per_word) (else BN_ERR_SHAPE).
  * Types: Binary, 2bitsym, 4bitsym, 4bit, FP130 (others: BN_ERR_WTYPE). */
 bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t words_per_col, const int8_t *act,
                      size_t n_in, size_t n_out, const int32_t *wsum, int32_t *acc);

@@ -48,13 +48,15 @@ size_t bn_row_words(uint8_t wtype, size_t n)
     }
 }
 
+/* the arguments of an FC kernel (bitnet.h): no NULL, n_in >= 1, n_out >= 1, words per
+ * row ceil(n_in / per_word); once per call, outside the loops */
 static bn_status check_fc(uint8_t wtype, const uint32_t *w, size_t wpr, const void *act,
-                          size_t n_in, const int32_t *acc)
+                          size_t n_in, size_t n_out, const int32_t *acc)
 {
     size_t per = bn_per_word(wtype);
     if (!w || !act || !acc)
         return BN_ERR_NULL;
-    if (n_in == 0 || per == 0 || wpr != bn_row_words(wtype, n_in))
+    if (n_in == 0 || n_out == 0 || per == 0 || wpr != bn_row_words(wtype, n_in))
         return BN_ERR_SHAPE;
     return BN_OK;
 }
@@ -94,7 +96,7 @@ bn_status bn_fc_binary(const uint32_t *w, size_t wpr, const int8_t *act, size_t 
                        size_t n_out, int32_t *acc)
 {
     size_t o;
-    bn_status st = check_fc(BN_W_BINARY, w, wpr, act, n_in, acc);
+    bn_status st = check_fc(BN_W_BINARY, w, wpr, act, n_in, n_out, acc);
     if (st != BN_OK)
         return st;
     for (o = 0; o < n_out; o++)
@@ -156,7 +158,7 @@ bn_status bn_fc_ternary(const uint32_t *w, size_t wpr, const int8_t *act, size_t
 {
     size_t o;
     int bad = 0;
-    bn_status st = check_fc(BN_W_TERNARY, w, wpr, act, n_in, acc);
+    bn_status st = check_fc(BN_W_TERNARY, w, wpr, act, n_in, n_out, acc);
     if (st != BN_OK)
         return st;
     for (o = 0; o < n_out; o++)
@@ -201,7 +203,7 @@ bn_status bn_fc_2bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t
                         size_t n_out, int32_t *acc)
 {
     size_t o;
-    bn_status st = check_fc(BN_W_2BITSYM, w, wpr, act, n_in, acc);
+    bn_status st = check_fc(BN_W_2BITSYM, w, wpr, act, n_in, n_out, acc);
     if (st != BN_OK)
         return st;
     for (o = 0; o < n_out; o++)
@@ -261,7 +263,7 @@ bn_status bn_fc_4bitsym(const uint32_t *w, size_t wpr, const int8_t *act, size_t
                         size_t n_out, int32_t *acc)
 {
     size_t o;
-    bn_status st = check_fc(BN_W_4BITSYM, w, wpr, act, n_in, acc);
+    bn_status st = check_fc(BN_W_4BITSYM, w, wpr, act, n_in, n_out, acc);
     if (st != BN_OK)
         return st;
     for (o = 0; o < n_out; o++)
@@ -273,7 +275,7 @@ bn_status bn_fc_4bit(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_
                      size_t n_out, int32_t *acc)
 {
     size_t o, i;
-    bn_status st = check_fc(BN_W_4BIT, w, wpr, act, n_in, acc);
+    bn_status st = check_fc(BN_W_4BIT, w, wpr, act, n_in, n_out, acc);
     if (st != BN_OK)
         return st;
     for (o = 0; o < n_out; o++) {
@@ -290,7 +292,7 @@ bn_status bn_fc_8bit(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_
                      size_t n_out, int32_t *acc)
 {
     size_t o, i;
-    bn_status st = check_fc(BN_W_8BIT, w, wpr, act, n_in, acc);
+    bn_status st = check_fc(BN_W_8BIT, w, wpr, act, n_in, n_out, acc);
     if (st != BN_OK)
         return st;
     for (o = 0; o < n_out; o++) {
@@ -334,7 +336,7 @@ bn_status bn_fc_fp130(const uint32_t *w, size_t wpr, const int8_t *act, size_t n
                       size_t n_out, int32_t *acc)
 {
     size_t o;
-    bn_status st = check_fc(BN_W_FP130, w, wpr, act, n_in, acc);
+    bn_status st = check_fc(BN_W_FP130, w, wpr, act, n_in, n_out, acc);
     if (st != BN_OK)
         return st;
     for (o = 0; o < n_out; o++)
@@ -346,7 +348,7 @@ bn_status bn_fc_nf4(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_i
                     size_t n_out, int32_t *acc)
 {
     size_t o, i;
-    bn_status st = check_fc(BN_W_NF4, w, wpr, act, n_in, acc);
+    bn_status st = check_fc(BN_W_NF4, w, wpr, act, n_in, n_out, acc);
     if (st != BN_OK)
         return st;
     for (o = 0; o < n_out; o++) {

@@ -12,6 +12,7 @@ changed. The environment decides the rest:
     BITNET_PUBLISH=1    copy every run trained or found in the run cache into the store
     BITNET_RECOMPUTE=1  retrain every run it touches (``run_cached(recompute=True)``)
 """
+import contextlib
 import hashlib
 import io
 import json
@@ -26,7 +27,8 @@ from tqdm import tqdm
 from ..training.config import ConfigError, TrainConfig, config_dict, load_config, make_config
 from ..training.data import REPO_ROOT, load_mnist
 from ..training.models import build_model
-from ..training.rundir import RUN_REF, cache_root, load_run, resolve_device, save_json, store_root
+from ..training.rundir import (FRESH, RUN_REF, RunDirError, cache_root, inspect_run, load_run,
+                               read_torch_file, resolve_device, save_json, store_root)
 from ..training.train import train
 from . import store
 from .provenance import device_name, git_commit
@@ -74,13 +76,41 @@ def cached_data(cfg: TrainConfig):
     return _DATA[key]
 
 
+class CacheError(RuntimeError):
+    """A damaged run in the cache: names its directory and how to recompute it."""
+
+
+def recompute_hint(run_dir: Path) -> str:
+    return (f"recompute it: rm -r {run_dir} and rerun the chapter, or "
+            f"BITNET_RECOMPUTE=1 make book-run CHAPTERS=<this chapter>")
+
+
+@contextlib.contextmanager
+def damaged_run_is_cache_error(run_dir: Path):
+    """A RunDirError of a cached run that asks for a fresh start (a damaged or
+    inconsistent file) becomes a CacheError that says how to recompute the run."""
+    try:
+        yield
+    except RunDirError as e:
+        if e.advice != FRESH:
+            raise
+        raise CacheError(f"book run cache {run_dir}: {e.problem}; "
+                         f"{recompute_hint(run_dir)}") from e
+
+
+def finished_state(run_dir: Path, cfg: TrainConfig, device="cpu"):
+    """``rundir.inspect_run``'s state of a cached run, or None where there is no model.pt."""
+    if not (run_dir / "model.pt").exists():
+        return None
+    return inspect_run(run_dir, cfg, device, log=lambda s: None)
+
+
 def is_finished(run_dir: Path, cfg: TrainConfig) -> bool:
-    """model.pt and metrics.json exist and were written with exactly this config."""
-    if not ((run_dir / "model.pt").exists() and (run_dir / "metrics.json").exists()):
-        return False
-    saved = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return saved.get("config") == config_dict(cfg) and len(metrics) == cfg.epochs
+    """model.pt and metrics.json exist and were written with exactly this config; a
+    damaged run is a CacheError."""
+    with damaged_run_is_cache_error(run_dir):
+        state = finished_state(run_dir, cfg)
+    return bool(state and state.finished)
 
 
 class MissingRuns(RuntimeError):
@@ -171,16 +201,19 @@ def run_cached(cfg_or_overrides, cache_dir=None, base=None, recompute=None, data
     """
     cfg = resolve_config(cfg_or_overrides, base)
     fresh = recompute_requested(recompute)
+    device = resolve_device(cfg.device)
     found = None if fresh else finished_dir(cfg, cache_dir)
     if found is not None:
         if env_flag("BITNET_PUBLISH", False) and found.parent != store_root():
             found = publish(cfg, found)
-        _, model = load_run(found, resolve_device(cfg.device))
+        with damaged_run_is_cache_error(found):
+            _, model = load_run(found, device)
         return model, json.loads((found / "metrics.json").read_text())
     if not env_flag("BITNET_TRAIN", True):
         raise missing_runs([cfg])
-    data = data if data is not None else cached_data(cfg)
-    return train_and_publish(cfg, cache_dir, fresh, data, progress, log)
+    with damaged_run_is_cache_error(cache_root(cache_dir) / config_key(cfg)):
+        data = data if data is not None else cached_data(cfg)
+        return train_and_publish(cfg, cache_dir, fresh, data, progress, log)
 
 
 def sweep(grid, base=None, common=None, desc="runs", **kwargs):
@@ -215,14 +248,23 @@ def run_ref(cfg) -> str:
     return RUN_REF + config_key(resolve_config(cfg))
 
 
+def stored_result(path: Path) -> dict:
+    """A stored result file's dict; {} (computed again) where it is unreadable."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
 def cached_result(path: Path, key_name: str, key: str, compute, seconds_key: str,
                   recompute=None) -> dict:
     """``compute()``'s dict, stored atomically at ``path`` under ``{key_name: key}`` and
     returned from there while the key matches (and no recomputation is requested); the
     wall time goes in ``seconds_key``."""
     if not recompute_requested(recompute) and path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get(key_name) == key:
+        saved = stored_result(path)
+        if saved.get(key_name) == key and isinstance(saved.get("result"), dict):
             return saved["result"]
     t0 = time.perf_counter()
     result = compute()
@@ -276,7 +318,8 @@ def checkpoint_model(cfg):
     device = resolve_device(cfg.device)
     run_dir = run_dir_of(cfg)
     path = run_dir / (store.LAST_ITERATE if run_dir.parent == store_root() else "checkpoint.pt")
-    ckpt = torch.load(path, map_location=device, weights_only=False)
+    with damaged_run_is_cache_error(run_dir):
+        ckpt = read_torch_file(path, "checkpoint", device)
     model = build_model(cfg).to(device)
     model.load_state_dict(ckpt["model"])
     return model.eval()

@@ -185,6 +185,8 @@ class EngineModel:
         x = self._inputs(x)
         preds = np.zeros(len(x), np.uint16)
         logits = np.zeros((len(x), self.n_classes), np.int32)
+        if len(x) == 0:                         # nothing to run (and no buffer to pass)
+            return preds.astype(np.int64), logits
         check(lib().bn_run_batch(self.model, x, len(x), self.input_len, preds, logits,
                                  self.scratch, self.scratch.nbytes), "bn_run_batch")
         return preds.astype(np.int64), logits

@@ -26,14 +26,29 @@ ACT16_MAX = 32767
 INT32_MAX = 2 ** 31 - 1
 
 
+class InputError(ValueError):
+    """Images the integer model and the engine cannot take (non-finite pixels)."""
+
+
+def check_finite(flat: np.ndarray) -> np.ndarray:
+    """``flat`` (N, pixels) float32, or an InputError naming the non-finite images."""
+    bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+    if bad.size:
+        raise InputError(f"{bad.size} of {len(flat)} input images have non-finite pixels "
+                         f"(NaN or inf, or beyond float32), the first at index {bad[0]}")
+    return flat
+
+
 def input_codes(x) -> np.ndarray:
     """(N, ...) float images -> (N, n_pixels) int64 codes in -127..127, per-image absmax.
 
     The same float32 arithmetic as ``quantize_activations`` (torch): torch computes
     ``127 / m`` as ``reciprocal(m) * 127``, so the codes equal what the fake-quantized
     model's input quantizer produces for the same tensor (a CPU tensor or an array).
+    Non-finite pixels are an InputError; N = 0 gives (0, n_pixels).
     """
-    flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)          # (N, pixels)
+    a = np.asarray(x, dtype=np.float32)
+    flat = check_finite(a.reshape(len(a), int(np.prod(a.shape[1:]))))   # (N, pixels)
     amax = np.maximum(np.abs(flat).max(axis=1, keepdims=True), np.float32(1e-5))
     scale = (np.float32(1) / amax) * np.float32(127)
     return np.clip(np.round(flat * scale), -128, 127).astype(np.int64)
@@ -130,6 +145,8 @@ def run(exported, x_codes: np.ndarray, batch: int = 1000, norm: str = "shift") -
     """The integer model on (N, input_len) int codes; batched to bound memory.
     ``norm='absmax'`` swaps ShiftNorm for the float model's absmax rule (analysis only)."""
     rule = {"shift": shiftnorm_relu, "absmax": absmax_relu}[norm]
+    if len(x_codes) == 0:
+        return IntResult(np.zeros(0, np.int64), np.zeros((0, exported.n_classes), np.int64))
     parts = [_run(exported.layers, x_codes[i:i + batch], rule)
              for i in range(0, len(x_codes), batch)]
     logits = np.concatenate([p[-1] for p in parts])

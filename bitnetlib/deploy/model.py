@@ -5,7 +5,10 @@ model (``bitnetlib.training.export`` builds it) and, written out by ``header_tex
 the generated header the C engine and the firmware compile. Nothing here imports the
 training stack.
 """
+import contextlib
+import errno
 import os
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,9 +140,16 @@ def header_text(exp: Exported, source: str = "") -> str:
 def write_header(exp: Exported, path, source: str = "") -> Path:
     """Write the header atomically (temporary name, then rename)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(header_text(exp, source))
-    os.replace(tmp, path)
+    text = header_text(exp, source)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")  # unique
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):        # a read-only disk refuses this too
+            tmp.unlink()
+        why = "disk full" if e.errno == errno.ENOSPC else e.strerror
+        raise ExportError(f"cannot write {path}: {why}") from e
     return path
 
 

@@ -20,7 +20,9 @@ from .config import TrainConfig, config_dict
 from .data import load_mnist
 from .models import N_CLASSES, build_model
 from .prune import enforce_masks, prune_model
-from .rundir import atomic_write, load_checkpoint, load_run, resolve_device, save_json
+from .rundir import (atomic_write, inspect_run, load_checkpoint, load_run, make_run_dir,
+                     model_from, remove_run_files, remove_stale_temps, resolve_device,
+                     run_lock, save_json)
 from .schedule import (epoch_data, epoch_generator, linear_quant_at, lr_at, set_linear_quant,
                        update_clips)
 from .stats import model_stats
@@ -142,9 +144,9 @@ def swa_step(swa, model, cfg: TrainConfig, epoch: int, data):
     return averaged.eval(), dict(swa_test_loss=loss, swa_test_acc=acc)
 
 
-def prepare(cfg: TrainConfig, run_dir: Path, fresh: bool, data):
-    """Model, optimizer, schedules and data of a run, restored from its checkpoint."""
-    device = resolve_device(cfg.device)
+def prepare(cfg: TrainConfig, run_dir: Path, state, device, data):
+    """Model, optimizer, schedules and data of a run, restored from its checkpoint
+    (``state``: ``rundir.inspect_run``'s)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if data is None:
@@ -153,16 +155,15 @@ def prepare(cfg: TrainConfig, run_dir: Path, fresh: bool, data):
     model = build_model(cfg).to(device)
     initial_weights(model, cfg, device)
     opt = make_optimizer(model, cfg)
-    if fresh:
-        for name in ("checkpoint.pt", "metrics.json", "model.pt"):
-            (run_dir / name).unlink(missing_ok=True)
     swa = WeightAverage(model) if cfg.swa_start_epoch >= 0 else None
-    start, metrics = load_checkpoint(run_dir, cfg, model, opt, device, swa)
+    if state.ckpt is not None:
+        load_checkpoint(state.ckpt, model, opt, swa)
     teacher = load_teacher(cfg, device)
     # the clean images are the same every epoch: their teacher logits are computed once
     clean_logits = None if teacher is None else predict_logits(teacher, data.train_x)
     return SimpleNamespace(cfg=cfg, run_dir=run_dir, device=device, data=data, model=model,
-                           opt=opt, swa=swa, averaged=None, start=start, metrics=metrics,
+                           opt=opt, swa=swa, averaged=None, start=state.start,
+                           metrics=state.metrics,
                            teacher=teacher, clean_logits=clean_logits,
                            step_fn=make_step_fn(cfg))
 
@@ -231,16 +232,35 @@ def train(cfg: TrainConfig, run_dir, fresh: bool = False, progress: bool = True,
           log=print, data=None, stop_after: int = -1):
     """Train (or resume) into ``run_dir``; returns (model, metrics list).
 
-    ``stop_after`` >= 0 stops after that many epochs of this call (tests use it to
-    simulate a killed run).
+    The directory is locked while training (``rundir.run_lock``); ``fresh`` removes its
+    run files first, else they must be of this config (``rundir.inspect_run``). A
+    finished run is left as it is. ``stop_after`` >= 0 stops after that many epochs of
+    this call (tests use it to simulate a killed run).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    R = prepare(cfg, run_dir, fresh, data)
+    make_run_dir(run_dir)
+    with run_lock(run_dir):
+        remove_stale_temps(run_dir)
+        if fresh:
+            remove_run_files(run_dir)
+        device = resolve_device(cfg.device)
+        state = inspect_run(run_dir, cfg, device, log)
+        if state.finished:
+            log(f"{run_dir}: already finished ({cfg.epochs} epochs); nothing to do "
+                f"(--fresh trains it again)")
+            return model_from(state.saved, run_dir / "model.pt", device)[1], state.metrics
+        return train_epochs(prepare(cfg, run_dir, state, device, data), progress, log,
+                            stop_after)
+
+
+def train_epochs(R, progress: bool, log, stop_after: int):
+    """The epochs from R.start on, a checkpoint after each, then model.pt."""
+    cfg, run_dir = R.cfg, R.run_dir
     atomic_write(run_dir / "config.yaml",
                  lambda p: p.write_text(yaml.safe_dump(config_dict(cfg), sort_keys=False)))
     if R.start:
-        log(f"resuming {run_dir} at epoch {R.start + 1}/{cfg.epochs}")
+        log(f"resuming {run_dir} at epoch {R.start + 1}/{cfg.epochs}" if R.start < cfg.epochs
+            else f"{run_dir}: all {cfg.epochs} epochs trained; writing model.pt")
     for epoch in range(R.start, cfg.epochs):
         if stop_after >= 0 and epoch - R.start >= stop_after:
             return R.model, R.metrics
