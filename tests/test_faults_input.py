@@ -1,0 +1,139 @@
+"""Bad input (issue 11): every bad config value, command-line argument or raw data file
+stops with a one-line error that names the key, argument or file and what is valid;
+nothing is silently wrong and the command line never shows a traceback.
+
+The run-directory faults (locks, overwrites, corrupt run files) are in test_faults_runs.py.
+"""
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import bitnetlib.cli as cli
+from bitnetlib.training import data as D
+from bitnetlib.training.config import (ConfigError, TrainConfig, config_dict, load_config,
+                                       make_config)
+from bitnetlib.training.rundir import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+C = "configs/fc_4bitsym_64x3_aug.yaml"
+
+
+def config_error(overrides, path=None) -> str:
+    with pytest.raises(ConfigError) as e:
+        load_config(path, overrides)
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def run_cli(*args, timeout=120):
+    """``bitnet ARGS`` in a subprocess from the repository root: (rc, stdout, stderr)."""
+    p = subprocess.run([sys.executable, "-m", "bitnetlib.cli", *map(str, args)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def assert_one_line_error(rc, stderr, *words):
+    assert rc == 2 and "Traceback" not in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    for w in words:
+        assert w in stderr, (w, stderr)
+
+
+# ---------------------------------------------------------------- config values
+
+@pytest.mark.parametrize("overrides,key,valid", [
+    (["train_subset=-59000"], "train_subset", "60000"),
+    (["train_subset=60001"], "train_subset", "60000"),
+    (["quantscale=.nan"], "quantscale", "> 0"),
+    (["lr=.nan"], "lr", "> 0"),
+    (["lr=.inf"], "lr", "finite"),
+    (["scheduler=step", "step_size=0"], "step_size", ">= 1"),
+    (["widths=[true, 64]"], "widths", "positive int"),
+    (["distill_temperature=0"], "distill_temperature", "> 0"),
+    (["distill_temperature=.inf"], "distill_temperature", "finite"),
+    (["step_gamma=0"], "step_gamma", "<= 1"),
+    (["step_gamma=.nan"], "step_gamma", "<= 1"),
+    (["aug_rotation=.nan"], "aug_rotation", "0..180"),
+    (["aug_affine_rotation=-10"], "aug_affine_rotation", "0..180"),
+    (["aug_translate=2"], "aug_translate", "0..1"),
+    (["aug_scale_min=0"], "aug_scale_min", "> 0"),
+    (["aug_scale_min=1.2"], "aug_scale_max", "aug_scale_min"),
+    (["aug_elastic=.nan"], "aug_elastic", ">= 0"),
+    (["aug_elastic_grid=1"], "aug_elastic_grid", ">= 2"),
+    (["batch_size=0"], "batch_size", ">= 1"),
+    (["threads=-1"], "threads", ">= 0"),
+    (["seed=-1"], "seed", "4294967295"),
+    (["halve_lr_epoch=-5"], "halve_lr_epoch", "-1"),
+    (["octav_freeze_epoch=-2"], "octav_freeze_epoch", "-1"),
+    (["quant_switch_epoch=-2"], "quant_switch_epoch", "-1"),
+    (["quant_cycle_period=-1"], "quant_cycle_period", ">= 2"),
+    (["quant_per_layer=[4bitsym]"], "quant_per_layer", "4 entries"),
+    (["quant_per_layer=[[1]]"], "quant_per_layer", "4bitsym"),
+    (["quant_cycle=[[1], [2]]", "quant_cycle_period=2", "quant_switch_epoch=2"],
+     "quant_cycle", "4bitsym"),
+])
+def test_bad_value_names_key_and_valid_range(overrides, key, valid):
+    msg = config_error(overrides, C)
+    assert repr(key) in msg and valid in msg, msg
+
+
+NUMERIC = {f.name: typing.get_type_hints(TrainConfig)[f.name] for f in dataclasses.fields(TrainConfig)
+           if typing.get_type_hints(TrainConfig)[f.name] in (int, float)}
+
+
+@pytest.mark.parametrize("key", sorted(NUMERIC))
+def test_every_numeric_key_has_a_range(key):
+    """Far out of range (and, for floats, NaN and +-inf) is rejected for every key."""
+    bad = ["-1000000000"] + ([".nan", ".inf", "-.inf"] if NUMERIC[key] is float else [])
+    for value in bad:
+        assert repr(key) in config_error([f"{key}={value}"])
+
+
+def test_boundary_values_are_valid():
+    edge = ["train_subset=60000", "threads=0", "seed=4294967295", "halve_lr_epoch=-1",
+            "octav_freeze_epoch=0", "step_gamma=1", "aug_rotation=0", "aug_translate=0",
+            "aug_scale_min=1", "aug_scale_max=1", "distill_temperature=0.5"]
+    load_config(C, edge)
+    assert config_dict(load_config(C, ["train_subset=1"]))["train_subset"] == 1
+
+
+# ---------------------------------------------------------------- overrides and files
+
+def test_bad_override_yaml_is_blamed_on_the_override():
+    msg = config_error(["widths=[32,"], C)
+    assert "override" in msg and "widths=[32," in msg and C not in msg
+
+
+def test_bad_override_key_is_blamed_on_the_override_not_the_file():
+    msg = config_error(["qaunt=4bit"], C)
+    assert "override" in msg and "qaunt=4bit" in msg and C not in msg and "quant" in msg
+
+
+def test_unknown_key_in_file_still_names_the_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("epochs: 2\nqaunt: 4bit\n")
+    assert str(p) in config_error([], p)
+
+
+def test_config_path_that_is_a_directory_or_binary(tmp_path):
+    assert str(tmp_path) in config_error([], tmp_path)
+    p = tmp_path / "c.yaml"
+    p.write_bytes(b"\xff\xfe\x00epochs")
+    assert str(p) in config_error([], p)
+
+
+@pytest.mark.parametrize("override", ["widths=[32,", "widths=[true,64]", "qaunt=4bit",
+                                      "scheduler=step step_size=0"])
+def test_train_command_line_errors_are_one_line(override, tmp_path):
+    rc, _, err = run_cli("train", C, "--out", tmp_path / "run", "--set", *override.split())
+    assert_one_line_error(rc, err, override.split()[-1].split("=")[0])
+    assert not (tmp_path / "run").exists()
