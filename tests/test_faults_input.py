@@ -137,3 +137,69 @@ def test_train_command_line_errors_are_one_line(override, tmp_path):
     rc, _, err = run_cli("train", C, "--out", tmp_path / "run", "--set", *override.split())
     assert_one_line_error(rc, err, override.split()[-1].split("=")[0])
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- command-line arguments
+
+def test_repeated_set_options_add_up(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr("bitnetlib.training.train.train",
+                        lambda cfg, out, **kw: (seen.setdefault("cfg", cfg), []))
+    assert cli.main(["train", C, "--set", "epochs=8", "--set", "threads=1",
+                     "--out", str(tmp_path / "run")]) == 0
+    assert (seen["cfg"].epochs, seen["cfg"].threads) == (8, 1)
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--images", "-5"], "--images"),
+    (["--images", "0"], "--images"),
+    (["--images", "x"], "--images"),
+    (["--timed", "-1"], "--timed"),
+])
+def test_mcu_counts_must_be_positive(args, word, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "mcu_run", lambda *a, **k: pytest.fail("mcu_run was called"))
+    with pytest.raises(SystemExit) as e:
+        cli.main(["mcu", "runs/x", *args])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and word in err, err
+
+
+def test_mcu_timed_zero_means_no_counting(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(cli, "mcu_run", lambda run_dir, **k: seen.update(k) or
+                        dict(mismatch_vs_host=0))
+    monkeypatch.setattr(cli, "format_result", lambda r: "")
+    assert cli.main(["mcu", "runs/x", "--images", "3", "--timed", "0"]) == 0
+    assert (seen["images"], seen["timed"]) == (3, 0)
+
+
+def verify_result(mismatch: int) -> dict:
+    return dict(n=10, acc_fakequant=90.0, acc_int=90.0, acc_c=90.0, mismatch_c_int=mismatch,
+                mismatch_logits_c_int=mismatch, mismatch_int_fakequant=0,
+                mismatch_absmax_fakequant=0)
+
+
+@pytest.mark.parametrize("mismatch,rc", [(0, 0), (3, 1)])
+def test_verify_exit_code(mismatch, rc, monkeypatch):
+    monkeypatch.setattr(cli, "verify", lambda run_dir, header=None: verify_result(mismatch))
+    assert cli.main(["verify", "runs/x"]) == rc
+
+
+@pytest.mark.parametrize("command", ["export", "verify"])
+def test_header_that_is_a_directory(command, tmp_path, monkeypatch, capsys):
+    for name in ("export_run", "verify"):
+        monkeypatch.setattr(cli, name, lambda *a, **k: pytest.fail("ran with a bad --header"))
+    assert cli.main([command, "runs/x", "--header", str(tmp_path)]) == 2
+    assert cli.main([command, "runs/x", "--header", str(tmp_path / "no" / "m.h")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "is a directory" in err[0] and "does not exist" in err[1], err
+
+
+@pytest.mark.parametrize("args,word", [
+    (["nosuch"], "nosuch"),
+    (["train"], "config"),
+    (["mcu", "runs/x", "--kernel", "turbo"], "turbo"),
+])
+def test_usage_errors_are_one_line(args, word):
+    rc, _, err = run_cli(*args)
+    assert_one_line_error(rc, err, word, "--help")
