@@ -203,3 +203,81 @@ def test_header_that_is_a_directory(command, tmp_path, monkeypatch, capsys):
 def test_usage_errors_are_one_line(args, word):
     rc, _, err = run_cli(*args)
     assert_one_line_error(rc, err, word, "--help")
+
+
+# ---------------------------------------------------------------- raw data files
+
+SRC = D.resolve_data_root() / "MNIST" / "raw"
+
+
+@pytest.fixture
+def raw(tmp_path):
+    """A data root whose MNIST/raw links to the real files: replace() swaps one in."""
+    r = tmp_path / "MNIST" / "raw"
+    r.mkdir(parents=True)
+    for f in SRC.iterdir():
+        os.symlink(f, r / f.name)
+    return r
+
+
+def replace(raw, name, data: bytes):
+    """Write ``data`` as ``name`` and its digest into SHA256SUMS: only the content is bad."""
+    old = hashlib.sha256((SRC / name).read_bytes()).hexdigest()
+    sums = (raw / "SHA256SUMS").read_text().replace(old, hashlib.sha256(data).hexdigest())
+    for n, text in ((name, data), ("SHA256SUMS", sums.encode())):
+        (raw / n).unlink()
+        (raw / n).write_bytes(text)
+
+
+def test_labels_are_checked_at_load(raw):
+    labels = np.frombuffer((SRC / "t10k-labels-idx1-ubyte").read_bytes()[8:], np.uint8).copy()
+    labels[5] = 200
+    replace(raw, "t10k-labels-idx1-ubyte", bytes([0, 0, 8, 1]) + (10000).to_bytes(4, "big")
+            + labels.tobytes())
+    with pytest.raises(D.DataError, match=r"t10k-labels-idx1-ubyte.*200.*0\.\.9"):
+        D.load_mnist(raw.parents[1], train_subset=10)
+
+
+def test_label_and_image_counts_must_match(raw):
+    labels = (SRC / "t10k-labels-idx1-ubyte").read_bytes()[8:9008]
+    replace(raw, "t10k-labels-idx1-ubyte", bytes([0, 0, 8, 1]) + (9000).to_bytes(4, "big") + labels)
+    with pytest.raises(D.DataError) as e:
+        D.load_mnist(raw.parents[1], train_subset=10)
+    msg = str(e.value)
+    assert "t10k-labels-idx1-ubyte" in msg and "t10k-images-idx3-ubyte" in msg
+    assert "9000" in msg and "10000" in msg
+
+
+def test_idx_header_with_wrong_dimensions(raw):
+    body = (SRC / "t10k-labels-idx1-ubyte").read_bytes()[4:]
+    replace(raw, "t10k-labels-idx1-ubyte", bytes([0, 0, 8, 255]) + body)
+    with pytest.raises(D.DataError, match=r"t10k-labels-idx1-ubyte.*255 dimensions.*expected 1"):
+        D.load_mnist(raw.parents[1], train_subset=10)
+
+
+@pytest.mark.parametrize("line", ["garbage", "a b c", "xyz  t10k-labels-idx1-ubyte"])
+def test_malformed_checksum_line(raw, line):
+    sums = (raw / "SHA256SUMS").read_text() + line + "\n"
+    (raw / "SHA256SUMS").unlink()
+    (raw / "SHA256SUMS").write_text(sums)
+    with pytest.raises(D.DataError, match=r"SHA256SUMS.*line 5.*64 hex digits"):
+        D.load_mnist(raw.parents[1], train_subset=10)
+
+
+def test_corrupt_data_is_one_line_from_the_command_line(raw, tmp_path):
+    (raw / "SHA256SUMS").unlink()
+    (raw / "SHA256SUMS").write_text("garbage\n")
+    rc, _, err = run_cli("train", C, "--out", tmp_path / "run", "--set", "epochs=1",
+                         f"data_root={raw.parents[1]}")
+    assert_one_line_error(rc, err, "SHA256SUMS line 1")
+
+
+def test_binary_mode_checksum_line_is_checked(raw):
+    """``sha256sum -b`` writes ``DIGEST *NAME``: the file is still checked."""
+    sums = (raw / "SHA256SUMS").read_text().replace("  t10k-labels", " *t10k-labels")
+    (raw / "SHA256SUMS").unlink()
+    (raw / "SHA256SUMS").write_text(sums)
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    (raw / "t10k-labels-idx1-ubyte").write_bytes((SRC / "t10k-labels-idx1-ubyte").read_bytes()[:-1] + b"\x09")
+    with pytest.raises(D.DataError, match="t10k-labels-idx1-ubyte.*SHA256"):
+        D.load_mnist(raw.parents[1], train_subset=10)
