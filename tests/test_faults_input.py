@@ -281,3 +281,16 @@ def test_binary_mode_checksum_line_is_checked(raw):
     (raw / "t10k-labels-idx1-ubyte").write_bytes((SRC / "t10k-labels-idx1-ubyte").read_bytes()[:-1] + b"\x09")
     with pytest.raises(D.DataError, match="t10k-labels-idx1-ubyte.*SHA256"):
         D.load_mnist(raw.parents[1], train_subset=10)
+
+
+# ---------------------------------------------------------------- messages
+
+def test_changed_config_names_the_keys_and_the_way_out(tmp_path):
+    old = load_config(None, ["widths=[16]"])
+    torch.save(dict(config=config_dict(old)), tmp_path / "checkpoint.pt")
+    new = load_config(None, ["widths=[16]", "threads=2", "epochs=5"])
+    with pytest.raises(RuntimeError) as e:
+        load_checkpoint(tmp_path, new, None, None, "cpu")
+    msg = str(e.value)
+    assert "threads 0 -> 2" in msg and "epochs 60 -> 5" in msg and "--fresh" in msg
+    assert "--out" in msg and "\n" not in msg

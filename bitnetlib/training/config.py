@@ -305,3 +305,18 @@ def config_dict(cfg: TrainConfig) -> dict:
 
 
 DEFAULTS = dataclasses.asdict(TrainConfig())
+
+
+def config_diff(old: dict, new: dict, most: int = 6) -> str:
+    """``key old -> new`` for the keys whose values differ (a key left out is at its
+    default), at most ``most`` of them.
+
+    >>> config_diff({"epochs": 60, "threads": 0}, {"epochs": 5, "threads": 0, "norm": "layernorm"})
+    "epochs 60 -> 5, norm 'rmsnorm' -> 'layernorm'"
+    """
+    keys = [k for k in dict.fromkeys([*old, *new])
+            if old.get(k, DEFAULTS.get(k)) != new.get(k, DEFAULTS.get(k))]
+    shown = [f"{k} {old.get(k, DEFAULTS.get(k))!r} -> {new.get(k, DEFAULTS.get(k))!r}"
+             for k in keys[:most]]
+    more = f" and {len(keys) - most} more" if len(keys) > most else ""
+    return ", ".join(shown) + more

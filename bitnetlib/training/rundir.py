@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, config_dict, make_config
+from .config import TrainConfig, config_dict, config_diff, make_config
 from .models import build_model
 
 
@@ -47,7 +47,8 @@ def load_checkpoint(run_dir: Path, cfg: TrainConfig, model, opt, device, swa=Non
     except Exception as e:
         raise RuntimeError(f"{ckpt_path}: unreadable checkpoint ({e}); delete it to start over")
     if ckpt["config"] != config_dict(cfg):
-        raise RuntimeError(f"{ckpt_path} was written with a different config; use another "
+        raise RuntimeError(f"{ckpt_path} was written with a different config "
+                           f"({config_diff(ckpt['config'], config_dict(cfg))}); use another "
                            f"--out directory or --fresh to start over")
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
