@@ -98,6 +98,12 @@ def test_every_numeric_key_has_a_range(key):
         assert repr(key) in config_error([f"{key}={value}"])
 
 
+def test_exponent_without_a_dot_gets_a_hint():
+    """YAML 1.1 reads 1e-3 as a string: the error says how to write it."""
+    assert "0.001" in config_error(["lr=1e-3"])
+    assert "dot" not in config_error(["lr=inf"])
+
+
 def test_boundary_values_are_valid():
     edge = ["train_subset=60000", "threads=0", "seed=4294967295", "halve_lr_epoch=-1",
             "octav_freeze_epoch=0", "step_gamma=1", "aug_rotation=0", "aug_translate=0",

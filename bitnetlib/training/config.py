@@ -135,7 +135,17 @@ def _check_type(key: str, value, tp):
         return value
     if isinstance(value, origin) and not (origin is int and isinstance(value, bool)):
         return value
-    raise ConfigError(f"config key {key!r}: expected {origin.__name__}, got {value!r}")
+    raise ConfigError(f"config key {key!r}: expected {origin.__name__}, got {value!r}"
+                      + _text_number_hint(value, tp))
+
+
+def _text_number_hint(value, tp) -> str:
+    """YAML 1.1 reads 1e-3 as text: say so (and how to write it) instead of just 'str'."""
+    try:
+        number = tp is float and isinstance(value, str) and math.isfinite(float(value))
+    except ValueError:
+        number = False
+    return f" (YAML reads {value} as text; write it with a dot: {float(value)!r})" if number else ""
 
 
 def _check_ranges(cfg: TrainConfig):
