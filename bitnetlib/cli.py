@@ -8,7 +8,8 @@
     bitnet results [list|size|fill] [--json] [--chapters ...] [--scheduler ADDR]
 
 Exit codes: 0 success; 1 a check found differences (verify: C engine vs integer
-model, mcu: firmware vs host engine); 2 bad input (a one-line error on stderr).
+model, mcu: firmware vs host engine); 2 bad input or a failed step (one line on stderr,
+``error: ...`` or, for a bad argument, ``bitnet CMD: error: ...``).
 """
 import argparse
 import json
@@ -36,11 +37,26 @@ def cmd_stats(args):
     print(format_stats(model_stats(model)))
 
 
+class UsageError(ValueError):
+    """A command-line argument that cannot work (found before any step runs)."""
+
+
+def header_arg(args) -> Path:
+    """--header, or RUN_DIR/bitnet_model.h: a file path in an existing directory."""
+    header = Path(args.header) if args.header else Path(args.run_dir) / "bitnet_model.h"
+    if args.header and header.is_dir():
+        raise UsageError(f"--header {header}: is a directory; expected a file path, e.g. "
+                         f"{header / 'bitnet_model.h'}")
+    if args.header and not header.parent.is_dir():
+        raise UsageError(f"--header {header}: directory {header.parent} does not exist")
+    return header
+
+
 def cmd_export(args):
     from .deploy.model import format_packed, write_header
     from .training.stats import format_stats, model_stats
+    header = header_arg(args)
     _, model, exp = export_run(args.run_dir, layout=args.layout)
-    header = Path(args.header) if args.header else Path(args.run_dir) / "bitnet_model.h"
     write_header(exp, header, args.run_dir)
     print(format_stats(model_stats(model)))
     print(format_packed(exp))
@@ -48,7 +64,7 @@ def cmd_export(args):
 
 
 def cmd_verify(args):
-    r = verify(args.run_dir, args.header)
+    r = verify(args.run_dir, args.header and header_arg(args))
     print(f"{r['n']} test images: fake-quant {r['acc_fakequant']:.2f}%, integer model "
           f"{r['acc_int']:.2f}%, C engine {r['acc_c']:.2f}%")
     print(f"disagreements: C vs integer {r['mismatch_c_int']} (logits "
@@ -95,8 +111,33 @@ def add_results_command(sub):
     p.add_argument("--chapters", nargs="*", help="fill: chapter names (default: all)")
     p.add_argument("--scheduler", help="fill: a Dask scheduler address (tcp://HOST:8786); "
                                        "default $BITNET_SCHEDULER, else a LocalCluster")
-    p.add_argument("--workers", type=int, help="fill: LocalCluster workers (default: cores)")
+    p.add_argument("--workers", type=count_type(1),
+                   help="fill: LocalCluster workers (default: cores)")
     p.set_defaults(func=cmd_results)
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line on stderr (exit code 2) that points at --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(text) -> str:
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def count_type(minimum: int):
+    """An argparse type: an integer >= ``minimum`` (a one-line error otherwise)."""
+    def parse(text):
+        try:
+            n = int(text)
+        except ValueError:
+            n = None
+        if n is None or n < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return n
+    return parse
 
 
 def add_commands(sub):
@@ -134,27 +175,30 @@ def add_mcu_command(sub):
                                    "host engine, instruction and cycle counts")
     p.add_argument("run_dir")
     p.add_argument("--kernel", choices=("baseline", "fast"), default="fast")
-    p.add_argument("--images", type=int, default=100, help="MNIST test images (default 100)")
-    p.add_argument("--timed", type=int, default=None,
-                   help="images counted with hooks (default: all of them)")
+    p.add_argument("--images", type=count_type(1), default=100,
+                   help="MNIST test images, >= 1 (default 100)")
+    p.add_argument("--timed", type=count_type(0), default=None,
+                   help="images counted with hooks (default: all of them; 0: none)")
     p.add_argument("--no-hooks", action="store_true",
                    help="only the bit-exact check, no instruction counting (fast)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.set_defaults(func=cmd_mcu)
 
 
-ERRORS = (ConfigError, DataError, FileNotFoundError, RuntimeError, *DEPLOY_ERRORS)
+# what a bad input or a failed step raises: a one-line message, exit code 2. OSError: a
+# path given on the command line that cannot be read or written.
+ERRORS = (UsageError, ConfigError, DataError, OSError, RuntimeError, *DEPLOY_ERRORS)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="bitnet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="bitnet", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:
         rc = args.func(args)
     except ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     return rc or 0
 

@@ -3,7 +3,8 @@
 Data root, in order: an explicit argument, ``$BITNET_DATA``, ``../shared/data`` beside
 the repository (or the working directory) when it exists, else torchvision's download
 into ``~/.cache/bitnetlib`` (for users with internet; tests and CI never download).
-Every file is checked against ``MNIST/raw/SHA256SUMS`` when that file is present.
+Every file is checked against ``MNIST/raw/SHA256SUMS`` when that file is present, and
+at load each split has one label in 0..9 per 28x28 image (``check_split``).
 
 Preprocessing follows the write-up: resize 28x28 -> 16x16 (bilinear, antialiased, as
 PIL does), scale to [0, 1], normalise with mean 0.1307 and std 0.3081. Augmentation
@@ -18,6 +19,7 @@ distortion adds a smooth random displacement to every sampling position.
 import hashlib
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +68,21 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def read_sums(sums: Path) -> dict:
+    """{file name: digest} of a SHA256SUMS file (``DIGEST  NAME``, or ``DIGEST *NAME``
+    as ``sha256sum -b`` writes it); a malformed line is a DataError naming it."""
+    out = {}
+    for i, line in enumerate(sums.read_bytes().decode("utf-8", "replace").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not re.fullmatch(r"[0-9a-fA-F]{64}", parts[0]):
+            raise DataError(f"{sums} line {i}: expected '<64 hex digits>  <file name>', "
+                            f"got {line.strip()[:80]!r}")
+        out[parts[1].removeprefix("*")] = parts[0].lower()
+    return out
+
+
 def verify_raw(raw: Path) -> None:
     """Check every IDX file exists and matches SHA256SUMS (when present)."""
     for name in FILES.values():
@@ -75,26 +92,42 @@ def verify_raw(raw: Path) -> None:
     sums = raw / "SHA256SUMS"
     if not sums.is_file():
         return
-    for line in sums.read_text().splitlines():
-        if not line.strip():
-            continue
-        digest, name = line.split()
+    for name, digest in read_sums(sums).items():
         if (raw / name).is_file() and _sha256(raw / name) != digest:
             raise DataError(f"corrupt MNIST file {raw / name}: SHA256 does not match "
                             f"{sums}; restore the original file (re-copy or re-download)")
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Parse an IDX file (uint8 data) into an array of its declared shape."""
+def read_idx(path: Path, ndim: int = None) -> np.ndarray:
+    """Parse an IDX file (uint8 data) into an array of its declared shape (``ndim``
+    dimensions, when given)."""
     data = path.read_bytes()
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataError(f"{path}: not an IDX uint8 file (bad magic number)")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if ndim is not None and data[3] != ndim:
+        raise DataError(f"{path}: IDX header declares {data[3]} dimensions, expected {ndim}")
+    start = 4 + 4 * data[3]
+    if len(data) < start:
+        raise DataError(f"{path}: truncated header, expected {start} bytes, got {len(data)}")
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(data[3])]
+    body = np.frombuffer(data, dtype=np.uint8, offset=start)
     if body.size != int(np.prod(dims)):
         raise DataError(f"{path}: truncated, expected {np.prod(dims)} values, got {body.size}")
     return body.reshape(dims)
+
+
+def check_split(raw: Path, split: str, images: np.ndarray, labels: np.ndarray):
+    """One label in 0..9 per 28x28 image, checked at load (not an epoch later)."""
+    img, lab = raw / FILES[f"{split}_images"], raw / FILES[f"{split}_labels"]
+    if images.shape[1:] != (28, 28) or not len(images):
+        raise DataError(f"{img}: {'x'.join(map(str, images.shape))} values, expected "
+                        f"N images of 28x28 pixels (N >= 1)")
+    if len(labels) != len(images):
+        raise DataError(f"{lab}: {len(labels)} labels for the {len(images)} images of {img}; "
+                        f"expected one label per image")
+    if labels.max() > 9:
+        i = int(np.argmax(labels > 9))
+        raise DataError(f"{lab}: label {labels[i]} at index {i}, expected 0..9")
 
 
 def resize16(images: torch.Tensor) -> torch.Tensor:
@@ -137,7 +170,9 @@ def load_mnist(root=None, device="cpu", train_subset: int = 0) -> MnistTensors:
     """Load, verify and preprocess MNIST; ``train_subset`` > 0 keeps the first N images."""
     raw = resolve_data_root(root) / "MNIST" / "raw"
     verify_raw(raw)
-    arrays = {k: read_idx(raw / f) for k, f in FILES.items()}
+    arrays = {k: read_idx(raw / f, 3 if k.endswith("images") else 1) for k, f in FILES.items()}
+    for split in ("train", "test"):
+        check_split(raw, split, arrays[f"{split}_images"], arrays[f"{split}_labels"])
     if train_subset:
         arrays["train_images"] = arrays["train_images"][:train_subset]
         arrays["train_labels"] = arrays["train_labels"][:train_subset]

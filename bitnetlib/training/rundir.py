@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import torch
 import yaml
 
-from .config import TrainConfig, config_dict, make_config
+from .config import TrainConfig, config_dict, config_diff, make_config
 from .data import REPO_ROOT
 from .models import build_model
 
@@ -190,14 +190,6 @@ def read_config_yaml(path: Path) -> dict:
     if not isinstance(saved, dict):
         raise RunDirError(f"{path}: not a configuration written by bitnet train")
     return saved
-
-
-def config_diff(saved: dict, now: dict, limit: int = 4) -> str:
-    """'key saved -> now' for the keys that differ (the first ``limit``)."""
-    keys = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
-    parts = [f"{k} {saved.get(k, '(unset)')!r} -> {now.get(k, '(unset)')!r}"
-             for k in keys[:limit]]
-    return ", ".join(parts) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 def check_config(run_dir: Path, name: str, saved: dict, now: dict):
