@@ -76,7 +76,15 @@ def test_cli_started_cluster_on_localhost(store_dir, tmp_path):
         log.close()
 
 
-CHAPTER = '''# %% tags=["parameters"]
+CHAPTER = '''# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
 profile = "smoke"
 
 # %%
