@@ -30,7 +30,7 @@ def check_published(cfgs, store_dir):
         assert bk.run_dir_of(cfg) == entry
         metrics = json.loads((entry / "metrics.json").read_text())
         assert len(metrics) == 1 and metrics[0]["test_acc"] > 10
-        assert json.loads((entry / "run.json").read_text())["wall_seconds"] > 0
+        assert json.loads((entry / "run.json").read_text())["wall_seconds"] >= 0
 
 
 def test_local_cluster_computes_what_is_missing(store_dir):
