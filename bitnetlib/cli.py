@@ -8,8 +8,9 @@
     bitnet results [list|size|fill] [--json] [--chapters ...] [--scheduler ADDR]
 
 Exit codes: 0 success; 1 a check found differences (verify: C engine vs integer
-model, mcu: firmware vs host engine); 2 bad input or a failed step (one line on stderr,
-``error: ...`` or, for a bad argument, ``bitnet CMD: error: ...``).
+model, mcu: firmware vs host engine; results fill: chapters that still stop); 2 bad
+input or a failed step (one line on stderr, ``error: ...`` or, for a bad argument,
+``bitnet CMD: error: ...``); 130 interrupted (Ctrl-C: rerun to resume).
 """
 import argparse
 import json
@@ -200,6 +201,9 @@ def main(argv=None):
     except ERRORS as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:               # finished epochs / runs are kept
+        print("interrupted: run the same command again to go on", file=sys.stderr)
+        return 130
     return rc or 0
 
 

@@ -299,3 +299,12 @@ def test_changed_config_names_the_keys_and_the_way_out(tmp_path):
     msg = str(e.value)
     assert "threads 0 -> 2" in msg and "epochs 60 -> 5" in msg and "--fresh" in msg
     assert "--out" in msg and "\n" not in msg
+
+
+def test_ctrl_c_is_one_line_and_says_how_to_go_on(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "cmd_stats", interrupted)
+    assert cli.main(["stats", "somewhere"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "again" in err and "Traceback" not in err
