@@ -75,7 +75,13 @@ def make_step_fn(cfg):
     fn = functools.partial(loss_and_logits, alpha=cfg.distill_alpha,
                            temperature=cfg.distill_temperature,
                            label_smoothing=cfg.label_smoothing)
-    return torch.compile(fn, dynamic=False) if cfg.compile else fn
+    if not cfg.compile:
+        return fn
+    # one process may train many models (a chapter's sweep, a Dask worker): past the
+    # default 8 recompilations torch would run the step uncompiled, so that a run's
+    # arithmetic depended on what the process trained before it
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 1024)
+    return torch.compile(fn, dynamic=False)
 
 
 def load_teacher(cfg: TrainConfig, device):
