@@ -12,16 +12,12 @@ import pytest
 from bitnetlib import book as bk
 from bitnetlib.book import compute
 
-TINY = {"epochs": 1, "augment": False, "widths": [8], "train_subset": 300, "device": "cpu",
-        "threads": 1}
+from conftest import TINY_RUN as TINY
 
 
 @pytest.fixture()
-def store_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("BITNET_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("BITNET_STORE", str(tmp_path / "results" / "runs"))
-    monkeypatch.delenv("BITNET_RECOMPUTE", raising=False)
-    return tmp_path / "results" / "runs"
+def store_dir(run_dirs):
+    return run_dirs / "results" / "runs"
 
 
 def check_published(cfgs, store_dir):

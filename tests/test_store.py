@@ -8,17 +8,12 @@ from bitnetlib.book import cache as bcache
 from bitnetlib.book import store
 from bitnetlib.training.rundir import load_run, resolve_run
 
-TINY = {"epochs": 1, "augment": False, "widths": [8], "train_subset": 300, "device": "cpu",
-        "threads": 1}
+from conftest import TINY_RUN as TINY
 
 
 @pytest.fixture()
-def dirs(tmp_path, monkeypatch):
-    monkeypatch.setenv("BITNET_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("BITNET_STORE", str(tmp_path / "results" / "runs"))
-    for name in ("BITNET_RECOMPUTE", "BITNET_TRAIN", "BITNET_PUBLISH"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+def dirs(run_dirs):
+    return run_dirs
 
 
 def test_publish_copies_the_run_with_provenance_and_no_checkpoint(dirs, monkeypatch):
