@@ -83,6 +83,8 @@ def emulated_cycles(cfg):
 # ## Our numbers
 
 # %%
+bk.require(bk.resolve_config(common, full if S.profile == "full" else smoke)
+           for full, smoke in bk.HEADLINE_MODELS.values())
 ours = {}
 for name, (full_cfg, smoke_cfg) in bk.HEADLINE_MODELS.items():
     path = full_cfg if S.profile == "full" else smoke_cfg

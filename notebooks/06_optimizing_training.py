@@ -81,6 +81,8 @@ display(Markdown(bk.markdown_table(table)))
 # Every type at every training length (a separate cosine schedule each).
 
 # %%
+bk.require(bk.resolve_config({**common, "epochs": e}, path)
+           for path in CONFIGS.values() for e in S.epoch_list)
 runs = {}
 for q, path in CONFIGS.items():
     for r in bk.sweep([{"epochs": e} for e in S.epoch_list], base=path, common=common,

@@ -79,6 +79,8 @@ plt.show()
 # ## With and without augmentation
 
 # %%
+bk.require(bk.resolve_config({**common, "augment": a}, CONFIGS[q])
+           for q in S.types for a in (False, True))
 runs = {}
 for q in S.types:
     for r in bk.sweep([{"augment": False}, {"augment": True}], base=CONFIGS[q], common=common,

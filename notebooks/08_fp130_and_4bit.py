@@ -77,6 +77,7 @@ plt.show()
 # ## Training the three types
 
 # %%
+bk.require(bk.resolve_config(common, path) for path in CONFIGS.values())
 runs = {q: bk.sweep([{}], base=path, common=common, desc=q)[0] for q, path in CONFIGS.items()}
 display(Markdown(bk.profile_note(S)))
 WRITEUP = {"4bitsym": "99.02 (C engine)", "FP130": "98.66 - 98.86", "4bit": "not reported"}

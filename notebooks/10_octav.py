@@ -90,6 +90,7 @@ plt.show()
 # ## Training with OCTAV vs `prop`
 
 # %%
+bk.require({**common, "clip": c} for c in ("prop", "octav"))
 runs = {c: bk.run_cached({**common, "clip": c}) for c in ("prop", "octav")}
 display(Markdown(bk.profile_note(S)))
 rows = [dict(clip=c, train_loss=m[-1]["train_loss"], test_loss=m[-1]["test_loss"],

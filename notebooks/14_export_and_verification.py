@@ -75,6 +75,7 @@ common["widths"] = list(widths)
 # %%
 cfgs = {q: bk.resolve_config({**common, "quant": q}, "configs/fc_4bitsym_64x3_aug.yaml")
         for q in types}
+bk.require(cfgs.values())
 runs = {q: SimpleNamespace(cfg=c, metrics=bk.run_cached(c)[1]) for q, c in cfgs.items()}
 display(Markdown(bk.profile_note(S)))
 

@@ -98,6 +98,7 @@ if cnn_config is None:
     cnn_config = bk.HEADLINE_MODELS["CNN 64"][0 if S.profile == "full" else 1]
 if cnn_config:
     models[f"CNN ({cnn_config})"] = bk.resolve_config(common, cnn_config)
+bk.require(models.values())
 accuracy = {name: bk.run_cached(cfg)[1][-1]["test_acc"] for name, cfg in models.items()}
 display(Markdown(bk.profile_note(S)))
 

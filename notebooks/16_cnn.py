@@ -67,6 +67,7 @@ common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
 # %%
 models = {"CNN": bk.resolve_config(common, S.config),
           "FC 4bitsym 64/64/64": bk.resolve_config(common, "configs/fc_4bitsym_64x3_aug.yaml")}
+bk.require(models.values())
 runs = {name: bk.run_cached(cfg) for name, cfg in models.items()}
 display(Markdown(bk.profile_note(S)))
 print(f"CNN config: {S.config} ({models['CNN'].cnn_channels} channels)")

@@ -73,3 +73,12 @@ def test_weight_averaged_runs_keep_their_last_iterate(dirs, monkeypatch):
     _, avg = load_run(bk.run_dir_of(cfg))
     assert any((a != b).any() for a, b in zip(last.state_dict().values(),
                                                avg.state_dict().values()))
+
+
+def test_require_names_every_missing_run_only_when_training_is_off(dirs, monkeypatch):
+    cfgs = [{**TINY, "seed": s} for s in (3, 4)]
+    bk.require(cfgs)                                      # training on: nothing to say
+    monkeypatch.setenv("BITNET_TRAIN", "0")
+    with pytest.raises(bk.MissingRuns) as e:
+        bk.require(cfgs)
+    assert len(e.value.keys) == 2

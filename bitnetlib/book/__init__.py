@@ -8,7 +8,7 @@
 """
 from .cache import (MissingRuns, cache_root, cached_data, cached_result, checkpoint_model, config_key,
                     firmware_source_hash, is_finished, mcu_cached, resolve_config, run_cached,
-                    publish, run_dir_of, run_ref, sweep, verify_cached)
+                    publish, require, run_dir_of, run_ref, sweep, verify_cached)
 from .chapter import (CAPACITY_TYPES, PROFILES, SMOKE_TRAIN, capacity_sweep, chapter,
                       headline_settings, profile_note, profile_settings, show_provenance)
 from .provenance import device_name, git_commit, provenance
@@ -17,4 +17,4 @@ from .figures import (first_layer_images, markdown_table, n_weights,
 from .sources import c_function, kernel_instructions
 from .writeup import HEADLINE_MODELS, WRITEUP
 
-__all__ = ['MissingRuns', 'cache_root', 'cached_data', 'cached_result', 'checkpoint_model', 'config_key', 'firmware_source_hash', 'is_finished', 'mcu_cached', 'resolve_config', 'run_cached', 'publish', 'run_dir_of', 'run_ref', 'sweep', 'verify_cached', 'CAPACITY_TYPES', 'PROFILES', 'SMOKE_TRAIN', 'capacity_sweep', 'chapter', 'headline_settings', 'profile_note', 'profile_settings', 'provenance', 'show_provenance', 'device_name', 'git_commit', 'first_layer_images', 'markdown_table', 'n_weights', 'plot_weight_grid', 'total_bits', 'c_function', 'kernel_instructions', 'HEADLINE_MODELS', 'WRITEUP']
+__all__ = ['MissingRuns', 'cache_root', 'cached_data', 'cached_result', 'checkpoint_model', 'config_key', 'firmware_source_hash', 'is_finished', 'mcu_cached', 'resolve_config', 'run_cached', 'publish', 'require', 'run_dir_of', 'run_ref', 'sweep', 'verify_cached', 'CAPACITY_TYPES', 'PROFILES', 'SMOKE_TRAIN', 'capacity_sweep', 'chapter', 'headline_settings', 'profile_note', 'profile_settings', 'provenance', 'show_provenance', 'device_name', 'git_commit', 'first_layer_images', 'markdown_table', 'n_weights', 'plot_weight_grid', 'total_bits', 'c_function', 'kernel_instructions', 'HEADLINE_MODELS', 'WRITEUP']

@@ -224,15 +224,25 @@ def sweep(grid, base=None, common=None, desc="runs", **kwargs):
     every missing run of the grid is named at once.
     """
     cfgs = [resolve_config({**(common or {}), **overrides}, base) for overrides in grid]
-    if not env_flag("BITNET_TRAIN", True) and not recompute_requested(kwargs.get("recompute")):
-        missing = [c for c in cfgs if finished_dir(c, kwargs.get("cache_dir")) is None]
-        if missing:
-            raise missing_runs(missing)
+    if not recompute_requested(kwargs.get("recompute")):
+        require(cfgs, kwargs.get("cache_dir"))
     results = []
     for cfg in tqdm(cfgs, desc=desc, mininterval=5):
         model, metrics = run_cached(cfg, **kwargs)
         results.append(SimpleNamespace(cfg=cfg, model=model, metrics=metrics, last=metrics[-1]))
     return results
+
+
+def require(cfgs, cache_dir=None):
+    """With training off (BITNET_TRAIN=0), name every run of ``cfgs`` that has no
+    finished run at once, as one MissingRuns; with training on, nothing. A chapter that
+    fetches its runs one by one calls it first, so that ``make results`` learns all of
+    them in one pass."""
+    if env_flag("BITNET_TRAIN", True):
+        return
+    missing = [c for c in map(resolve_config, cfgs) if finished_dir(c, cache_dir) is None]
+    if missing:
+        raise missing_runs(missing)
 
 
 def run_dir_of(cfg) -> Path:
