@@ -52,6 +52,7 @@ def publish_files(key: str, files: dict, provenance: dict) -> Path:
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+    tmp.chmod(0o755)                        # mkdtemp makes it private
     try:
         for name, data in files.items():
             (tmp / name).write_bytes(data)
