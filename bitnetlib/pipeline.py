@@ -208,6 +208,9 @@ def mcu_run(run_dir, kernel: str = "fast", images: int = 100, timed: int = None,
     instructions and cycles on ``timed`` images (default all; 0 or hooks=False: none)."""
     if kernel not in KERNELS:
         raise McuError(f"kernel {kernel!r}: valid kernels are {', '.join(KERNELS)}")
+    if not 1 <= images <= 10000 or (timed is not None and timed < 0):
+        raise McuError(f"images={images}, timed={timed}: expected 1..10000 test images and "
+                       f"timed >= 0")
     cfg, _ = load_model_file(run_dir)
     data = data if data is not None else load_mnist(cfg.data_root or None)
     build_dir = Path(build_dir) if build_dir else Path(run_dir) / "mcu" / kernel

@@ -308,3 +308,11 @@ def test_ctrl_c_is_one_line_and_says_how_to_go_on(monkeypatch, capsys):
     assert cli.main(["stats", "somewhere"]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "again" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("images, timed", [(0, None), (-5, None), (10001, None), (3, -1)])
+def test_mcu_run_refuses_image_counts_outside_the_test_set(images, timed):
+    from bitnetlib.pipeline import mcu_run
+    from bitnetlib.deploy.firmware import McuError
+    with pytest.raises(McuError, match="expected 1..10000"):
+        mcu_run("no-such-run", images=images, timed=timed)
