@@ -82,7 +82,7 @@ def emulated_cycles(cfg):
 # %% [markdown]
 # ## Our numbers
 
-# %%
+# %% tags=["hide-input"]
 bk.require(bk.resolve_config(common, full if S.profile == "full" else smoke)
            for full, smoke in bk.HEADLINE_MODELS.values())
 ours = {}
@@ -101,7 +101,7 @@ for name, (full_cfg, smoke_cfg) in bk.HEADLINE_MODELS.items():
                       cycles=emulated_cycles(cfg))
 display(Markdown(bk.profile_note(S)))
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for name, o in ours.items():
     w = bk.WRITEUP[name]
@@ -118,7 +118,7 @@ label = ("**smoke numbers** (tiny training runs; they show the pipeline runs, no
 display(Markdown(f"Headline table, ours at {label}; the write-up's in the next column.\n\n"
                  + bk.markdown_table(rows)))
 
-# %%
+# %% tags=["hide-input"]
 print("Configurations:", {k: o["config"] for k, o in ours.items()})
 print("Sources of the write-up's figures:")
 for name in ours:
@@ -126,7 +126,7 @@ for name in ours:
 if S.profile == "smoke":
     print("At smoke the CNN row is the 16-channel CNN (configs/cnn16.yaml), not the 64-channel one.")
 
-# %% mystnb={"figure": {"caption": "Accuracy (C engine) against packed weight bytes for the headline models: ours at this profile, and the write-up's reported points.", "name": "fig-headline"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Accuracy (C engine) against packed weight bytes for the headline models: ours at this profile, and the write-up's reported points.", "name": "fig-headline"}}
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 for i, (name, o) in enumerate(ours.items()):
     ax.plot(o["bytes"], o["acc_c"], "o", color=f"C{i}", label=f"{name} (ours)")
@@ -154,5 +154,5 @@ plt.show()
 #
 # ## Provenance
 
-# %%
+# %% tags=["hide-input"]
 bk.show_provenance(S)

@@ -66,7 +66,7 @@ device = "auto"
 seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 
-# %% tags=["hide-output"]
+# %% tags=["hide-input", "hide-output"]
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
@@ -89,7 +89,7 @@ if not firmware.have_toolchain():
 # {doc}`14_export_and_verification`), the write-up's 1 KB 2bitsym network
 # (256-16-16-10) and the CNN of {doc}`16_cnn` (16 channels at `smoke`, 64 at `full`).
 
-# %%
+# %% tags=["hide-input"]
 models = {f"FC {q} 64/64/64": bk.resolve_config({**common, "quant": q},
                                                  "configs/fc_4bitsym_64x3_aug.yaml")
           for q in types}
@@ -113,7 +113,7 @@ display(Markdown(bk.profile_note(S)))
 # run directory, keyed by the sources of the engine, the firmware and the harness.
 
 
-# %%
+# %% tags=["hide-input"]
 def emulate(cfg, kernel):
     """mcu_run's result dict, or {'error': first line of the reason} when it cannot run."""
     try:
@@ -142,7 +142,7 @@ def table_row(name, kernel, r):
 
 display(Markdown(bk.markdown_table([table_row(n, k, r) for (n, k), r in results.items()])))
 
-# %%
+# %% tags=["hide-input"]
 ok = {key: r for key, r in results.items() if "error" not in r}
 print(f"{len(ok)} of {len(results)} model/kernel pairs ran; firmware vs host engine "
       f"mismatches (prediction or any layer's accumulators) over {n_images} images each: "
@@ -161,7 +161,7 @@ for (name, k), r in results.items():
 # buffers, product tables) and the measured stack peak (the stack is filled with a
 # pattern before the run and scanned after it).
 
-# %% mystnb={"figure": {"caption": "Flash (left) and SRAM (right) used by each firmware image, fast kernels where they ran, else baseline; the dashed lines are the CH32V003's 16 KB and 2 KB.", "name": "fig-memory"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Flash (left) and SRAM (right) used by each firmware image, fast kernels where they ran, else baseline; the dashed lines are the CH32V003's 16 KB and 2 KB.", "name": "fig-memory"}}
 def memory_of(name):
     return ok.get((name, "fast")) or ok.get((name, "baseline"))
 
@@ -184,7 +184,7 @@ axf.legend(fontsize=8, loc="lower right")
 axr.legend(fontsize=8, loc="lower right")
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 over_flash = sorted({n for (n, k), r in results.items() if "flash overflow" in r.get("error", "")}
                     | {n for (n, k), r in ok.items() if r["flash_bytes"] > firmware.FLASH_LIMIT})
 over_ram = sorted({n for (n, k), r in ok.items() if r["ram_bytes"] > firmware.RAM_LIMIT})
@@ -204,7 +204,7 @@ print("(models that do not fit are measured on an emulated chip with more memory
 # Mean model cycles per image, both kernel sets, beside the times the write-up measured
 # on the board (`bitnetlib.book.WRITEUP`).
 
-# %% mystnb={"figure": {"caption": "Estimated cycles per inference in the emulated CH32V003 by model and kernel set (log scale); dotted lines are the write-up's measured times (13.66 ms for the 4bitsym network, the lower end of its range for FP130 and the 1 KB network) converted at 48 MHz.", "name": "fig-cycles"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Estimated cycles per inference in the emulated CH32V003 by model and kernel set (log scale); dotted lines are the write-up's measured times (13.66 ms for the 4bitsym network, the lower end of its range for FP130 and the 1 KB network) converted at 48 MHz.", "name": "fig-cycles"}}
 names = [n for n in models if any((n, k) in ok for k in kernels)]
 fig, ax = plt.subplots(figsize=(9, 3.6))
 xs = np.arange(len(names))
@@ -222,7 +222,7 @@ ax.set_xticks(xs, names, rotation=20, ha="right", fontsize=8)
 ax.legend(fontsize=8)
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 speedups = {n: ok[(n, "baseline")]["cycles_mean"] / ok[(n, "fast")]["cycles_mean"]
             for n in names if (n, "baseline") in ok and (n, "fast") in ok}
 for n, x in speedups.items():
@@ -248,7 +248,7 @@ for n in names:
 # The cycle model's terms for the 4bitsym network: instructions by class times their
 # cost, and the wait states of flash accesses.
 
-# %% mystnb={"figure": {"caption": "Cycles per inference of the 4bitsym 64/64/64 network split into the cycle model's terms, for each kernel set.", "name": "fig-cycle-terms"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Cycles per inference of the 4bitsym 64/64/64 network split into the cycle model's terms, for each kernel set.", "name": "fig-cycle-terms"}}
 terms = {k: cycles.CH32V003.terms(ok[("FC 4bitsym 64/64/64", k)]["by_class_mean"])
          for k in kernels if ("FC 4bitsym 64/64/64", k) in ok}
 fig, ax = plt.subplots(figsize=(7, 2.2))
@@ -261,7 +261,7 @@ ax.set_xlabel("cycles per inference")
 ax.legend(fontsize=8, ncol=2)
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 for k, t in terms.items():
     total = sum(t.values())
     print(f"{k}: " + ", ".join(f"{term} {100 * v / total:.0f} %" for term, v in t.items()))
@@ -273,5 +273,5 @@ for k, t in terms.items():
 #
 # ## Provenance
 
-# %%
+# %% tags=["hide-input"]
 bk.show_provenance(S)
