@@ -109,3 +109,16 @@ def test_fill_runs_chapters_until_every_run_is_stored(store_dir, tmp_path, monke
         "pass 3: 0 chapter(s) stopped, 0 run(s) wanted"]
     assert "ran through full" in (tmp_path / "_build" / "notebooks" / "99_tiny.ipynb").read_text()
     assert len(list(store_dir.iterdir())) == 2
+
+
+def test_a_task_resumes_a_run_cut_off_in_the_workers_cache(store_dir):
+    from bitnetlib.training.config import config_dict
+    from bitnetlib.training.rundir import cache_root
+    from bitnetlib.training.train import train
+    cfg = bk.resolve_config({**TINY, "epochs": 2})
+    run_dir = cache_root() / bk.config_key(cfg)
+    train(cfg, run_dir, progress=False, log=lambda s: None, stop_after=1)   # killed after 1
+    first = json.loads((run_dir / "metrics.json").read_text())
+    result = compute.train_files(config_dict(cfg))
+    metrics = json.loads(result["files"]["metrics.json"])
+    assert len(metrics) == 2 and metrics[0] == first[0]     # epoch 1 kept, not retrained

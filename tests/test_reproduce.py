@@ -27,7 +27,8 @@ def cheapest_entry():
 
 
 @pytest.mark.skipif(cheapest_entry() is None, reason="the results store is empty")
-def test_cheapest_stored_run_retrains_to_its_stored_accuracy():
+def test_cheapest_stored_run_retrains_to_its_stored_accuracy(tmp_path, monkeypatch):
+    monkeypatch.setenv("BITNET_CACHE", str(tmp_path))      # from scratch, not a cached copy
     entry = cheapest_entry()
     cfg = make_config(yaml.safe_load((entry / "config.yaml").read_text()), str(entry))
     stored = json.loads((entry / "metrics.json").read_text())

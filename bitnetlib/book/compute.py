@@ -5,28 +5,30 @@
     compute(cfgs, scheduler=ADDRESS)    on an existing cluster (``dask scheduler`` and
                                         ``dask worker ADDRESS`` processes)
 
-Each run is one task, ``train_files``: the worker trains in a temporary directory and
-sends the run's files back, so no shared filesystem is needed; the client publishes
-each run to the store as soon as it arrives. Ctrl-C or a lost worker keeps every
-finished run; calling again computes only what is still missing. Workers keep
+Each run is one task, ``train_files``: the worker trains in its own run cache
+(``runs/cache/<key>/`` on its machine, checkpointed every epoch) and sends the run's
+files back, so no shared filesystem is needed; the client publishes each run to the
+store as soon as it arrives. Ctrl-C or a lost worker keeps every finished run, and a
+run cut off mid-way resumes from its last epoch when the same machine trains it again;
+calling again computes only what is still missing. Workers keep
 compiled training steps warm between runs (``torch.compile`` caches per process).
 """
+import json
 import os
 import platform
-import tempfile
 import time
-from pathlib import Path
 
 from tqdm import tqdm
 
 from ..training.config import config_dict, make_config
 from . import store
-from .cache import config_key, describe, finished_dir, last_iterate_bytes
+from .cache import cache_root, config_key, describe, finished_dir, last_iterate_bytes
 
 
 def train_files(cfg_values: dict, threads: int = 1) -> dict:
-    """On a worker: train one configuration from scratch in a temporary directory.
-    Returns {files: {name: bytes}, provenance: {...}} (what ``store.publish_files`` takes)."""
+    """On a worker: train one configuration in the worker's run cache (resuming a run
+    cut off earlier). Returns {files: {name: bytes}, provenance: {...}} (what
+    ``store.publish_files`` takes)."""
     import torch
     from ..training.train import train
     from .provenance import device_name, git_commit
@@ -34,15 +36,16 @@ def train_files(cfg_values: dict, threads: int = 1) -> dict:
     if not cfg.threads:                 # the config leaves it to torch: one per worker
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bitnet-run-") as tmp:
-        train(cfg, tmp, progress=False, log=lambda s: None)
-        files = {n: (Path(tmp) / n).read_bytes() for n in store.RUN_FILES}
-        if cfg.swa_start_epoch >= 0:
-            files[store.LAST_ITERATE] = last_iterate_bytes(Path(tmp))
+    run_dir = cache_root() / config_key(cfg)
+    train(cfg, run_dir, progress=False, log=lambda s: None)
+    files = {n: (run_dir / n).read_bytes() for n in store.RUN_FILES}
+    if cfg.swa_start_epoch >= 0:
+        files[store.LAST_ITERATE] = last_iterate_bytes(run_dir)
     prov = dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit=git_commit(),
                 machine=device_name(cfg.device), host=platform.node(),
                 torch=torch.__version__, wall_seconds=round(time.perf_counter() - t0, 1),
-                epochs=cfg.epochs)
+                epochs=cfg.epochs,
+                train_seconds=round(sum(m["seconds"] for m in json.loads(files["metrics.json"])), 1))
     return dict(files=files, provenance=prov)
 
 
