@@ -39,7 +39,10 @@ def run_chapter(name: str, wanted: Path, log=print) -> bool:
         return False
     finally:
         for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
         src.unlink(missing_ok=True)
 
 
