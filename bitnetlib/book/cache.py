@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -310,14 +311,17 @@ def firmware_source_hash() -> str:
 
 def mcu_cached(cfg, kernel: str = "fast", images: int = 10, recompute=None) -> dict:
     """``bitnetlib.pipeline.mcu_run`` of a cached run in the emulated CH32V003, stored in the
-    run directory as mcu_<kernel>_<images>.json keyed by ``firmware_source_hash``."""
+    run directory as mcu_<kernel>_<images>.json keyed by ``firmware_source_hash``. The
+    firmware is built in a temporary directory (build products stay out of the store)."""
     from .. import pipeline
     run_dir = run_dir_of(cfg)
+
+    def compute():
+        with tempfile.TemporaryDirectory(prefix="bitnet-fw-") as tmp:
+            return pipeline.mcu_run(run_dir, kernel=kernel, images=images, build_dir=tmp,
+                                    log=lambda s: None)
     return cached_result(run_dir / f"mcu_{kernel}_{images}.json", "firmware",
-                         firmware_source_hash(),
-                         lambda: pipeline.mcu_run(run_dir, kernel=kernel, images=images,
-                                             log=lambda s: None),
-                         "mcu_seconds", recompute)
+                         firmware_source_hash(), compute, "mcu_seconds", recompute)
 
 
 def checkpoint_model(cfg):

@@ -12,6 +12,7 @@
         verify.json        C engine vs integer model vs fake-quant (``cache.verify_cached``)
         mcu_<kernel>_<n>.json  the emulated CH32V003 (``cache.mcu_cached``); both keyed
                            by a hash of the sources that computed them
+        bitnet_model.h     the exported C header, written by the C-engine check
 
 A run is trained into the run cache (``runs/cache/<key>/``, with checkpoints, so it can
 be resumed) and then published here: the files are copied into a temporary
