@@ -62,10 +62,7 @@ def config_key(cfg: TrainConfig) -> str:
 def recompute_requested(recompute=None) -> bool:
     if recompute is not None:
         return bool(recompute)
-    value = os.environ.get("BITNET_RECOMPUTE", "").strip().lower()
-    if value not in ("", "0", "1", "false", "true", "no", "yes"):
-        raise ValueError(f"BITNET_RECOMPUTE={value!r}: expected 0 or 1")
-    return value in ("1", "true", "yes")
+    return env_flag("BITNET_RECOMPUTE", False)
 
 
 def cached_data(cfg: TrainConfig):
