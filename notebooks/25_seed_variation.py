@@ -19,8 +19,8 @@
 #
 # The write-up's headline is one number: 99.02 % for the 4bitsym 64/64/64 network with
 # augmentation after 60 epochs, "after slightly tweaking the data augmentation
-# parameters". Our single runs of that recipe end between about 98.7 % and 99.0 %. How
-# much of that spread is the random seed alone (initial weights, batch order and the
+# parameters". Single runs of that recipe, ours included, land a little above or
+# below 99 % depending on the run. How much of that spread is the random seed alone (initial weights, batch order and the
 # augmentation draws), and is a tenth of a point between two recipes a real difference?
 #
 # This chapter trains the recipe with several seeds for a few variants: the write-up's
@@ -29,8 +29,8 @@
 # is 0.95 on the label and 0.005 on every class). Everything else is the headline
 # configuration, `configs/fc_4bitsym_64x3_aug.yaml`. Each run uses one thread, so that
 # it is the same run (and the same cache entry) as `bitnet train ... --set threads=1`
-# started by hand, several at a time; at `full` one run takes about 1.5 minutes on
-# our 2-core CPU, the chapter's 60 runs about 1.5 hours when none is cached.
+# started by hand, several at a time; the provenance table at the end gives the
+# training time the chapter's runs took.
 
 # %% tags=["parameters"]
 profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
@@ -185,8 +185,8 @@ print(f"over the last {tail} epochs a run's test accuracy moves by {np.mean(swin
 # The table and the two numbers above are the reading: the seed-to-seed standard
 # deviation bounds how far any single run, the write-up's included, can be taken as the
 # recipe's accuracy. At `smoke` (three short runs on a subset) the spread is that of
-# barely trained networks and says nothing about the 99 % bar; `book/summary.md` gives
-# the figures at `full`.
+# barely trained networks and says nothing about the 99 % bar; the published book runs
+# this chapter at `full`, from the results store.
 #
 # ## Provenance
 
