@@ -100,15 +100,17 @@ def cmd_results(args):
                   f"_build/notebooks/<chapter>.ipynb)", file=sys.stderr)
             return 1
     else:
-        rows = summary.headline_results()
-        print(json.dumps(rows) if args.json else summary.format_rows(rows))
+        if args.json:
+            print(json.dumps(summary.all_results()))
+        else:
+            print(summary.format_rows(summary.headline_results()))
 
 
 def add_results_command(sub):
     p = sub.add_parser("results", help="the results store: the headline models (list), its "
                                        "size, or fill it with the chapters' runs at full")
     p.add_argument("action", nargs="?", choices=("list", "size", "fill"), default="list")
-    p.add_argument("--json", action="store_true", help="list: one JSON list")
+    p.add_argument("--json", action="store_true", help="list: JSON {headline: [...], runs: [every stored run]}")
     p.add_argument("--chapters", nargs="*", help="fill: chapter names (default: all)")
     p.add_argument("--scheduler", help="fill: a Dask scheduler address (tcp://HOST:8786); "
                                        "default $BITNET_SCHEDULER, else a LocalCluster")

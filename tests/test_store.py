@@ -82,3 +82,16 @@ def test_require_names_every_missing_run_only_when_training_is_off(dirs, monkeyp
     with pytest.raises(bk.MissingRuns) as e:
         bk.require(cfgs)
     assert len(e.value.keys) == 2
+
+
+def test_results_json_lists_every_stored_run_with_its_checks(dirs, monkeypatch):
+    from bitnetlib.book import summary
+    monkeypatch.setenv("BITNET_PUBLISH", "1")
+    _, metrics = bk.run_cached(TINY)
+    v = bk.verify_cached(TINY)
+    rows = summary.all_results()["runs"]
+    assert [r["key"] for r in rows] == [bcache.config_key(bcache.resolve_config(TINY))]
+    row = rows[0]
+    assert row["test_acc"] == metrics[-1]["test_acc"] and row["epochs"] == 1
+    assert row["acc_c"] == v["acc_c"] and row["mismatch_c_int"] == 0
+    assert row["cycles_fast"] is None and row["fits_v003"] is None   # never emulated

@@ -1,9 +1,11 @@
-"""The headline models as the results store has them (``bitnet results``).
+"""The results store as a table (``bitnet results``): the headline models, and every
+stored run with its accuracy, C-engine check and emulated CH32V003 figures.
 
 Reads the store only: a model whose run, C-engine check or emulator run is not in the
 store has None in those fields (nothing is computed here).
 """
 import json
+import statistics
 
 import yaml
 
@@ -42,10 +44,12 @@ def headline_row(name: str, path: str) -> dict:
     base = _stored_json(entry, f"mcu_baseline_{MCU_IMAGES}.json")
     seeds = [_stored_json(e, "verify.json").get("acc_c") for e in seed_runs(cfg)]
     seeds = [a for a in seeds if a is not None]
+    spread = len(seeds) > 1
     return dict(name=name, config=path, profile="full", in_store=bool(run),
                 acc_fakequant=v.get("acc_fakequant"), acc_int=v.get("acc_int"),
                 acc_c=v.get("acc_c"), n_seeds=len(seeds),
-                acc_c_mean=sum(seeds) / len(seeds) if len(seeds) > 1 else None,
+                acc_c_mean=statistics.mean(seeds) if spread else None,
+                acc_c_sd=statistics.stdev(seeds) if spread else None,
                 weight_bytes=fast.get("weight_bytes"), mismatch_c_int=v.get("mismatch_c_int"),
                 cycles_baseline=base.get("cycles_mean"), cycles_fast=fast.get("cycles_mean"),
                 flash_bytes=fast.get("flash_bytes"), ram_bytes=fast.get("ram_bytes"),
@@ -55,6 +59,40 @@ def headline_row(name: str, path: str) -> dict:
 
 def headline_results() -> list:
     return [headline_row(name, full) for name, (full, _) in HEADLINE_MODELS.items()]
+
+
+def _mcu_fields(entry, kernel: str) -> dict:
+    """The emulated run of ``kernel`` with the most images, if any."""
+    found = sorted(entry.glob(f"mcu_{kernel}_*.json"),
+                   key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    return json.loads(found[-1].read_text())["result"] if found else {}
+
+
+def run_row(key: str) -> dict:
+    """One stored run: what it is, its final metrics, C-engine check and MCU figures."""
+    entry = store.stored(key)
+    c = yaml.safe_load((entry / "config.yaml").read_text())
+    run = json.loads((entry / "run.json").read_text())
+    last = json.loads((entry / "metrics.json").read_text())[-1]
+    v = _stored_json(entry, "verify.json")
+    fast, base = _mcu_fields(entry, "fast"), _mcu_fields(entry, "baseline")
+    return dict(key=key, model=c.get("model"), widths=c.get("widths"),
+                quant=c.get("quant_per_layer") or c.get("quant"), epochs=c.get("epochs"),
+                augment=c.get("augment"), seed=c.get("seed"),
+                test_acc=last.get("test_acc"), test_loss=last.get("test_loss"),
+                acc_c=v.get("acc_c"), mismatch_c_int=v.get("mismatch_c_int"),
+                cycles_fast=fast.get("cycles_mean"), cycles_baseline=base.get("cycles_mean"),
+                mcu_images=fast.get("images") or base.get("images"),
+                flash_bytes=(fast or base).get("flash_bytes"),
+                sram_bytes=(fast or base).get("ram_bytes"),
+                fits_v003=(fast or base).get("fits_ch32v003"),
+                wall_seconds=run.get("wall_seconds"), date=run.get("date"),
+                commit=run.get("commit"), machine=run.get("machine"))
+
+
+def all_results() -> dict:
+    """``bitnet results --json``: the headline models and every stored run."""
+    return dict(headline=headline_results(), runs=[run_row(k) for k, _ in store.entries()])
 
 
 def format_rows(rows) -> str:
