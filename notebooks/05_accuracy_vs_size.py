@@ -95,6 +95,38 @@ if best:
 # settings, finds test accuracy rising monotonically with size and saturating around
 # 98 % without augmentation; at `smoke` our numbers are not comparable.
 #
+# ## The write-up's 1 KB model
+#
+# The write-up also runs a 2bitsym 256-16-16-10 network (4,512 weights, 1.1 KB) on the
+# chip, at 94.22 % test accuracy, without giving its training settings. Our shipped
+# configuration, `configs/fc1k_2bitsym.yaml`, uses the FC recipe: augmentation, OCTAV
+# clip, 60 epochs. A network this small may be unable to fit the augmented data at all
+# (underfitting: then the training accuracy, not the test accuracy, is the limit), so
+# the variants below switch augmentation and the clip.
+
+# %%
+K1 = "configs/fc1k_2bitsym.yaml"
+k1_common = dict(train_subset=S.train_subset, compile=S.compile, device=S.device, seed=S.seed,
+                 **({} if S.profile == "full" else {"epochs": S.epochs}))
+k1_variants = [dict(augment=a, clip=c) for a in (True, False) for c in ("octav", "prop")]
+bk.require(bk.resolve_config({**k1_common, **v}, K1) for v in k1_variants)
+k1 = bk.sweep(k1_variants, base=K1, common=k1_common, desc="1 KB model")
+display(Markdown(bk.markdown_table([
+    dict(augment=r.cfg.augment, clip=r.cfg.clip, epochs=r.cfg.epochs,
+         train_acc=r.last["train_acc"], test_acc=r.last["test_acc"], test_loss=r.last["test_loss"])
+    for r in k1])))
+
+# %% tags=["remove-input"]
+shipped = k1[0]                       # augment on, OCTAV: configs/fc1k_2bitsym.yaml
+top = max(k1, key=lambda r: r.last["test_acc"])
+display(Markdown(
+    f"The shipped recipe ends at {shipped.last['test_acc']:.2f} % (training accuracy "
+    f"{shipped.last['train_acc']:.2f} %); the best variant here, augmentation "
+    f"{'on' if top.cfg.augment else 'off'} with the {top.cfg.clip} clip, at "
+    f"{top.last['test_acc']:.2f} %, against the write-up's 94.22 %. The best of four is "
+    "selected on the test set, so it is an optimistic figure for its recipe."))
+
+# %% [markdown]
 # ## Provenance
 
 # %%
