@@ -41,7 +41,6 @@ target = 99.0          # the bar, % test accuracy
 device = "auto"
 
 # %% tags=["hide-output"]
-import math
 import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
@@ -50,21 +49,10 @@ from IPython.display import Markdown, display
 
 from bitnetlib import book as bk
 
-CONFIG = "configs/fc_4bitsym_64x3_aug.yaml"
-VARIANTS = {                                   # label -> overrides of CONFIG
-    "write-up (prop clip, lr 0.001)": {},
-    "OCTAV clip": {"clip": "octav"},
-    "OCTAV clip, lr 0.002": {"clip": "octav", "lr": 0.002},
-    "OCTAV clip, lr 0.002, label smoothing 0.05": {"clip": "octav", "lr": 0.002,
-                                                   "label_smoothing": 0.05},
-}
-S = bk.chapter(
-    globals(),
-    smoke=dict(epochs=3, train_subset=4000, n_seeds=3, compile=False),
-    full=dict(epochs=60, train_subset=0, n_seeds=15, compile=True))
+from bitnetlib.book import seeds
+
+S = bk.chapter(globals(), **seeds.PROFILES)
 torch.set_num_threads(1)
-common = dict(epochs=S.epochs, train_subset=S.train_subset, compile=S.compile, device=device,
-              threads=1)
 
 # %% [markdown]
 # ## Training
@@ -72,26 +60,10 @@ common = dict(epochs=S.epochs, train_subset=S.train_subset, compile=S.compile, d
 # Every variant with seeds $0, \dots, n-1$; finished runs come from the cache.
 
 # %%
-runs = {label: bk.sweep([{**overrides, "seed": s} for s in range(S.n_seeds)], base=CONFIG,
-                        common=common, desc=label)
-        for label, overrides in VARIANTS.items()}
+runs = seeds.seed_runs(S, device)
 final = {label: np.array([r.last["test_acc"] for r in rs]) for label, rs in runs.items()}
 display(Markdown(bk.profile_note(S)))
-
-
-def chance_of_bar(acc) -> float:
-    """P(one more run >= target) under a normal fit to the runs' final accuracies."""
-    z = (target - acc.mean()) / max(acc.std(ddof=1), 1e-9)
-    return 0.5 * math.erfc(z / math.sqrt(2))
-
-
-def summary_row(label, acc):
-    return dict(variant=label, runs=len(acc), mean=acc.mean(), std=acc.std(ddof=1),
-                min=acc.min(), max=acc.max(), **{f"runs >= {target}": int((acc >= target).sum()),
-                                                 "P(run >= bar), normal fit": chance_of_bar(acc)})
-
-
-display(Markdown(bk.markdown_table([summary_row(k, v) for k, v in final.items()])))
+display(Markdown(bk.markdown_table([seeds.spread_row(k, v, target) for k, v in final.items()])))
 
 # %% mystnb={"figure": {"caption": "Final test accuracy of every seed (dots) and the mean of each variant (bar); the dashed line is the bar, the dotted one the write-up's single reported run.", "name": "fig-seed-strip"}}
 fig, ax = plt.subplots(figsize=(7, 3.8))
