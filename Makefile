@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: test book book-run book-html check-book venv clean toolchain results results-size
+.PHONY: test book book-run book-html check-book venv clean toolchain wasm-toolchain results results-size
 
 venv: $(STAMP)
 
@@ -27,7 +27,16 @@ toolchain:
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $(RISCV_PKGS); }
 
-test: $(STAMP) toolchain
+# clang and wasm-ld (Debian packages clang, lld): the C engine compiled to WebAssembly for
+# the book's in-browser page (bitnetlib/deploy/wasm.py), installed once when missing.
+WASM_PKGS := clang lld
+wasm-toolchain:
+	@{ command -v clang && command -v wasm-ld; } >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 || { echo "error: clang or wasm-ld missing and no apt-get: install $(WASM_PKGS) by hand" >&2; exit 1; }; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $(WASM_PKGS); }
+
+test: $(STAMP) toolchain wasm-toolchain
 	$(BIN)/python -m pytest -q
 
 # The book: every chapter (notebooks/NN_*.py, Jupytext percent format) is converted to
@@ -50,7 +59,7 @@ BOOK_TRAIN := $(if $(filter full,$(PROFILE)),0,1)
 book: book-run
 	@$(MAKE) --no-print-directory book-html
 
-book-run: $(STAMP) toolchain
+book-run: $(STAMP) toolchain wasm-toolchain
 	mkdir -p $(NB_DIR)
 	@set -e; for name in $(CHAPTERS); do \
 	  t0=$$(date +%s); echo "== $$name (profile $(PROFILE))"; \
@@ -71,8 +80,9 @@ book-html: $(STAMP)
 	$(BIN)/jupyter-book build $(BOOK_SRC) --path-output . -n -W --keep-going
 
 # Open the built book in headless Chromium (tests/test_book_html.py): fails on a missing
-# image, a broken internal link or a chapter without figures. Run after `make book`;
-# installs Debian's chromium with apt when it is missing.
+# image, a broken internal link or a chapter without figures; tests/test_engine_page.py
+# runs chapter 26's wasm engine against the host engine (tests/test_wasm.py: the wasm
+# build alone). Run after `make book`; installs Debian's chromium with apt when missing.
 check-book: $(STAMP)
 	@test -f _build/html/index.html || { echo "_build/html/index.html missing: run make book first" >&2; exit 1; }
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -80,7 +90,7 @@ check-book: $(STAMP)
 	  echo "installing chromium with apt-get"; \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium; }
-	BOOK_CHECK_REQUIRED=1 $(BIN)/python -m pytest -q tests/test_book_html.py
+	BOOK_CHECK_REQUIRED=1 $(BIN)/python -m pytest -q tests/test_book_html.py tests/test_engine_page.py tests/test_wasm.py
 
 # The results store (results/, bitnetlib/book/store.py): `make results` runs the chapters
 # at full and computes every run they ask for that the store lacks, in parallel on Dask

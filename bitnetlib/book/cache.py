@@ -294,13 +294,14 @@ def verify_cached(cfg, recompute=None) -> dict:
 def firmware_source_hash() -> str:
     """Hash of everything that decides an emulated firmware run: the C engine, the
     firmware sources and the Python harness (export, packing, build, emulator, cycle
-    model, the run-directory steps)."""
+    model, the run-directory steps). The wasm build (deploy/wasm.py, the browser's copy
+    of the engine) decides no firmware run and is left out."""
     h = hashlib.sha256()
     paths = sorted(p for d in ("c_engine", "firmware") for p in (REPO_ROOT / d).iterdir()
                    if p.is_file() and p.suffix in ("", ".c", ".h", ".S", ".ld"))
     lib = REPO_ROOT / "bitnetlib"
-    paths += sorted((lib / "deploy").glob("*.py")) + [lib / "training" / "export.py",
-                                                        lib / "pipeline.py", lib / "wtypes.py"]
+    paths += sorted(p for p in (lib / "deploy").glob("*.py") if p.name != "wasm.py")
+    paths += [lib / "training" / "export.py", lib / "pipeline.py", lib / "wtypes.py"]
     for p in paths:
         h.update(p.name.encode() + p.read_bytes())
     return h.hexdigest()[:16]

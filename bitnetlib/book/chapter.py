@@ -106,11 +106,12 @@ def capacity_sweep(params: dict, desc="capacity sweep"):
     return S, sweep(grid, common=common, desc=desc)
 
 
-def headline_settings(params: dict):
+def headline_settings(params: dict, smoke=None, full=None):
     """(settings, common run overrides) of the headline models, shared by chapters 0, 13,
-    14 and 15 so that they train each model once and read it from the cache after."""
-    S = chapter(params, smoke=dict(**SMOKE_TRAIN, threads=1),
-                full=dict(**FULL_TRAIN, threads=0))
+    14, 15 and 26 so that they train each model once and read it from the cache after.
+    ``smoke`` / ``full``: the chapter's own further settings per profile."""
+    S = chapter(params, smoke=dict(**SMOKE_TRAIN, threads=1, **(smoke or {})),
+                full=dict(**FULL_TRAIN, threads=0, **(full or {})))
     common = dict(epochs=S.epochs, train_subset=S.train_subset, augment=S.augment,
                   compile=S.compile, device=S.device, seed=S.seed)
     return S, common
