@@ -5,7 +5,7 @@
     bitnet export RUN_DIR [--header PATH] [--layout rows|cols]
     bitnet verify RUN_DIR [--header PATH] [--json]
     bitnet mcu RUN_DIR [--kernel baseline|fast] [--images N] [--timed N] [--json]
-    bitnet results [list|size|fill] [--json] [--chapters ...] [--scheduler ADDR]
+    bitnet results [list|runs|size|fill] [--json] [--chapters ...] [--scheduler ADDR]
 
 Exit codes: 0 success; 1 a check found differences (verify: C engine vs integer
 model, mcu: firmware vs host engine; results fill: chapters that still stop); 2 bad
@@ -100,17 +100,17 @@ def cmd_results(args):
                   f"_build/notebooks/<chapter>.ipynb)", file=sys.stderr)
             return 1
     else:
-        if args.json:
-            print(json.dumps(summary.all_results()))
-        else:
-            print(summary.format_rows(summary.headline_results()))
+        rows = summary.run_rows() if args.action == "runs" else summary.headline_results()
+        cols = summary.RUN_COLS if args.action == "runs" else summary.HEADLINE_COLS
+        print(json.dumps(rows) if args.json else summary.format_rows(rows, cols))
 
 
 def add_results_command(sub):
     p = sub.add_parser("results", help="the results store: the headline models (list), its "
                                        "size, or fill it with the chapters' runs at full")
-    p.add_argument("action", nargs="?", choices=("list", "size", "fill"), default="list")
-    p.add_argument("--json", action="store_true", help="list: JSON {headline: [...], runs: [every stored run]}")
+    p.add_argument("action", nargs="?", choices=("list", "runs", "size", "fill"), default="list",
+                   help="list: the headline models; runs: every stored run; size; fill")
+    p.add_argument("--json", action="store_true", help="list / runs: one JSON list")
     p.add_argument("--chapters", nargs="*", help="fill: chapter names (default: all)")
     p.add_argument("--scheduler", help="fill: a Dask scheduler address (tcp://HOST:8786); "
                                        "default $BITNET_SCHEDULER, else a LocalCluster")

@@ -89,7 +89,7 @@ def test_results_json_lists_every_stored_run_with_its_checks(dirs, monkeypatch):
     monkeypatch.setenv("BITNET_PUBLISH", "1")
     _, metrics = bk.run_cached(TINY)
     v = bk.verify_cached(TINY)
-    rows = summary.all_results()["runs"]
+    rows = summary.run_rows()
     assert [r["key"] for r in rows] == [bcache.config_key(bcache.resolve_config(TINY))]
     row = rows[0]
     assert row["test_acc"] == metrics[-1]["test_acc"] and row["epochs"] == 1

@@ -90,15 +90,19 @@ def run_row(key: str) -> dict:
                 commit=run.get("commit"), machine=run.get("machine"))
 
 
-def all_results() -> dict:
-    """``bitnet results --json``: the headline models and every stored run."""
-    return dict(headline=headline_results(), runs=[run_row(k) for k, _ in store.entries()])
+def run_rows() -> list:
+    """``bitnet results runs``: every stored run."""
+    return [run_row(k) for k, _ in store.entries()]
 
 
-def format_rows(rows) -> str:
+HEADLINE_COLS = ("name", "acc_c", "n_seeds", "acc_c_mean", "acc_c_sd", "cycles_fast",
+                 "flash_bytes", "ram_bytes", "fits_v003", "date")
+RUN_COLS = ("key", "model", "widths", "quant", "epochs", "seed", "test_acc", "acc_c",
+            "cycles_fast", "sram_bytes", "fits_v003")
+
+
+def format_rows(rows, cols=HEADLINE_COLS) -> str:
     fmt = lambda v: "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
-    cols = ("name", "acc_c", "n_seeds", "acc_c_mean", "cycles_fast", "flash_bytes",
-            "ram_bytes", "fits_v003", "date")
     lines = ["  ".join(cols)]
     lines += ["  ".join(fmt(r[c]) for c in cols) for r in rows]
     return "\n".join(lines) + f"\n(store: {store.store_root()}, run cache: {cache_root()})"
