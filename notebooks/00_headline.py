@@ -15,32 +15,17 @@
 # %% [markdown]
 # # BitNetMCU, reproduced
 #
-# This book reproduces, chapter by chapter and from executed code, the study
-# *Surpassing 99% MNIST test accuracy with low-bit quantized neural networks on a
-# low-end RISC-V microcontroller*: quantization-aware training of tiny networks on
-# 16x16 MNIST, a multiplication-free C inference engine, and its deployment on the
-# CH32V003 (RV32EC at 48 MHz, 16 KB flash, 2 KB RAM, no multiplier).
-#
-# The pipeline has four parts:
-#
-# 1. `bitnetlib/`, the Python library: quantizers, quantization-aware layers, models,
-#    data and augmentation, training, post-training quantization and export.
-# 2. `c_engine/`, the ANSI C99 inference engine, called from Python through cppyy.
-# 3. `firmware/`, the bare-metal CH32V003 firmware, run in an instruction-set simulator.
-# 4. `notebooks/`, one executable chapter per section of the write-up.
-#
-# Start with the {doc}`../book/preface`, which explains the two execution profiles
-# (`smoke` and `full`) and how to rebuild the book.
-#
-# ## The headline table
-#
-# The key models of the write-up, ours beside its figures. Ours are computed on this
-# page when the book is built: each model is trained (cached by configuration),
-# exported, and run on all 10,000 test images as fake-quantized PyTorch model, integer
-# model and C engine (`bitnetlib.book.verify_cached`). The write-up's figures
-# are quoted from `bitnetlib.book.WRITEUP`, with their source.
+# Tiny neural networks with 1- to 8-bit weights, trained with quantization-aware training
+# on 16x16 MNIST, reach about 99 % test accuracy in 12 KB of weights and run on the
+# CH32V003, a $0.15 RISC-V microcontroller (RV32EC at 48 MHz, 16 KB flash, 2 KB RAM, no
+# multiplier). This book reproduces the study *Surpassing 99% MNIST test accuracy with
+# low-bit quantized neural networks on a low-end RISC-V microcontroller* from executed
+# code: every number of ours below is computed when the book is built, from the runs of
+# the results store, through a C inference engine that is bit-exact with our integer
+# model and a firmware run in an emulated CH32V003. The write-up's own figures stand
+# beside ours, quoted with their source.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
 epochs = None          # None: profile's value (smoke 2, full 60)
 train_subset = None    # training images (0: all); None: profile's value (smoke 4000)
@@ -50,7 +35,7 @@ seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
 mcu_images = None      # test images per emulated CH32V003 run; None: profile's (smoke 3, full 100)
 
-# %% tags=["hide-input", "hide-output"]
+# %% tags=["remove-cell"]
 import statistics
 
 import matplotlib.pyplot as plt
@@ -58,34 +43,27 @@ from IPython.display import Markdown, display
 
 from bitnetlib import book as bk
 from bitnetlib.book import seeds
+from bitnetlib.book.cache import RUNS_READ
+from bitnetlib.book.provenance import runs_note
+from bitnetlib.deploy import firmware
 from bitnetlib.deploy.model import packed_stats
-from bitnetlib.pipeline import export_run
+from bitnetlib.pipeline import DEPLOY_ERRORS, export_run
 
 S, common = bk.headline_settings(globals())
-
-from bitnetlib.deploy import firmware
-from bitnetlib.pipeline import DEPLOY_ERRORS
 n_mcu_images = mcu_images or (3 if S.profile == "smoke" else 100)
 
 
-def emulated_cycles(cfg):
-    """Mean cycles per inference of the firmware in the emulated CH32V003 (fast
-    kernels, first ``n_mcu_images`` test images; see the deployment chapter), or why
-    there is no number."""
+def emulated(cfg) -> dict:
+    """The firmware in the emulated CH32V003 (fast kernels, first ``n_mcu_images`` test
+    images; see the deployment chapter), or {'why': reason} when there is no number."""
     if not firmware.have_toolchain():
-        return "not measured (no RISC-V toolchain)"
+        return dict(why="no RISC-V toolchain")
     try:
-        r = bk.mcu_cached(cfg, kernel="fast", images=n_mcu_images)
+        return bk.mcu_cached(cfg, kernel="fast", images=n_mcu_images)
     except DEPLOY_ERRORS as e:        # the firmware cannot run this model (e.g. RAM)
-        return f"not measured ({type(e).__name__}: {str(e).splitlines()[0][:80]})"
-    return (f"{r['cycles_mean']:,.0f} ({r['ms_at_48mhz']:.2f} ms at 48 MHz; "
-            f"fits CH32V003: {r['fits_ch32v003']}; firmware vs host mismatches: {r['mismatch_vs_host']})")
+        return dict(why=f"{type(e).__name__}: {str(e).splitlines()[0][:60]}")
 
 
-# %% [markdown]
-# ## Our numbers
-
-# %% tags=["hide-input"]
 bk.require(bk.resolve_config(common, full if S.profile == "full" else smoke)
            for full, smoke in bk.HEADLINE_MODELS.values())
 ours = {}
@@ -95,39 +73,48 @@ for name, (full_cfg, smoke_cfg) in bk.HEADLINE_MODELS.items():
     _, metrics = bk.run_cached(cfg)
     v = bk.verify_cached(cfg)
     _, _, exp = export_run(bk.run_dir_of(cfg))
-    ours[name] = dict(config=path,
-                      acc_c=v["acc_c"], acc_fakequant=v["acc_fakequant"],
+    ours[name] = dict(config=path, acc_c=v["acc_c"], acc_fakequant=v["acc_fakequant"],
                       bytes=sum(s["packed_bytes"] for s in packed_stats(exp)),
-                      c_vs_python=v["mismatch_c_int"],
-                      int_vs_fakequant=v["mismatch_int_fakequant"],
+                      c_vs_python=v["mismatch_c_int"], int_vs_fakequant=v["mismatch_int_fakequant"],
                       train_s=sum(m["seconds"] for m in metrics), epochs=len(metrics),
-                      cycles=emulated_cycles(cfg))
-display(Markdown(bk.profile_note(S)))
+                      mcu=emulated(cfg))
+headline_runs = dict(RUNS_READ)
 
-# %% tags=["hide-input"]
+# %% [markdown]
+# ## The headline models
+
+# %% tags=["remove-input"]
+if S.profile == "smoke":
+    display(Markdown("**Profile `smoke`**: tiny training runs that show the pipeline runs, "
+                     "not the write-up's accuracy (the CNN row is the 16-channel CNN); the "
+                     "published book is built at `full`."))
 rows = []
 for name, o in ours.items():
     w = bk.WRITEUP[name]
-    shown = name if o["config"] == bk.HEADLINE_MODELS[name][0] else f"{name} (here: `{o['config']}`)"
-    rows.append({"model": shown, "ours: C accuracy %": f"{o['acc_c']:.2f}", "write-up: accuracy %": w["acc"],
-                 "ours: bytes": f"{o['bytes']:,}", "write-up: bytes": w["bytes"],
-                 "ours: C vs Python mismatches": f"{o['c_vs_python']} (integer vs fake-quant: {o['int_vs_fakequant']})",
-                 "write-up: mismatches": w["mismatches"] or "not reported",
-                 "ours: training": f"{o['train_s']:.1f} s, {o['epochs']} epochs",
-                 "write-up: training": w["train_time"] or "not reported",
-                 "ours: emulated cycles": o["cycles"], "write-up: cycles": w["cycles"]})
-label = ("**smoke numbers** (tiny training runs; they show the pipeline runs, not the "
-         "write-up's accuracy)" if S.profile == "smoke" else "**full profile**")
-display(Markdown(f"Headline table, ours at {label}; the write-up's in the next column.\n\n"
-                 + bk.markdown_table(rows)))
+    rows.append({"model": name, "ours: test acc. % (C)": f"{o['acc_c']:.2f}",
+                 "write-up %": w["acc"], "ours: weight bytes": f"{o['bytes']:,}",
+                 "write-up: size": w["bytes"],
+                 "C vs Python: ours": f"{o['c_vs_python']} of 10,000",
+                 "write-up": w["mismatches"] or "not reported"})
+display(Markdown(bk.markdown_table(rows)))
+display(Markdown(runs_note(headline_runs) or f"Trained at profile `{S.profile}` in this build."))
 
-# %% tags=["hide-input"]
-print("Configurations:", {k: o["config"] for k, o in ours.items()})
-print("Sources of the write-up's figures:")
-for name in ours:
-    print(f"  {name}: {bk.WRITEUP[name]['source']}")
-if S.profile == "smoke":
-    print("At smoke the CNN row is the 16-channel CNN (configs/cnn16.yaml), not the 64-channel one.")
+# %% [markdown]
+# On the chip: the same models' firmware with our fast kernels, in the emulated CH32V003
+# (cycle model of the QingKe V2A core; checked against the host engine on every image
+# and every layer), beside the write-up's measurements on the real chip.
+
+# %% tags=["remove-input"]
+rows = []
+for name, o in ours.items():
+    m = o["mcu"]
+    rows.append({"model": name,
+                 "ours: cycles": f"{m['cycles_mean']:,.0f}" if "why" not in m else m["why"],
+                 "ours: ms @ 48 MHz": f"{m['ms_at_48mhz']:.2f}" if "why" not in m else "-",
+                 "fits CH32V003": ("yes" if m.get("fits_ch32v003") else "no") if "why" not in m else "-",
+                 "flash / SRAM bytes": f"{m['flash_bytes']:,} / {m['ram_bytes']:,}" if "why" not in m else "-",
+                 "write-up": bk.WRITEUP[name]["cycles"]})
+display(Markdown(bk.markdown_table(rows)))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Accuracy (C engine) against packed weight bytes for the headline models: ours at this profile, and the write-up's reported points.", "name": "fig-headline"}}
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
@@ -149,13 +136,11 @@ plt.show()
 # adds three variants of it) gives the spread a single run is drawn from; here in the
 # C engine, on all 10,000 test images.
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 recipe = dict(list(seeds.VARIANTS.items())[:1])         # the write-up's settings
 seed_c = {label: [bk.verify_cached(r.cfg)["acc_c"] for r in rs]
           for label, rs in seeds.seed_runs(seeds.settings(S.profile), device, recipe).items()}
 display(Markdown(bk.markdown_table([seeds.spread_row(k, v, 99.0) for k, v in seed_c.items()])))
-
-# %% tags=["remove-input"]
 ref = next(iter(seed_c.values()))
 w = bk.WRITEUP["FC 4bitsym 64/64/64"]["point"][1]
 m, sd = statistics.mean(ref), statistics.stdev(ref)
@@ -171,13 +156,24 @@ display(Markdown(
 # FP130 in {doc}`08_fp130_and_4bit`, the CNN in {doc}`16_cnn`.
 #
 # The C engine agrees with our Python integer model on every test image for every
-# model (the mismatch column), where the write-up's engines disagreed on a few images
-# in 10,000; the integer and the fake-quantized model differ on a few tens of images
-# for the reason given in {doc}`14_export_and_verification`. The accuracies are the
-# write-up's only at `full`; at `smoke` they show that the pipeline runs. Cycle counts
-# come from the firmware run in the emulated CH32V003 (`bitnetlib.pipeline.mcu_run`, see
-# {doc}`15_ch32v003_deployment`); the smoke models are the write-up's shapes, so their cycle counts
-# are comparable to its figures even though their accuracies are not.
+# model, where the write-up's engines disagreed on a few images in 10,000; the integer
+# and the fake-quantized model differ on a few tens of images for the reason given in
+# {doc}`14_export_and_verification`. The cycle counts come from the firmware run in the
+# emulated CH32V003 ({doc}`15_ch32v003_deployment`); {doc}`26_engine_in_browser` runs
+# the same engine in your browser.
+#
+# ## What is in this book
+#
+# The pipeline has four parts:
+#
+# 1. `bitnetlib/`, the Python library: quantizers, quantization-aware layers, models,
+#    data and augmentation, training, post-training quantization and export.
+# 2. `c_engine/`, the ANSI C99 inference engine, called from Python through cppyy.
+# 3. `firmware/`, the bare-metal CH32V003 firmware, run in an instruction-set simulator.
+# 4. `notebooks/`, one executable chapter per section of the write-up.
+#
+# The {doc}`../book/preface` explains the two execution profiles (`smoke` and `full`),
+# what a number here promises, and how to rebuild the book.
 #
 # ## Provenance
 

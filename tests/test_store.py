@@ -95,3 +95,19 @@ def test_results_json_lists_every_stored_run_with_its_checks(dirs, monkeypatch):
     assert row["test_acc"] == metrics[-1]["test_acc"] and row["epochs"] == 1
     assert row["acc_c"] == v["acc_c"] and row["mismatch_c_int"] == 0
     assert row["cycles_fast"] is None and row["fits_v003"] is None   # never emulated
+
+
+def test_chapters_flag_runs_made_by_other_training_code():
+    import subprocess
+    from bitnetlib.book.provenance import runs_note, training_source_id
+    git = lambda *a: subprocess.run(["git", *a], cwd=store.REPO_ROOT, capture_output=True,
+                                    text=True).stdout.strip()
+    if git("rev-parse", "--is-shallow-repository") != "false":
+        pytest.skip("needs the git history")
+    first = git("rev-list", "--max-parents=0", "HEAD").split()[0][:7]   # no bitnetlib/training yet
+    run = dict(date="2026-01-01 00:00 UTC", machine="cpu (test)")
+    here = git("rev-parse", "--short", "HEAD")
+    same = runs_note({"a": {**run, "commit": here}})
+    assert "Runs read: 1" in same and ("Note" in same) == (training_source_id(here) != training_source_id())
+    old = runs_note({"a": {**run, "commit": here}, "b": {**run, "commit": first}})
+    assert "Runs read: 2" in old and f"commit(s) {first} were computed by training code" in old

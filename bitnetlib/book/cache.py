@@ -190,6 +190,9 @@ def last_iterate_bytes(run_dir: Path) -> bytes:
     return buf.getvalue()
 
 
+RUNS_READ = {}     # key -> run.json of every store run read in this process (provenance)
+
+
 def run_cached(cfg_or_overrides, cache_dir=None, base=None, recompute=None, data=None,
                progress=False, log=None):
     """Train a configuration once; afterwards return the stored result.
@@ -204,6 +207,8 @@ def run_cached(cfg_or_overrides, cache_dir=None, base=None, recompute=None, data
     if found is not None:
         if env_flag("BITNET_PUBLISH", False) and found.parent != store_root():
             found = publish(cfg, found)
+        if found.parent == store_root():
+            RUNS_READ[found.name] = json.loads((found / "run.json").read_text())
         with damaged_run_is_cache_error(found):
             _, model = load_run(found, device)
         return model, json.loads((found / "metrics.json").read_text())

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import torch
 
-from .cache import sweep
-from .provenance import provenance
+from .cache import RUNS_READ, sweep
+from .provenance import provenance, runs_note
 
 PROFILES = ("smoke", "full")
 
@@ -64,6 +64,8 @@ def show_provenance(S):
     from IPython.display import Markdown, display
     from .figures import markdown_table
     display(Markdown(markdown_table([provenance(S.profile, S.started, S.device)])))
+    if RUNS_READ:
+        display(Markdown(runs_note(RUNS_READ)))
 
 
 def profile_note(s, epochs=None) -> str:
