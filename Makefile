@@ -67,6 +67,7 @@ book-run: $(STAMP) toolchain wasm-toolchain
 	  BITNET_TRAIN=$(BOOK_TRAIN) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/papermill --no-progress-bar --log-level WARNING \
 	    -k python3 --cwd notebooks -p profile $(PROFILE) \
 	    $(NB_DIR)/$$name.src.ipynb $(NB_DIR)/$$name.tmp.ipynb; \
+	  $(BIN)/python -m bitnetlib.book.stage $(NB_DIR)/$$name.tmp.ipynb; \
 	  mv $(NB_DIR)/$$name.tmp.ipynb $(NB_DIR)/$$name.ipynb; rm -f $(NB_DIR)/$$name.src.ipynb; \
 	  echo "$$name $(PROFILE) $$(( $$(date +%s) - t0 )) s" | tee -a $(NB_DIR)/timings.txt; \
 	done

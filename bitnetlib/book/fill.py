@@ -15,6 +15,7 @@ from pathlib import Path
 from ..training.config import make_config
 from ..training.data import REPO_ROOT
 from . import compute
+from .stage import hide_injected
 
 NB_DIR = REPO_ROOT / "_build" / "notebooks"
 
@@ -33,6 +34,7 @@ def run_chapter(name: str, wanted: Path, log=print) -> bool:
         papermill.execute_notebook(str(src), str(NB_DIR / f"{name}.ipynb"), kernel_name="python3",
                                    parameters=dict(profile="full"), progress_bar=False,
                                    cwd=str(REPO_ROOT / "notebooks"))
+        hide_injected(NB_DIR / f"{name}.ipynb")
         return True
     except papermill.PapermillExecutionError as e:
         log(f"{name}: stopped ({e.ename}: {str(e.evalue).splitlines()[0][:200]})")
