@@ -44,6 +44,8 @@ device = "auto"
 import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
@@ -65,17 +67,18 @@ final = {label: np.array([r.last["test_acc"] for r in rs]) for label, rs in runs
 display(Markdown(bk.profile_note(S)))
 display(Markdown(bk.markdown_table([seeds.spread_row(k, v, target) for k, v in final.items()])))
 
-# %% mystnb={"figure": {"caption": "Final test accuracy of every seed (dots) and the mean of each variant (bar); the dashed line is the bar, the dotted one the write-up's single reported run.", "name": "fig-seed-strip"}}
+# %% mystnb={"figure": {"caption": "Final test accuracy of every seed (dots) and each variant's mean (diamond) with one standard deviation (black bars); the dashed line is the bar, the dotted one the write-up's single reported run.", "name": "fig-seed-strip"}}
+long = pd.DataFrame([dict(variant=textwrap.fill(k, 18), acc=a) for k, v in final.items() for a in v])
 fig, ax = plt.subplots(figsize=(7, 3.8))
-for i, (label, acc) in enumerate(final.items()):
-    jitter = np.linspace(-0.15, 0.15, len(acc))
-    ax.plot(i + jitter, acc, "o", color=f"C{i}", alpha=0.8)
-    ax.hlines(acc.mean(), i - 0.3, i + 0.3, color=f"C{i}", lw=2)
+sns.stripplot(data=long, x="variant", y="acc", hue="variant", jitter=0.15, alpha=0.8, ax=ax,
+              legend=False)
+sns.pointplot(data=long, x="variant", y="acc", errorbar="sd", color="k", linestyle="none",
+              markers="D", markersize=5, capsize=0.1, ax=ax)
 ax.axhline(target, ls="--", color="k", lw=1, label=f"{target} %")
 ax.axhline(bk.WRITEUP["FC 4bitsym 64/64/64"]["point"][1], ls=":", color="gray",
            label="write-up (one run)")
-ax.set_xticks(range(len(final)), [textwrap.fill(k, 18) for k in final], fontsize=8)
-ax.set(ylabel="final test accuracy [%]")
+ax.set(xlabel="", ylabel="final test accuracy [%]")
+ax.tick_params(axis="x", labelsize=8)
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3, axis="y")
 plt.show()
