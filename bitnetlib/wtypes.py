@@ -8,7 +8,7 @@ equal to it by tests/test_wtypes.py, which fails when either side drifts.
 
     name     id  bits  per_word  levels (steps)         integer weight  cols kernel
     Binary    1   1      32      -1, +1                 level            yes
-    Ternary   2   1.6    20      -1, 0, +1              level            no
+    Ternary   2   1.6    20      -1, 0, +1              level            yes
     2bitsym   3   2      16      +-0.5, +-1.5           2 x level        yes
     4bitsym   4   4       8      +-0.5 ... +-7.5        2 x level        yes
     4bit      5   4       8      -8 ... 7               level            yes
@@ -63,7 +63,7 @@ _FP130_FIELDS = tuple(range(8, 16)) + tuple(range(7, -1, -1))
 
 TYPES = {t.name: t for t in (
     WeightType("Binary", 1, 1.0, 32, (-1.0, 1.0), cols=True),
-    WeightType("Ternary", 2, 1.6, 20, (-1.0, 0.0, 1.0)),
+    WeightType("Ternary", 2, 1.6, 20, (-1.0, 0.0, 1.0), cols=True),
     WeightType("2bitsym", 3, 2.0, 16, (-1.5, -0.5, 0.5, 1.5), int_scale=2, cols=True),
     WeightType("4bitsym", 4, 4.0, 8, tuple(k + 0.5 for k in range(-8, 8)), int_scale=2,
                cols=True),

@@ -204,6 +204,107 @@ DEFINE_RUN4(2)
 DEFINE_RUN4(1)
 #endif
 
+#if BN_HAS_WTYPE(2)
+/* Ternary: a column byte holds 5 outputs' trits (bitnet.h). tern_lut[b] spreads
+ * them to 4-bit spacing, t0 << 16 | t1 << 12 | t2 << 8 | t3 << 4 | t4 (t in 0..2),
+ * flash, computed by the compiler; bytes > 242 map to TERN_BAD. Two inputs a, b
+ * share one 16-entry table indexed by 4 ta + tb: (lut[ba] << 2) | lut[bb] gives the
+ * five outputs' indices at once, so one lookup serves two input-weight pairs. */
+#define TERN_BAD 0x01000000u     /* in bit 24 or, after << 2, 26: never a nibble */
+#define TL(b) ((b) > 242 ? TERN_BAD : (uint32_t)(((b) / 81 % 3) << 16 | ((b) / 27 % 3) << 12 \
+               | ((b) / 9 % 3) << 8 | ((b) / 3 % 3) << 4 | (b) % 3))
+#define TL4(b) TL(b), TL((b) + 1), TL((b) + 2), TL((b) + 3)
+#define TL16(b) TL4(b), TL4((b) + 4), TL4((b) + 8), TL4((b) + 12)
+#define TL64(b) TL16(b), TL16((b) + 16), TL16((b) + 32), TL16((b) + 48)
+static const uint32_t tern_lut[256] = { TL64(0), TL64(64), TL64(128), TL64(192) };
+
+/* t[4 ta + tb] = (ta - 1) da + (tb - 1) db; entries 3, 7, 11..15 never read */
+static void tab_tern2(int16_t *t, uint32_t da, uint32_t db)
+{
+    t[0] = (int16_t)u2i_f(0u - da - db);
+    t[1] = (int16_t)u2i_f(0u - da);
+    t[2] = (int16_t)u2i_f(db - da);
+    t[4] = (int16_t)u2i_f(0u - db);
+    t[5] = 0;
+    t[6] = (int16_t)u2i_f(db);
+    t[8] = (int16_t)u2i_f(da - db);
+    t[9] = (int16_t)u2i_f(da);
+    t[10] = (int16_t)u2i_f(da + db);
+}
+
+/* Four inputs per pass over the accumulators (two pair tables t, t + 16; the
+ * column words re-read per byte: few live values for RV32E's
+ * registers). Returns the TERN_BAD bits seen. */
+#define TK(t, o) ((uint32_t)(int32_t)(*(const int16_t *)((t) + (o))))
+#define TBYTE(s)                                                                        \
+    do {                                                                                \
+        y01 = (tern_lut[(c0[0] >> (s)) & 255u] << 2) | tern_lut[(c1[0] >> (s)) & 255u]; \
+        y23 = (tern_lut[(c2[0] >> (s)) & 255u] << 2) | tern_lut[(c3[0] >> (s)) & 255u]; \
+        bad |= y01 | y23;                                                               \
+        if ((size_t)(end - p) <= 5)                                                     \
+            goto last;                                                                  \
+        p[0] += TK(t, (y01 >> 15) & 30u) + TK(t, ((y23 >> 15) & 30u) + 32u);           \
+        p[1] += TK(t, (y01 >> 11) & 30u) + TK(t, ((y23 >> 11) & 30u) + 32u);           \
+        p[2] += TK(t, (y01 >> 7) & 30u) + TK(t, ((y23 >> 7) & 30u) + 32u);             \
+        p[3] += TK(t, (y01 >> 3) & 30u) + TK(t, ((y23 >> 3) & 30u) + 32u);             \
+        p[4] += TK(t, (y01 << 1) & 30u) + TK(t, ((y23 << 1) & 30u) + 32u);             \
+        p += 5;                                                                         \
+    } while (0)
+static BN_HOT uint32_t run4_tern(const uint32_t *const *col, const unsigned char *t,
+                                 size_t n_out, uint32_t *p)
+{
+    const uint32_t *c0 = col[0], *c1 = col[1], *c2 = col[2], *c3 = col[3];
+    uint32_t bad = 0, *end = p + n_out, y01, y23;
+    size_t k, n;
+    unsigned sh;
+    for (;; c0++, c1++, c2++, c3++)
+        for (sh = 32; sh; ) {
+            sh -= 8;
+            TBYTE(sh);
+        }
+last:
+    for (n = (size_t)(end - p), k = 0; k < n; k++) {
+        unsigned s = 16u - 4u * (unsigned)k;
+        p[k] += TK(t, ((y01 << 1) >> s) & 30u) + TK(t, (((y23 << 1) >> s) & 30u) + 32u);
+    }
+    return bad & (TERN_BAD | TERN_BAD << 2);
+}
+
+/* inputs four at a time (columns and d), the last 1-3 padded with d = 0 */
+static BN_HOT void pass_ternary(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,
+                                size_t n_out, int32_t c, uint32_t *u, uint32_t *bad)
+{
+    int16_t tab[32];
+    const uint32_t *col[4];
+    uint32_t d[4], b = 0;
+    const int8_t *p = act, *end = act + n_in;
+    size_t k = 0;
+    do {
+        if (*p != c) {
+            col[k] = w;
+            d[k] = (uint32_t)(*p - c);
+            if (++k == 4) {
+                tab_tern2(tab, d[0], d[1]);
+                tab_tern2(tab + 16, d[2], d[3]);
+                b |= run4_tern(col, (const unsigned char *)tab, n_out, u);
+                k = 0;
+            }
+        }
+        w += wpc;
+    } while (++p < end);
+    if (k) {
+        for (; k < 4; k++) {
+            col[k] = col[0];
+            d[k] = 0;
+        }
+        tab_tern2(tab, d[0], d[1]);
+        tab_tern2(tab + 16, d[2], d[3]);
+        b |= run4_tern(col, (const unsigned char *)tab, n_out, u);
+    }
+    *bad = b;
+}
+#endif
+
 /* acc[o] = c * wsum[o] without a multiplier (wsum NULL: 0): one pass over the
  * outputs per set bit of |c| (the MNIST background has two or three), the first
  * one storing, subtracting when c < 0. */
@@ -360,9 +461,26 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
 #if BN_HAS_WTYPE(1)
     case BN_W_BINARY: pass = pass_binary; break;
 #endif
+#if BN_HAS_WTYPE(2)
+    case BN_W_TERNARY: pass = 0; break;      /* below: its own pass */
+#endif
     default: return BN_ERR_WTYPE;
     }
-    if (n_in == 0 || n_out == 0 || wpc != bn_row_words(wtype, n_out))
+    if (n_in == 0 || n_out == 0)
+        return BN_ERR_SHAPE;
+#if BN_HAS_WTYPE(2)
+    if (wtype == BN_W_TERNARY) {    /* wpc = ceil(n_out / 20) without a divider */
+        uint32_t bad = 0;
+        size_t w20 = (wpc << 4) + (wpc << 2);
+        if (wpc == 0 || w20 < n_out || w20 - 20u >= n_out)
+            return BN_ERR_SHAPE;
+        c = wsum ? act[0] : 0;
+        acc_init(c, wsum, n_out, u);
+        pass_ternary(w, wpc, act, n_in, n_out, c, u, &bad);
+        return bad ? BN_ERR_CORRUPT : BN_OK;
+    }
+#endif
+    if (wpc != bn_row_words(wtype, n_out))
         return BN_ERR_SHAPE;
     c = wsum ? act[0] : 0;
     if (wsum || !tiles)
