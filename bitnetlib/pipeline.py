@@ -106,6 +106,8 @@ def _try_fit(exp, header, kernel, build_dir, image, hot_mem):
     except UcError as e:
         raise FirmwareOverflow(f"emulator fault ({e}): stack overflow into .bss",
                                flash=False, sram=True) from e
+    except McuError as e:                       # the stack reached .bss: SRAM is short
+        raise FirmwareOverflow(f"error: SRAM overflow: {e}", flash=False, sram=True) from e
     return fw, emu
 
 

@@ -8,13 +8,13 @@ equal to it by tests/test_wtypes.py, which fails when either side drifts.
 
     name     id  bits  per_word  levels (steps)         integer weight  cols kernel
     Binary    1   1      32      -1, +1                 level            yes
-    Ternary   2   1.6    20      -1, 0, +1              level            no
+    Ternary   2   1.6    20      -1, 0, +1              level            yes
     2bitsym   3   2      16      +-0.5, +-1.5           2 x level        yes
     4bitsym   4   4       8      +-0.5 ... +-7.5        2 x level        yes
     4bit      5   4       8      -8 ... 7               level            yes
     8bit      6   8       4      -128 ... 127           level            no
     FP130     7   4       8      +-2^e, e = 0..7        level            yes
-    NF4       8   4       8      QLoRA NormalFloat4     round(127 x l)   no
+    NF4       8   4       8      QLoRA NormalFloat4     round(127 x l)   yes
 
 A packed field f stands for ``fields[f]``; for every type but FP130 that is the f-th
 integer level (ascending); FP130 packs sign << 3 | e.
@@ -63,14 +63,14 @@ _FP130_FIELDS = tuple(range(8, 16)) + tuple(range(7, -1, -1))
 
 TYPES = {t.name: t for t in (
     WeightType("Binary", 1, 1.0, 32, (-1.0, 1.0), cols=True),
-    WeightType("Ternary", 2, 1.6, 20, (-1.0, 0.0, 1.0)),
+    WeightType("Ternary", 2, 1.6, 20, (-1.0, 0.0, 1.0), cols=True),
     WeightType("2bitsym", 3, 2.0, 16, (-1.5, -0.5, 0.5, 1.5), int_scale=2, cols=True),
     WeightType("4bitsym", 4, 4.0, 8, tuple(k + 0.5 for k in range(-8, 8)), int_scale=2,
                cols=True),
     WeightType("4bit", 5, 4.0, 8, tuple(float(k) for k in range(-8, 8)), cols=True),
     WeightType("8bit", 6, 8.0, 4, tuple(float(k) for k in range(-128, 128))),
     WeightType("FP130", 7, 4.0, 8, _FP130_LEVELS, cols=True, field_order=_FP130_FIELDS),
-    WeightType("NF4", 8, 4.0, 8, NF4_LEVELS, int_scale=127),
+    WeightType("NF4", 8, 4.0, 8, NF4_LEVELS, int_scale=127, cols=True),
 )}
 TYPE_IDS = {t.name: t.id for t in TYPES.values()}
 COLS_TYPES = tuple(t.name for t in TYPES.values() if t.cols)

@@ -72,13 +72,14 @@
  *                       bn_fc_<type>, the write-up's row-by-row style).
  *   BN_LAYOUT_COLS (1)  the transposed matrix packed the same way: in columns of
  *                       out weights, words_per_row = ceil(out / per_word) words per
- *                       column (`bitnet export --layout cols`). Types Binary,
- *                       2bitsym, 4bitsym, 4bit, FP130 (the fast kernels, bn_fc_cols:
- *                       skip zero inputs, a 2^bits-entry int16 product table per
- *                       non-zero input built by additions, four inputs per pass over
- *                       the accumulators, a last pass of 1-3 inputs padded with
- *                       all-zero tables; -DBN_RUN4_ASM=1 takes the 4-bit pass from
- *                       bn_kernels_rv32e.S). Other types stay in rows.
+ *                       column (`bitnet export --layout cols`). Types Binary, Ternary,
+ *                       2bitsym, 4bitsym, 4bit, FP130, NF4 (the fast kernels,
+ *                       bn_fc_cols: skip zero inputs, a product table per non-zero
+ *                       input built by additions; 4-bit types in register tiles of
+ *                       8 outputs over chunks of non-zero inputs, -DBN_RUN4_ASM=1
+ *                       taking the tile kernel from bn_kernels_rv32e.S; Ternary with
+ *                       tables over pairs of inputs, a byte > 242 in a column it reads
+ *                       is BN_ERR_CORRUPT). 8bit stays in rows.
  *   Centring (first layer only, cols layout): wsum[o] = sum_i w[o][i] is stored;
  *   the kernel takes c = act[0] (the MNIST background on nearly every image) and
  *   computes acc[o] = c * wsum[o] + sum_i w[o][i] * (act[i] - c), which is the same
@@ -220,7 +221,7 @@ bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t words_per_row, const in
 /* Cols layout (see above): w in columns of words_per_col words; wsum NULL (no
  * centring) or out sums (centre c = act[0]); same acc as bn_fc on the rows layout.
  * n_in >= 1, n_out >= 1, words_per_col ceil(n_out / per_word) (else BN_ERR_SHAPE).
- * Types: Binary, 2bitsym, 4bitsym, 4bit, FP130 (others: BN_ERR_WTYPE). */
+ * Types: Binary, Ternary, 2bitsym, 4bitsym, 4bit, FP130, NF4 (8bit: BN_ERR_WTYPE). */
 bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t words_per_col, const int8_t *act,
                      size_t n_in, size_t n_out, const int32_t *wsum, int32_t *acc);
 

@@ -64,6 +64,30 @@ static void tab_fp130(int16_t *t, uint32_t d)       /* sign << 3 | e, unrolled *
 }
 #endif
 
+#if BN_HAS_WTYPE(8)
+static void tab_nf4(int16_t *t, uint32_t d)         /* bn_nf4_table[f] * d, shift-add */
+{
+    uint32_t d2 = d << 1, d4 = d << 2, d8 = d << 3, d64 = d << 6;
+    uint32_t d10 = d8 + d2, d12 = d8 + d4, d23 = (d12 << 1) - d, d31 = (d << 5) - d;
+    t[0] = (int16_t)u2i_f(d - (d64 << 1));                  /* -127 */
+    t[1] = (int16_t)u2i_f(0u - ((d10 + d) << 3));           /* -88 = -8 * 11 */
+    t[2] = (int16_t)u2i_f(0u - (d64 + d2 + d));             /* -67 */
+    t[3] = (int16_t)u2i_f(0u - ((d23 + d2) << 1));          /* -50 = -2 * 25 */
+    t[4] = (int16_t)u2i_f(0u - ((d << 5) + d4));            /* -36 */
+    t[5] = (int16_t)u2i_f(0u - d23);                        /* -23 */
+    t[6] = (int16_t)u2i_f(0u - d12);                        /* -12 */
+    t[7] = 0;
+    t[8] = (int16_t)u2i_f(d10);                             /* 10 */
+    t[9] = (int16_t)u2i_f(d10 << 1);                        /* 20 */
+    t[10] = (int16_t)u2i_f(d31);                            /* 31 */
+    t[11] = (int16_t)u2i_f(d31 + d12);                      /* 43 */
+    t[12] = (int16_t)u2i_f(d64 - d8);                       /* 56 */
+    t[13] = (int16_t)u2i_f(d64 + d8 - d);                   /* 71 */
+    t[14] = (int16_t)u2i_f(d23 << 2);                       /* 92 */
+    t[15] = (int16_t)u2i_f((d64 << 1) - d);                 /* 127 */
+}
+#endif
+
 #if BN_HAS_WTYPE(3)
 static void tab_2bitsym(int16_t *t, uint32_t d)     /* 2f - 3 */
 {
@@ -92,50 +116,51 @@ static void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
     (LK(t, 0, TB, o0) + LK(t, 1, TB, o1) + LK(t, 2, TB, o2) + LK(t, 3, TB, o3))
 
 #ifndef BN_RUN4_ASM
-#define BN_RUN4_ASM 0     /* 1: run4_b4 from bn_kernels_rv32e.S (RV32E firmware) */
+#define BN_RUN4_ASM 0     /* 1: tile4 from bn_kernels_rv32e.S (RV32E firmware) */
+#endif
+#ifndef BN_TILE_K
+#define BN_TILE_K 8       /* non-zero inputs per chunk of the 4-bit kernels (stack:
+                             BN_TILE_K entries of 36 bytes on RV32) */
 #endif
 
+/* 4-bit fields (4bitsym, 4bit, FP130, NF4): register tiles. The pass collects up to
+ * BN_TILE_K non-zero inputs, each an entry (its column and its 16-entry table); then
+ * tile4 runs over the outputs in tiles of 8 (one column word per input), holding
+ * the tile's 8 accumulators in registers across all the chunk's inputs: per input
+ * and tile one column word, then per output srli, andi, add, lh, add (6 cycles per
+ * non-zero input-weight pair in the RV32EC version), and an accumulator is loaded
+ * and stored once per chunk instead of once per four inputs. zero = 1: the
+ * accumulators start from 0 (not loaded). A last tile of n_out % 8 outputs runs
+ * the same code and stores only its outputs. */
+typedef struct {
+    const uint32_t *col;      /* the input's column (words_per_col words) */
+    int16_t t[16];            /* t[f] = weight(f) * d */
+} bn_tab4;
+
+#if BN_HAS_WTYPE(4) || BN_HAS_WTYPE(5) || BN_HAS_WTYPE(7) || BN_HAS_WTYPE(8)
 #if BN_RUN4_ASM
-void bn_run4_b4_rv32e(const uint32_t *const *col, const unsigned char *t, size_t n_out,
-                      uint32_t *a);
-#define RUN4_B4 bn_run4_b4_rv32e
-#elif BN_HAS_WTYPE(4) || BN_HAS_WTYPE(5) || BN_HAS_WTYPE(7)
-#define RUN4_B4 run4_b4
-/* 4-bit fields: the 8 fields of a word unrolled with constant shifts, so a
- * non-zero input-weight pair costs srli, andi, add, lh, add (6 cycles) and an
- * output's accumulator is loaded and stored once per 4 inputs. */
-#define F4(x, s) (((x) >> (s)) & 0x1Eu)
-#define OUT4(i, s) p[i] += SUM4(t, 32, F4(x0, s), F4(x1, s), F4(x2, s), F4(x3, s))
-static BN_HOT void run4_b4(const uint32_t *const *col, const unsigned char *t, size_t n_out,
-                           uint32_t *a)
+void bn_tile4_rv32e(const bn_tab4 *e, size_t k, size_t n_out, uint32_t *acc, uint32_t zero);
+#define TILE4 bn_tile4_rv32e
+#else
+#define TILE4 tile4
+static BN_HOT void tile4(const bn_tab4 *e, size_t k, size_t n_out, uint32_t *a, uint32_t zero)
 {
-    const uint32_t *c0 = col[0], *c1 = col[1], *c2 = col[2], *c3 = col[3];
-    uint32_t *end = a + n_out, tmp[8];
-    size_t k, rem = n_out & 7u;
-    for (;;) {
-        uint32_t *p = a, x0, x1, x2, x3;
-        if ((size_t)(end - a) < 8) {
-            if (a == end)
-                break;
-            /* last word, rem < 8 outputs: the same code on a copy (less SRAM code
-             * than a second loop); its padding fields land in unused tmp entries */
-            for (k = 0; k < 8; k++)
-                tmp[k] = k < rem ? a[k] : 0u;
-            p = tmp;
+    size_t t, j, m, n;
+    for (t = 0; n_out; t++, a += n, n_out -= n) {
+        uint32_t s[8];
+        n = n_out < 8 ? n_out : 8;
+        for (j = 0; j < 8; j++)
+            s[j] = (zero || j >= n) ? 0u : a[j];
+        for (m = 0; m < k; m++) {
+            uint32_t x = e[m].col[t];
+            for (j = 0; j < 8; j++)
+                s[j] += (uint32_t)(int32_t)e[m].t[(x >> (28u - 4u * (unsigned)j)) & 15u];
         }
-        x0 = *c0++; x1 = *c1++; x2 = *c2++; x3 = *c3++;
-        OUT4(0, 27); OUT4(1, 23); OUT4(2, 19); OUT4(3, 15);
-        OUT4(4, 11); OUT4(5, 7); OUT4(6, 3);
-        p[7] += SUM4(t, 32, (x0 << 1) & 0x1Eu, (x1 << 1) & 0x1Eu, (x2 << 1) & 0x1Eu,
-                     (x3 << 1) & 0x1Eu);
-        if (p == tmp) {
-            for (k = 0; k < rem; k++)
-                a[k] = tmp[k];
-            break;
-        }
-        a += 8;
+        for (j = 0; j < n; j++)
+            a[j] = s[j];
     }
 }
+#endif
 #endif
 
 /* Narrower fields (2bitsym, Binary): four fields per step, the words shifted on. */
@@ -177,6 +202,107 @@ DEFINE_RUN4(2)
 #endif
 #if BN_HAS_WTYPE(1)
 DEFINE_RUN4(1)
+#endif
+
+#if BN_HAS_WTYPE(2)
+/* Ternary: a column byte holds 5 outputs' trits (bitnet.h). tern_lut[b] spreads
+ * them to 4-bit spacing, t0 << 16 | t1 << 12 | t2 << 8 | t3 << 4 | t4 (t in 0..2),
+ * flash, computed by the compiler; bytes > 242 map to TERN_BAD. Two inputs a, b
+ * share one 16-entry table indexed by 4 ta + tb: (lut[ba] << 2) | lut[bb] gives the
+ * five outputs' indices at once, so one lookup serves two input-weight pairs. */
+#define TERN_BAD 0x01000000u     /* in bit 24 or, after << 2, 26: never a nibble */
+#define TL(b) ((b) > 242 ? TERN_BAD : (uint32_t)(((b) / 81 % 3) << 16 | ((b) / 27 % 3) << 12 \
+               | ((b) / 9 % 3) << 8 | ((b) / 3 % 3) << 4 | (b) % 3))
+#define TL4(b) TL(b), TL((b) + 1), TL((b) + 2), TL((b) + 3)
+#define TL16(b) TL4(b), TL4((b) + 4), TL4((b) + 8), TL4((b) + 12)
+#define TL64(b) TL16(b), TL16((b) + 16), TL16((b) + 32), TL16((b) + 48)
+static const uint32_t tern_lut[256] = { TL64(0), TL64(64), TL64(128), TL64(192) };
+
+/* t[4 ta + tb] = (ta - 1) da + (tb - 1) db; entries 3, 7, 11..15 never read */
+static void tab_tern2(int16_t *t, uint32_t da, uint32_t db)
+{
+    t[0] = (int16_t)u2i_f(0u - da - db);
+    t[1] = (int16_t)u2i_f(0u - da);
+    t[2] = (int16_t)u2i_f(db - da);
+    t[4] = (int16_t)u2i_f(0u - db);
+    t[5] = 0;
+    t[6] = (int16_t)u2i_f(db);
+    t[8] = (int16_t)u2i_f(da - db);
+    t[9] = (int16_t)u2i_f(da);
+    t[10] = (int16_t)u2i_f(da + db);
+}
+
+/* Four inputs per pass over the accumulators (two pair tables t, t + 16; the
+ * column words re-read per byte: few live values for RV32E's
+ * registers). Returns the TERN_BAD bits seen. */
+#define TK(t, o) ((uint32_t)(int32_t)(*(const int16_t *)((t) + (o))))
+#define TBYTE(s)                                                                        \
+    do {                                                                                \
+        y01 = (tern_lut[(c0[0] >> (s)) & 255u] << 2) | tern_lut[(c1[0] >> (s)) & 255u]; \
+        y23 = (tern_lut[(c2[0] >> (s)) & 255u] << 2) | tern_lut[(c3[0] >> (s)) & 255u]; \
+        bad |= y01 | y23;                                                               \
+        if ((size_t)(end - p) <= 5)                                                     \
+            goto last;                                                                  \
+        p[0] += TK(t, (y01 >> 15) & 30u) + TK(t, ((y23 >> 15) & 30u) + 32u);           \
+        p[1] += TK(t, (y01 >> 11) & 30u) + TK(t, ((y23 >> 11) & 30u) + 32u);           \
+        p[2] += TK(t, (y01 >> 7) & 30u) + TK(t, ((y23 >> 7) & 30u) + 32u);             \
+        p[3] += TK(t, (y01 >> 3) & 30u) + TK(t, ((y23 >> 3) & 30u) + 32u);             \
+        p[4] += TK(t, (y01 << 1) & 30u) + TK(t, ((y23 << 1) & 30u) + 32u);             \
+        p += 5;                                                                         \
+    } while (0)
+static BN_HOT uint32_t run4_tern(const uint32_t *const *col, const unsigned char *t,
+                                 size_t n_out, uint32_t *p)
+{
+    const uint32_t *c0 = col[0], *c1 = col[1], *c2 = col[2], *c3 = col[3];
+    uint32_t bad = 0, *end = p + n_out, y01, y23;
+    size_t k, n;
+    unsigned sh;
+    for (;; c0++, c1++, c2++, c3++)
+        for (sh = 32; sh; ) {
+            sh -= 8;
+            TBYTE(sh);
+        }
+last:
+    for (n = (size_t)(end - p), k = 0; k < n; k++) {
+        unsigned s = 16u - 4u * (unsigned)k;
+        p[k] += TK(t, ((y01 << 1) >> s) & 30u) + TK(t, (((y23 << 1) >> s) & 30u) + 32u);
+    }
+    return bad & (TERN_BAD | TERN_BAD << 2);
+}
+
+/* inputs four at a time (columns and d), the last 1-3 padded with d = 0 */
+static BN_HOT void pass_ternary(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,
+                                size_t n_out, int32_t c, uint32_t *u, uint32_t *bad)
+{
+    int16_t tab[32];
+    const uint32_t *col[4];
+    uint32_t d[4], b = 0;
+    const int8_t *p = act, *end = act + n_in;
+    size_t k = 0;
+    do {
+        if (*p != c) {
+            col[k] = w;
+            d[k] = (uint32_t)(*p - c);
+            if (++k == 4) {
+                tab_tern2(tab, d[0], d[1]);
+                tab_tern2(tab + 16, d[2], d[3]);
+                b |= run4_tern(col, (const unsigned char *)tab, n_out, u);
+                k = 0;
+            }
+        }
+        w += wpc;
+    } while (++p < end);
+    if (k) {
+        for (; k < 4; k++) {
+            col[k] = col[0];
+            d[k] = 0;
+        }
+        tab_tern2(tab, d[0], d[1]);
+        tab_tern2(tab + 16, d[2], d[3]);
+        b |= run4_tern(col, (const unsigned char *)tab, n_out, u);
+    }
+    *bad = b;
+}
 #endif
 
 /* acc[o] = c * wsum[o] without a multiplier (wsum NULL: 0): one pass over the
@@ -224,17 +350,45 @@ static BN_HOT_AUX void acc_init(int32_t c, const int32_t *wsum, size_t n_out, ui
 }
 
 /* The pass over the inputs (SRAM on the MCU), one per type: skip inputs equal to
- * c (d = act[i] - c == 0), build the non-zero inputs' tables four at a time,
- * accumulate. Running pointers only: k * stride or i * wpc would call __mulsi3. */
+ * c (d = act[i] - c == 0), build the non-zero inputs' tables, accumulate (4-bit
+ * types: chunks of BN_TILE_K inputs through tile4; zero = 1: acc starts from 0, not
+ * set up by acc_init; narrower types: four at a time through their run4, acc set up
+ * by acc_init). Running pointers only: k * stride or i * wpc would call __mulsi3. */
 typedef void (*pass_fn)(const uint32_t *, size_t, const int8_t *, size_t, size_t, int32_t,
-                        uint32_t *);
+                        uint32_t *, uint32_t);
+#define DEFINE_PASS4(NAME, BUILD)                                                       \
+static BN_HOT void NAME(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,    \
+                        size_t n_out, int32_t c, uint32_t *u, uint32_t zero)            \
+{                                                                                       \
+    bn_tab4 tab[BN_TILE_K], *e = tab;                                                   \
+    size_t k = 0;                   /* e - tab (a pointer difference divides by 36) */  \
+    const int8_t *p = act, *end = act + n_in;                                           \
+    do {                            /* n_in >= 1; one taken branch per skipped input */ \
+        if (*p != c) {              /* else: background (centred) or ReLU zero */       \
+            e->col = w;                                                                 \
+            BUILD(e->t, (uint32_t)(*p - c));                                            \
+            e++;                                                                        \
+            if (++k == BN_TILE_K) {                                                     \
+                TILE4(tab, BN_TILE_K, n_out, u, zero);                                  \
+                zero = 0;                                                               \
+                e = tab;                                                                \
+                k = 0;                                                                  \
+            }                                                                           \
+        }                                                                               \
+        w += wpc;                                                                       \
+    } while (++p < end);                                                                \
+    if (k || zero)                  /* the last chunk; or no input at all: acc = 0 */   \
+        TILE4(tab, k, n_out, u, zero);                                                  \
+}
+
 #define DEFINE_PASS(NAME, BUILD, RUN4, STRIDE)                                          \
 static BN_HOT void NAME(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,    \
-                        size_t n_out, int32_t c, uint32_t *u)                           \
+                        size_t n_out, int32_t c, uint32_t *u, uint32_t zero)            \
 {                                                                                       \
     int16_t tab[4 * (STRIDE)], *tk = tab;                                               \
     const uint32_t *col[4], **ck = col;                                                 \
     const int8_t *p = act, *end = act + n_in;                                           \
+    (void)zero;                     /* acc set up by acc_init */                        \
     do {                            /* n_in >= 1; one taken branch per skipped input */ \
         if (*p != c) {              /* else: background (centred) or ReLU zero */       \
             *ck++ = w;                                                                  \
@@ -258,13 +412,16 @@ static BN_HOT void NAME(const uint32_t *w, size_t wpc, const int8_t *act, size_t
 }
 
 #if BN_HAS_WTYPE(4)
-DEFINE_PASS(pass_4bitsym, tab_4bitsym, RUN4_B4, 16)
+DEFINE_PASS4(pass_4bitsym, tab_4bitsym)
 #endif
 #if BN_HAS_WTYPE(5)
-DEFINE_PASS(pass_4bit, tab_4bit, RUN4_B4, 16)
+DEFINE_PASS4(pass_4bit, tab_4bit)
 #endif
 #if BN_HAS_WTYPE(7)
-DEFINE_PASS(pass_fp130, tab_fp130, RUN4_B4, 16)
+DEFINE_PASS4(pass_fp130, tab_fp130)
+#endif
+#if BN_HAS_WTYPE(8)
+DEFINE_PASS4(pass_nf4, tab_nf4)
 #endif
 #if BN_HAS_WTYPE(3)
 DEFINE_PASS(pass_2bitsym, tab_2bitsym, run4_b2, 4)
@@ -282,17 +439,21 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
     uint32_t *u = (uint32_t *)acc;
     int32_t c;
     pass_fn pass;
+    uint32_t tiles = 0;             /* 4-bit tile kernel: zeroes acc itself */
     if (!w || !act || !acc)
         return BN_ERR_NULL;
     switch (wtype) {
 #if BN_HAS_WTYPE(4)
-    case BN_W_4BITSYM: pass = pass_4bitsym; break;
+    case BN_W_4BITSYM: pass = pass_4bitsym; tiles = 1; break;
 #endif
 #if BN_HAS_WTYPE(5)
-    case BN_W_4BIT: pass = pass_4bit; break;
+    case BN_W_4BIT: pass = pass_4bit; tiles = 1; break;
 #endif
 #if BN_HAS_WTYPE(7)
-    case BN_W_FP130: pass = pass_fp130; break;
+    case BN_W_FP130: pass = pass_fp130; tiles = 1; break;
+#endif
+#if BN_HAS_WTYPE(8)
+    case BN_W_NF4: pass = pass_nf4; tiles = 1; break;
 #endif
 #if BN_HAS_WTYPE(3)
     case BN_W_2BITSYM: pass = pass_2bitsym; break;
@@ -300,13 +461,31 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
 #if BN_HAS_WTYPE(1)
     case BN_W_BINARY: pass = pass_binary; break;
 #endif
+#if BN_HAS_WTYPE(2)
+    case BN_W_TERNARY: pass = 0; break;      /* below: its own pass */
+#endif
     default: return BN_ERR_WTYPE;
     }
-    if (n_in == 0 || n_out == 0 || wpc != bn_row_words(wtype, n_out))
+    if (n_in == 0 || n_out == 0)
+        return BN_ERR_SHAPE;
+#if BN_HAS_WTYPE(2)
+    if (wtype == BN_W_TERNARY) {    /* wpc = ceil(n_out / 20) without a divider */
+        uint32_t bad = 0;
+        size_t w20 = (wpc << 4) + (wpc << 2);
+        if (wpc == 0 || w20 < n_out || w20 - 20u >= n_out)
+            return BN_ERR_SHAPE;
+        c = wsum ? act[0] : 0;
+        acc_init(c, wsum, n_out, u);
+        pass_ternary(w, wpc, act, n_in, n_out, c, u, &bad);
+        return bad ? BN_ERR_CORRUPT : BN_OK;
+    }
+#endif
+    if (wpc != bn_row_words(wtype, n_out))
         return BN_ERR_SHAPE;
     c = wsum ? act[0] : 0;
-    acc_init(c, wsum, n_out, u);
-    pass(w, wpc, act, n_in, n_out, c, u);
+    if (wsum || !tiles)
+        acc_init(c, wsum, n_out, u);
+    pass(w, wpc, act, n_in, n_out, c, u, (uint32_t)(tiles && !wsum));
     return BN_OK;
 }
 

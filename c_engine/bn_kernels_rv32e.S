@@ -1,140 +1,195 @@
 /*
- * bn_kernels_rv32e.S - RV32EC version of run4_b4 (bn_kernels_fast.c), the inner
- * kernel of the 4-bit cols-layout FC layers; selected by the firmware build
- * (-DBN_RUN4_ASM=1, KERNEL=fast), bit-exact with the C version it replaces: the
- * simulator checks every accumulator against the host engine.
+ * bn_kernels_rv32e.S - RV32EC version of tile4 (bn_kernels_fast.c), the inner
+ * kernel of the 4-bit cols-layout FC layers (4bitsym, 4bit, FP130, NF4); selected
+ * by the firmware build (-DBN_RUN4_ASM=1, KERNEL=fast), bit-exact with the C
+ * version it replaces: the simulator checks every accumulator against the host
+ * engine.
  *
- *   void bn_run4_b4_rv32e(const uint32_t *const col[4], const unsigned char *tab,
- *                         size_t n_out, uint32_t *acc);
+ *   void bn_tile4_rv32e(const bn_tab4 *e, size_t k, size_t n_out, uint32_t *acc,
+ *                       uint32_t zero);
  *
- * For each column word (8 outputs' 4-bit fields) and each output o of it:
- *   acc[o] += t0[f0] + t1[f1] + t2[f2] + t3[f3]
- * with tk the 16-entry int16 table of input k at tab + 32 k and fk the field of
- * output o in column k's word, as a byte offset: (x >> (27 - 4 j)) & 30 for field j
- * (0 = most significant), (x << 1) & 30 for the last one.
+ * e: k entries of 36 bytes (bn_tab4: the column pointer, then the input's 16-entry
+ * int16 product table t), 0 <= k. For each tile of 8 outputs (column word j of
+ * every entry): the 8 accumulators are loaded (or set to 0 when zero != 0) into
+ * registers, then for every entry m
+ *     x = e[m].col[j];  acc[8j + o] += e[m].t[field o of x]   (o = 0..7)
+ * with field o at bits 31-4o .. 28-4o, as a byte offset (x >> (27 - 4o)) & 30, the
+ * last one (x << 1) & 30; then the 8 are stored. A last tile of n_out % 8 outputs
+ * runs the same loop and loads and stores only its outputs (the padding fields of
+ * its words go to registers that are never stored).
  *
- * Why assembly: the C version needs 14 live values (4 column pointers, 4 words,
- * tables, accumulator pointer, end, sum, field, remainder); GCC allocates 12 of
- * RV32E's registers and spills the column pointers every word. Here gp and tp are
- * used too (saved and restored; nothing in the firmware runs concurrently), so a
- * word costs 4 loads, 4 pointer increments and 8 output blocks of 28 cycles.
- *
- * The last word (n_out % 8 outputs) jumps into the unrolled body: the blocks are
- * laid out from output 7 down to output 0 and have equal size (checked below),
- * so entering rem blocks before the end runs outputs rem - 1 .. 0 only.
+ * Cost: per entry and tile 6 cycles for the column word (pointer, offset, flash
+ * load) and 6 per output (srli, andi, add, lh, add); per tile and chunk ~50 for
+ * the loads, stores and set-up. Registers: the 8 accumulators in s0 s1 t0 t1 t2
+ * ra gp tp (ra gp tp s0 s1 saved and restored: nothing in the firmware runs
+ * concurrently), the rest in a0-a5; the loop state that does not fit is on the
+ * stack, read once per tile.
  */
 #if BN_HOT_FLASH
-    .section .text.bn_run4_b4_rv32e, "ax"
+    .section .text.bn_tile4_rv32e, "ax"
 #else
-    .section .ramfunc.bn_run4_b4_rv32e, "ax"  /* SRAM: no flash wait states */
+    .section .ramfunc.bn_tile4_rv32e, "ax"  /* SRAM: no flash wait states */
 #endif
     .option norelax                   /* fixed code size: the block checks below */
-    .globl bn_run4_b4_rv32e
-    .type bn_run4_b4_rv32e, @function
+    .globl bn_tile4_rv32e
+    .type bn_tile4_rv32e, @function
     .balign 4
 
-/* registers: s0 acc pointer, s1 field / scratch, a5 sum, a1 tables, a2 end of the
- * full words, a3 remainder, t0 t1 t2 a4 column pointers, a0 ra gp tp words */
-#define ACC s0
-#define F s1
-#define SUM a5
-#define TAB a1
-#define END a2
-#define REM a3
-#define C0 t0
-#define C1 t1
-#define C2 t2
-#define C3 a4
-#define W0 a0
-#define W1 ra
-#define W2 gp
-#define W3 tp
+#define A0 s0
+#define A1 s1
+#define A2 t0
+#define A3 t1
+#define A4 t2
+#define A5 ra
+#define A6 gp
+#define A7 tp
+#define F a5                          /* field / scratch (x8-x15: compressible) */
+#define E a4                          /* entry pointer */
+#define W a3                          /* column word */
+#define OFF a2                        /* 4 * tile index: the word's offset in a column */
+#define END a1                        /* end of the entries */
+#define ACC a0                        /* the tile's accumulators */
 
-/* one output: field extraction EXTRACT(reg) into F, four lookups, acc[OFF] += sum */
-#define LOOKUP_FIRST(EXTRACT, W) EXTRACT(W); andi F, F, 30; add F, F, TAB; lh SUM, 0(F)
-#define LOOKUP(EXTRACT, W, K) EXTRACT(W); andi F, F, 30; add F, F, TAB; lh F, (32 * K)(F); add SUM, SUM, F
-#define BLOCK(EXTRACT, OFF) \
-    LOOKUP_FIRST(EXTRACT, W0); LOOKUP(EXTRACT, W1, 1); LOOKUP(EXTRACT, W2, 2); \
-    LOOKUP(EXTRACT, W3, 3); lw F, OFF(ACC); add F, F, SUM; sw F, OFF(ACC)
+/* stack frame */
+#define FR_ESTART 20                  /* first entry (minus 36 when k is odd) */
+#define FR_END 24                     /* e + 36 k */
+#define FR_FULL 28                    /* acc + 4 * (n_out & ~7): end of the full tiles */
+#define FR_ENTRY 32                   /* where the entry loop starts (k odd: 2nd half) */
+#define FR_ZERO 36                    /* zero flag (cleared never: one call per chunk) */
+#define FR_REM 40                     /* n_out % 8, 0 once the last tile is stored */
+#define FRAME 44
 
-#define SR27(w) srli F, w, 27
-#define SR23(w) srli F, w, 23
-#define SR19(w) srli F, w, 19
-#define SR15(w) srli F, w, 15
-#define SR11(w) srli F, w, 11
-#define SR7(w) srli F, w, 7
-#define SR3(w) srli F, w, 3
-#define SL1(w) slli F, w, 1
+/* output o of the tile: field extraction EXT into F, table lookup, accumulate */
+#define LK(EXT, A, D) EXT; andi F, F, 30; add F, F, E; lh F, (D + 4)(F); add A, A, F
+#define SR(n) srli F, W, n
+/* one entry at E + D: its column word at OFF, then the tile's 8 outputs */
+#define VISIT(D) \
+    lw F, D(E); add F, F, OFF; lw W, 0(F); \
+    LK(SR(27), A0, D); LK(SR(23), A1, D); LK(SR(19), A2, D); LK(SR(15), A3, D); \
+    LK(SR(11), A4, D); LK(SR(7), A5, D); LK(SR(3), A6, D); LK(SL1, A7, D)
+#define SL1 slli F, W, 1
 
-bn_run4_b4_rv32e:
-    addi sp, sp, -20
+bn_tile4_rv32e:
+    addi sp, sp, -FRAME
     sw ra, 0(sp)
     sw gp, 4(sp)
     sw tp, 8(sp)
     sw s0, 12(sp)
     sw s1, 16(sp)
-    lw C0, 0(a0)
-    lw C1, 4(a0)
-    lw C2, 8(a0)
-    lw C3, 12(a0)
+    sw a4, FR_ZERO(sp)
+    slli F, a1, 5                     /* END = e + 36 k */
+    slli t0, a1, 2
+    add F, F, t0
+    add F, F, a0
+    sw F, FR_END(sp)
+    la F, .Lfirst                     /* k even: from the first half, e */
+    andi t0, a1, 1
+    beqz t0, 1f
+    addi a0, a0, -36                  /* k odd: from the second half, e - 36 */
+    la F, .Lsecond
+1:  bnez a1, 2f
+    la F, .Lstore                     /* k = 0: no inputs (zero: stores zeros) */
+2:  sw a0, FR_ESTART(sp)
+    sw F, FR_ENTRY(sp)
+    andi t0, a2, 7
+    sw t0, FR_REM(sp)
+    andi t0, a2, -8                   /* full tiles end at acc + 4 (n_out & ~7) */
+    slli t0, t0, 2
+    add t0, t0, a3
+    sw t0, FR_FULL(sp)
     mv ACC, a3
-    andi REM, a2, 7
-    andi END, a2, -8
-    slli END, END, 2
-    add END, END, ACC                 /* acc + 4 * (n_out & ~7) */
-    bltu ACC, END, .Lword
-    j .Lafter
-.Lword:
-    lw W0, 0(C0)
-    lw W1, 0(C1)
-    lw W2, 0(C2)
-    lw W3, 0(C3)
-    addi C0, C0, 4
-    addi C1, C1, 4
-    addi C2, C2, 4
-    addi C3, C3, 4
-.Lbody:
-.Lb7: BLOCK(SL1, 28)
-.Lb6: BLOCK(SR3, 24)
-.Lb5: BLOCK(SR7, 20)
-.Lb4: BLOCK(SR11, 16)
-.Lb3: BLOCK(SR15, 12)
-.Lb2: BLOCK(SR19, 8)
-.Lb1: BLOCK(SR23, 4)
-.Lb0: BLOCK(SR27, 0)
-.Lbody_end:
+    li OFF, 0
+    bgeu ACC, t0, .Lpartial            /* n_out < 8: only the last tile */
+
+.Ltile:
+    lw F, FR_ZERO(sp)
+    bnez F, .Lzero
+    .option push
+    .option norvc                     /* 4 bytes each: .Lpartial jumps into them */
+.Lload:
+    lw A7, 28(ACC)
+    lw A6, 24(ACC)
+    lw A5, 20(ACC)
+    lw A4, 16(ACC)
+    lw A3, 12(ACC)
+    lw A2, 8(ACC)
+    lw A1, 4(ACC)
+    lw A0, 0(ACC)
+.Lload_end:
+    .option pop
+.Lgo:
+    lw E, FR_ESTART(sp)
+    lw END, FR_END(sp)
+    lw F, FR_ENTRY(sp)
+    jr F
+
+.Lfirst:
+    VISIT(0)
+.Lsecond:
+    VISIT(36)
+    addi E, E, 72
+    bltu E, END, .Lfirst
+
+.Lstore:
+    lw F, FR_FULL(sp)
+    bgeu ACC, F, .Lstore_part
+    .option push
+    .option norvc
+.Lstore_all:
+    sw A7, 28(ACC)
+    sw A6, 24(ACC)
+    sw A5, 20(ACC)
+    sw A4, 16(ACC)
+    sw A3, 12(ACC)
+    sw A2, 8(ACC)
+    sw A1, 4(ACC)
+    sw A0, 0(ACC)
+.Lstore_end:
+    .option pop
+    addi OFF, OFF, 4
     addi ACC, ACC, 32
-    bltu ACC, END, .Lword
-.Lafter:
-    bnez REM, .Ltail
+    lw F, FR_FULL(sp)
+    bltu ACC, F, .Ltile
+
+.Lpartial:                            /* the last tile, n_out % 8 outputs, or none */
+    lw W, FR_REM(sp)
+    beqz W, .Lret
+    lw F, FR_ZERO(sp)
+    bnez F, .Lzero
+    slli W, W, 2                      /* loads of outputs rem - 1 .. 0 */
+    la F, .Lload_end
+    sub F, F, W
+    jr F
+
+.Lstore_part:
+    lw W, FR_REM(sp)
+    sw zero, FR_REM(sp)               /* after these stores: return */
+    slli W, W, 2
+    la F, .Lstore_end
+    sub F, F, W
+    jr F
+
+.Lzero:
+    li A0, 0
+    li A1, 0
+    li A2, 0
+    li A3, 0
+    li A4, 0
+    li A5, 0
+    li A6, 0
+    li A7, 0
+    j .Lgo
+
+.Lret:
     lw ra, 0(sp)
     lw gp, 4(sp)
     lw tp, 8(sp)
     lw s0, 12(sp)
     lw s1, 16(sp)
-    addi sp, sp, 20
+    addi sp, sp, FRAME
     ret
-.Ltail:                                /* rem < 8 outputs in the last word */
-    lw W0, 0(C0)
-    lw W1, 0(C1)
-    lw W2, 0(C2)
-    lw W3, 0(C3)
-    slli F, REM, 2                     /* F = rem * BLOCK_BYTES (60 = 64 - 4) */
-    slli SUM, REM, 6
-    sub F, SUM, F
-    li REM, 0                          /* after the body: exit */
-    la SUM, .Lbody_end
-    sub F, SUM, F
-    jr F
 
-/* every block the same size, or the jump into the body lands wrong */
-    .if (.Lb6 - .Lb7) != 60 || (.Lb5 - .Lb6) != 60 || (.Lb4 - .Lb5) != 60
-    .error "run4 blocks are not 60 bytes"
+    .if (.Lload_end - .Lload) != 32 || (.Lstore_end - .Lstore_all) != 32
+    .error "tile4 load / store sequences are not 8 words"
     .endif
-    .if (.Lb3 - .Lb4) != 60 || (.Lb2 - .Lb3) != 60 || (.Lb1 - .Lb2) != 60
-    .error "run4 blocks are not 60 bytes"
-    .endif
-    .if (.Lb0 - .Lb1) != 60 || (.Lbody_end - .Lb0) != 60
-    .error "run4 blocks are not 60 bytes"
-    .endif
-    .size bn_run4_b4_rv32e, . - bn_run4_b4_rv32e
+    .size bn_tile4_rv32e, . - bn_tile4_rv32e

@@ -66,6 +66,41 @@ def test_fc_kernel_every_accumulator(variant, wtype, out, n, seed, relu, centre,
     assert np.array_equal(acc, I.fc(act[None].astype(np.int64), w)[0])
 
 
+@pytest.mark.parametrize("wtype", wtypes.COLS_TYPES)
+@pytest.mark.parametrize("out", [1, 2, 5, 7, 8, 9, 10, 15, 16, 20, 21, 40, 64, 65])
+def test_cols_kernel_edge_shapes(wtype, out):
+    """The fast kernels at the shapes their loops split on: outputs a multiple of 5
+    (a ternary byte), 8 (a 4-bit tile) or 20 (a ternary word) or not; chunks of
+    non-zero inputs full, partial or empty (an all-background input); centred or not;
+    every d from -255 to 255 reaches a table."""
+    rng = np.random.default_rng(out)
+    for n, centre, kind in [(1, False, "dense"), (3, True, "dense"), (13, False, "dense"),
+                            (100, True, "sparse"), (511, True, "ramp"), (511, True, "ramp-"), (24, False, "zero"),
+                            (24, True, "zero")]:
+        w = random_layer(wtype, out, n, out * 1000 + n)
+        if kind.startswith("ramp"):          # d = act - act[0]: -255..0, then 0..255
+            c = 127 if kind == "ramp" else -128
+            act = np.concatenate([[c], np.arange(-128, 128), np.arange(127, -127, -1)])
+            act = act[:n].astype(np.int8)
+        elif kind == "zero":
+            act = np.full(n, -7 if centre else 0, np.int8)
+        else:
+            act = rng.integers(-128, 128, size=n).astype(np.int8)
+            if kind == "sparse":
+                act[rng.random(n) < 0.8] = act[0]
+        acc = fc_variant("fast", wtype, w, act, centre)
+        assert np.array_equal(acc, I.fc(act[None].astype(np.int64), w)[0]), (n, centre, kind)
+
+
+def test_cols_ternary_corrupt_byte_is_an_error():
+    """A byte > 242 in a column the cols kernel reads is BN_ERR_CORRUPT, as in rows."""
+    words = np.full((2, 1), 0xFFFFFFFF, np.uint32)         # 2 inputs, 20 outputs
+    acc = np.zeros(20, np.int32)
+    st = G.lib().bn_fc_cols(wtypes.TYPE_IDS["Ternary"], words, 1, np.ones(2, np.int8), 2, 20,
+                            NULL, acc)
+    assert G.status_name(int(st)) == "BN_ERR_CORRUPT"
+
+
 @settings(max_examples=40, deadline=None)
 @given(wtype=st.sampled_from(TYPES), n=st.integers(1, 100), seed=st.integers(0, 2 ** 31))
 def test_unpack_row_matches_python(wtype, n, seed):

@@ -110,7 +110,7 @@ def test_fast_kernels_count_fewer_cycles(run, mnist, tmp_path):
     r = {k: pipeline.mcu_run(run, kernel=k, images=2, build_dir=tmp_path / k, data=mnist,
                         log=lambda s: None) for k in ("baseline", "fast")}
     assert r["fast"]["cycles_mean"] < r["baseline"]["cycles_mean"] / 3
-    assert "bn_run4_b4_rv32e" in r["fast"]["profile_mean"]
+    assert "bn_tile4_rv32e" in r["fast"]["profile_mean"]
     assert "row_4bitsym" in r["baseline"]["profile_mean"]
     layers = r["fast"]["layer_cycles_mean"]
     assert len(layers) == 4 and sum(layers) == pytest.approx(r["fast"]["cycles_mean"])
