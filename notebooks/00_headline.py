@@ -25,7 +25,7 @@
 # model and a firmware run in an emulated CH32V003. The write-up's own figures stand
 # beside ours, quoted with their source.
 
-# %% tags=["parameters", "hide-input"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
 epochs = None          # None: profile's value (smoke 2, full 60)
 train_subset = None    # training images (0: all); None: profile's value (smoke 4000)
