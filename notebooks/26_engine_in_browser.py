@@ -112,10 +112,12 @@ for name, cfg in cfgs.items():
                       cycles=emulated_cycles(cfg))
 display(Markdown(bk.profile_note(S)))
 display(Markdown(bk.markdown_table([
-    {"model": shown[name], "config": paths[name], "header": engine_page.shown_path(r["header"]),
-     "model_id": f"0x{r['exp'].model_id:08X}", "weight bytes": f"{r['exp'].weight_bytes:,}",
+    {"model": shown[name], "weight bytes": f"{r['exp'].weight_bytes:,}",
      "C accuracy % (10,000)": f"{r['verify']['acc_c']:.2f}", "on the CH32V003": r["cycles"]}
     for name, r in runs.items()])))
+display(Markdown("\n".join(
+    f"- {shown[name]}: `{paths[name]}`, header `{engine_page.shown_path(r['header'])}` "
+    f"(model_id 0x{r['exp'].model_id:08X})" for name, r in runs.items())))
 
 # %% [markdown]
 # ## The WebAssembly module
