@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from ..training.data import REPO_ROOT
-from ..training.rundir import store_root
+from ..training.rundir import json_text, store_root
 
 RUN_FILES = ("config.yaml", "metrics.json", "model.pt")
 LAST_ITERATE = "last_model.pt"
@@ -56,6 +56,8 @@ def publish_files(key: str, files: dict, provenance: dict) -> Path:
     tmp.chmod(0o755)                        # mkdtemp makes it private
     try:
         for name, data in files.items():
+            if name == "metrics.json":          # the compact form, whatever the worker wrote
+                data = json_text(json.loads(data)).encode()
             (tmp / name).write_bytes(data)
         (tmp / "run.json").write_text(json.dumps(provenance, indent=1))
         os.rename(tmp, final)

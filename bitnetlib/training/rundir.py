@@ -108,8 +108,23 @@ def atomic_write(path: Path, write):
         raise
 
 
+def json_text(obj) -> str:
+    """JSON as the run files hold it: a list one compact item per line (metrics.json:
+    one line per epoch, a third of the indented size), anything else indented.
+
+    >>> print(json_text([{"epoch": 1, "test_acc": 90.5}, {"epoch": 2, "test_acc": 91.0}]))
+    [
+    {"epoch":1,"test_acc":90.5},
+    {"epoch":2,"test_acc":91.0}
+    ]
+    """
+    if isinstance(obj, list):
+        return "[\n" + ",\n".join(json.dumps(x, separators=(",", ":")) for x in obj) + "\n]"
+    return json.dumps(obj, indent=1)
+
+
 def save_json(path: Path, obj):
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1)))
+    atomic_write(path, lambda p: p.write_text(json_text(obj)))
 
 
 def make_run_dir(run_dir: Path):
@@ -222,7 +237,7 @@ def check_checkpoint(path: Path, ckpt: dict, cfg: TrainConfig):
 def metrics_from_checkpoint(run_dir: Path, ckpt: dict, log) -> list:
     """The checkpoint's metrics; metrics.json is rewritten from them where it differs
     (killed between the two writes, or damaged)."""
-    path, text = run_dir / "metrics.json", json.dumps(ckpt["metrics"], indent=1)
+    path, text = run_dir / "metrics.json", json_text(ckpt["metrics"])
     old = path.read_text(errors="replace") if path.exists() else None
     if old != text:
         why = ("missing" if old is None else
