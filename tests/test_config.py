@@ -30,7 +30,7 @@ def test_unknown_key_names_file_and_valid_keys(tmp_path):
 
 @pytest.mark.parametrize("override,expect", [
     ("quant=3bit", "4bitsym"),
-    ("scheduler=linear", "cosine"),
+    ("scheduler=exponential", "cosine"),
     ("model=rnn", "cnn"),
     ("clip=max", "octav"),
 ])
@@ -40,6 +40,7 @@ def test_bad_choice_lists_valid_choices(override, expect):
 
 
 @pytest.mark.parametrize("override", ["epochs=ten", "widths=64", "augment=3", "epochs=0",
+                                      "dropout=1.0", "dropout=-0.1",
                                       "widths=[64, -1]", "quant_per_layer=[4bitsym, x]"])
 def test_bad_values(override):
     with pytest.raises(ConfigError):

@@ -75,6 +75,8 @@ def test_lr_schedules():
     assert lr_at(cos, 0) == pytest.approx(0.01) and lr_at(cos, 5) == pytest.approx(0.005)
     step = load_config(None, ["scheduler=step", "step_size=10", "lr=0.01"])
     assert lr_at(step, 9) == pytest.approx(0.01) and lr_at(step, 10) == pytest.approx(0.001)
+    lin = load_config(None, ["scheduler=linear", "epochs=10", "lr=0.01"])
+    assert [round(lr_at(lin, e), 6) for e in (0, 5, 9)] == [0.01, 0.005, 0.001]
     halve = load_config(None, ["scheduler=constant", "halve_lr_epoch=30", "lr=0.003"])
     assert lr_at(halve, 29) == pytest.approx(0.003) and lr_at(halve, 30) == pytest.approx(0.0015)
 
@@ -176,3 +178,23 @@ def test_label_smoothing_targets_mix_one_hot_and_uniform():
     assert distillation_loss(mild, y3, None, 0, 1, 0.1) < distillation_loss(sharp, y3, None, 0, 1, 0.1)
     with pytest.raises(ConfigError, match="label_smoothing"):
         load_config(None, ["label_smoothing=1.5"])
+
+
+def test_dropout_trains_and_exports_as_the_same_network(mnist, mnist_subset, tmp_path):
+    """Dropout sits before the hidden layers while training (a short run still learns)
+    and is left out of the exported network, an identity at inference: the exported
+    layers are those of the same network without dropout."""
+    from bitnetlib.training.export import export_model
+    cfg = load_config(None, ["epochs=2", "augment=false", "widths=[32,32]", "lr=0.003",
+                             "dropout=0.2"])
+    model, metrics = train(cfg, tmp_path, data=mnist_subset(3000), progress=False,
+                           log=lambda s: None)
+    kinds = [type(m).__name__ for m in model]
+    assert kinds == ["Flatten", "BitLinear", "Dropout", "BitLinear", "Dropout", "BitLinear"]
+    assert metrics[-1]["test_acc"] > 70.0
+    model.eval()
+    x = mnist.test_x[:64]
+    assert torch.equal(model(x), model(x))                     # no dropout at inference
+    plain = export_model(build_model(load_config(None, ["widths=[32,32]"])))
+    assert [(s.kind, s.n_in, s.n_out) for s in export_model(model).layers] == \
+        [(s.kind, s.n_in, s.n_out) for s in plain.layers]

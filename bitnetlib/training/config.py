@@ -18,7 +18,7 @@ CHOICES = {
     "model": ("fc", "cnn"),
     "quant": tuple(QUANTIZERS),
     "conv_quant": tuple(QUANTIZERS),
-    "scheduler": ("cosine", "step", "constant"),
+    "scheduler": ("cosine", "linear", "step", "constant"),
     "clip": ("prop", "octav"),
     "clip_update": ("epoch", "step"),
     "device": ("auto", "cpu", "cuda"),
@@ -82,6 +82,7 @@ class TrainConfig:
     quant_cycle_period: int = 0   # lowest precision first; epochs per cycle (bitnetlib.train)
     act_bits: int = 8             # bits of the activations into every BitLinear
     act_quant: str = "absmax"     # their scale: per-row absmax, or 'lsq' (learned, bitnetlib.training.lsq)
+    dropout: float = 0.0          # dropout on the input of every hidden BitLinear (training only)
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at
@@ -89,12 +90,13 @@ class TrainConfig:
 # and still matches the config saved in its checkpoint.pt and model.pt.
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period", "act_bits",
-              "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing")
+              "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing", "dropout")
 
 MNIST_TRAIN = 60000
 EPOCH_OR_OFF = (lambda v: v >= -1, "-1 (off) or a 0-based epoch >= 0")
 # every numeric key: (test, the valid range as an error states it); floats must also be finite
 RANGES = {
+    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "cnn_channels": (lambda v: v >= 1, ">= 1"),
     "epochs": (lambda v: v >= 1, ">= 1"),
     "batch_size": (lambda v: v >= 1, ">= 1"),

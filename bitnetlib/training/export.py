@@ -67,7 +67,7 @@ def model_layers(model: nn.Module, side: int = 16) -> list:
                 raise ExportError(f"layer {name}: ReLU placement differs from the engine's")
             specs.append(LayerSpec(name, "fc", m.quantizer.name, m.in_features,
                                    m.out_features, _int_weights(m, name)))
-        elif not isinstance(m, (nn.Flatten, InputQuant)):
+        elif not isinstance(m, (nn.Flatten, InputQuant, nn.Dropout)):    # dropout: identity
             raise ExportError(f"layer {name}: the engine has no {type(m).__name__} layer")
     if not specs or specs[-1].kind != "fc":
         raise ExportError("the model must end in a BitLinear layer")

@@ -15,25 +15,33 @@ from .quant import get_quantizer
 N_CLASSES = 10
 
 
-def fc_head(in_features: int, widths, quants, norm: str = "rmsnorm", act=None) -> list:
+def fc_head(in_features: int, widths, quants, norm: str = "rmsnorm", act=None,
+            dropout: float = 0.0) -> list:
     """BitLinear layers in_features -> widths... -> 10, with ReLU between them; ``act``:
-    BitLinear's act_bits / act_quant keywords (None: 8-bit absmax)."""
+    BitLinear's act_bits / act_quant keywords (None: 8-bit absmax). ``dropout`` > 0: a
+    Dropout before every hidden BitLinear (it commutes with the ReLU inside the layer;
+    an identity at inference, so export skips it)."""
     sizes = [in_features, *widths, N_CLASSES]
     if len(quants) != len(sizes) - 1:
         raise ValueError(f"{len(sizes) - 1} linear layers but {len(quants)} quant types given")
-    return [BitLinear(sizes[i], sizes[i + 1], get_quantizer(q), relu_input=i > 0, norm=norm,
-                      **(act or {}))
-            for i, q in enumerate(quants)]
+    layers = []
+    for i, q in enumerate(quants):
+        if i > 0 and dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers.append(BitLinear(sizes[i], sizes[i + 1], get_quantizer(q), relu_input=i > 0,
+                                norm=norm, **(act or {})))
+    return layers
 
 
 class FCModel(nn.Sequential):
-    def __init__(self, widths, quants, in_features: int = 256, norm: str = "rmsnorm", act=None):
-        super().__init__(nn.Flatten(), *fc_head(in_features, widths, quants, norm, act))
+    def __init__(self, widths, quants, in_features: int = 256, norm: str = "rmsnorm", act=None,
+                 dropout: float = 0.0):
+        super().__init__(nn.Flatten(), *fc_head(in_features, widths, quants, norm, act, dropout))
 
 
 class CNNModel(nn.Sequential):
     def __init__(self, channels: int, widths, quants, conv_quant: str = "8bit",
-                 norm: str = "rmsnorm", act=None):
+                 norm: str = "rmsnorm", act=None, dropout: float = 0.0):
         cq = get_quantizer
         super().__init__(
             InputQuant(),
@@ -43,7 +51,7 @@ class CNNModel(nn.Sequential):
             BitConv2d(channels, channels, cq(conv_quant), groups=channels), nn.ReLU(),  # 6 -> 4
             nn.MaxPool2d(2),                                                      # 4 -> 2
             nn.Flatten(),                                                         # (B, C*4)
-            *fc_head(channels * 4, widths, quants, norm, act),
+            *fc_head(channels * 4, widths, quants, norm, act, dropout),
         )
 
 
@@ -63,10 +71,10 @@ def build_model(cfg) -> nn.Module:
     that training sets and a saved state dict restores."""
     act = dict(act_bits=cfg.act_bits, act_quant=cfg.act_quant)
     if cfg.model == "fc":
-        model = FCModel(cfg.widths, layer_quants(cfg), norm=cfg.norm, act=act)
+        model = FCModel(cfg.widths, layer_quants(cfg), norm=cfg.norm, act=act, dropout=cfg.dropout)
     elif cfg.model == "cnn":
         model = CNNModel(cfg.cnn_channels, cfg.widths, layer_quants(cfg), cfg.conv_quant,
-                         cfg.norm, act)
+                         cfg.norm, act, cfg.dropout)
     else:
         raise ValueError(f"unknown model {cfg.model!r}; valid: fc, cnn")
     if cfg.prune != "none":

@@ -17,6 +17,8 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
     """Learning rate for a 0-based epoch: schedule, then the optional halving."""
     if cfg.scheduler == "cosine":      # CosineAnnealingLR over all epochs, eta_min 0
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
+    elif cfg.scheduler == "linear":    # straight down to 0 at the end, like the cosine
+        lr = cfg.lr * (1 - epoch / cfg.epochs)
     elif cfg.scheduler == "step":
         lr = cfg.lr * cfg.step_gamma ** (epoch // cfg.step_size)
     else:
