@@ -198,3 +198,21 @@ def test_dropout_trains_and_exports_as_the_same_network(mnist, mnist_subset, tmp
     plain = export_model(build_model(load_config(None, ["widths=[32,32]"])))
     assert [(s.kind, s.n_in, s.n_out) for s in export_model(model).layers] == \
         [(s.kind, s.n_in, s.n_out) for s in plain.layers]
+
+
+@pytest.mark.parametrize("model,conv_weights", [("cnn_addendum", 16 * 9 + 16 * 16 * 9),
+                                                ("cnn_addendum_dw", 16 * 9 + 16 * 9)])
+def test_addendum_cnn_shapes_and_export_refusal(model, conv_weights):
+    """The write-up's first CNN: two float 3x3 convs (padding 1) and max-pooling before
+    the 4-bit head (16 -> 8 -> 4: 16 x 4 x 4 features); it is a training study, so
+    export names the layer the engine lacks instead of writing a header."""
+    from bitnetlib.deploy.packing import ExportError
+    from bitnetlib.training.export import export_model
+    net = build_model(load_config(None, [f"model={model}", "cnn_channels=16",
+                                         "widths=[64,64,64]"]))
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    assert sum(c.weight.numel() for c in convs) == conv_weights
+    assert net(torch.rand(3, 1, 16, 16)).shape == (3, 10)
+    assert next(m for m in net if hasattr(m, "in_features")).in_features == 16 * 4 * 4
+    with pytest.raises(ExportError, match="Conv2d"):
+        export_model(net)

@@ -136,7 +136,7 @@ def missing_runs(cfgs) -> MissingRuns:
 def describe(cfg: TrainConfig) -> str:
     """A short description of a config for messages: model, widths, types, epochs."""
     q = "/".join(cfg.quant_per_layer) if cfg.quant_per_layer else cfg.quant
-    what = f"cnn{cfg.cnn_channels}" if cfg.model == "cnn" else "fc"
+    what = f"{cfg.model}{cfg.cnn_channels}" if cfg.model.startswith("cnn") else "fc"
     return f"{what} {cfg.widths} {q}, {cfg.epochs} epochs, seed {cfg.seed}"
 
 

@@ -15,7 +15,7 @@ import yaml
 from .quant import QUANTIZERS
 
 CHOICES = {
-    "model": ("fc", "cnn"),
+    "model": ("fc", "cnn", "cnn_addendum", "cnn_addendum_dw"),
     "quant": tuple(QUANTIZERS),
     "conv_quant": tuple(QUANTIZERS),
     "scheduler": ("cosine", "linear", "step", "constant"),

@@ -5,6 +5,10 @@ FC:  flatten 16x16 -> BitLinear(256, w1) -> ReLU -> ... -> BitLinear(w_n, 10)
 CNN: 8-bit input -> conv 3x3 1->C -> ReLU -> depthwise 3x3 -> ReLU -> maxpool 2
      -> depthwise 3x3 -> ReLU -> maxpool 2 -> flatten (C*2*2) -> the FC head.
      No padding: 16 -> 14 -> 12 -> 6 -> 4 -> 2.
+The write-up's first CNN (its addendum; a training study, not exported): float conv
+     3x3 1->C, padding 1 -> ReLU -> maxpool 2 -> float conv 3x3 C->C (``cnn_addendum``)
+     or depthwise (``cnn_addendum_dw``), padding 1 -> ReLU -> maxpool 2 -> flatten
+     (C*4*4) -> the FC head. 16 -> 8 -> 4.
 """
 import torch.nn as nn
 
@@ -55,6 +59,18 @@ class CNNModel(nn.Sequential):
         )
 
 
+class AddendumCNN(nn.Sequential):
+    def __init__(self, channels: int, widths, quants, depthwise: bool, norm: str = "rmsnorm",
+                 act=None, dropout: float = 0.0):
+        super().__init__(
+            nn.Conv2d(1, channels, 3, padding=1, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False,
+                      groups=channels if depthwise else 1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),                                                         # (B, C*16)
+            *fc_head(channels * 16, widths, quants, norm, act, dropout),
+        )
+
+
 def layer_quants(cfg) -> list:
     """One weight type per linear layer: ``quant_per_layer`` or ``quant`` everywhere."""
     n = len(cfg.widths) + 1
@@ -75,8 +91,12 @@ def build_model(cfg) -> nn.Module:
     elif cfg.model == "cnn":
         model = CNNModel(cfg.cnn_channels, cfg.widths, layer_quants(cfg), cfg.conv_quant,
                          cfg.norm, act, cfg.dropout)
+    elif cfg.model in ("cnn_addendum", "cnn_addendum_dw"):
+        model = AddendumCNN(cfg.cnn_channels, cfg.widths, layer_quants(cfg),
+                            cfg.model.endswith("_dw"), cfg.norm, act, cfg.dropout)
     else:
-        raise ValueError(f"unknown model {cfg.model!r}; valid: fc, cnn")
+        raise ValueError(f"unknown model {cfg.model!r}; valid: fc, cnn, cnn_addendum, "
+                         f"cnn_addendum_dw")
     if cfg.prune != "none":
         add_weight_masks(model)
     return model
