@@ -38,6 +38,7 @@
 profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
 densities = None       # fractions of weights kept per layer; None: profile's list
 finetune_epochs = None # fine-tuning epochs after pruning; None: profile's value (smoke 1, full 5)
+lottery_densities = None  # densities of the lottery-ticket rounds; None: profile's
 device = "auto"
 seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
@@ -53,8 +54,10 @@ from bitnetlib.training.train import evaluate
 H, base_common = bk.headline_settings(globals())
 S = bk.chapter(
     globals(),
-    smoke=dict(densities=[0.5, 0.25, 0.1], finetune_epochs=1, threads=1),
-    full=dict(densities=[0.9, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05], finetune_epochs=5, threads=0))
+    smoke=dict(densities=[0.5, 0.25, 0.1], finetune_epochs=1, threads=1,
+               lottery_densities=[0.5, 0.25]),
+    full=dict(densities=[0.9, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05], finetune_epochs=5, threads=0,
+              lottery_densities=[0.5, 0.25, 0.125]))
 S.train_subset, S.epochs = H.train_subset, H.epochs
 BASE = "configs/fc_4bitsym_64x3_aug.yaml"
 METHODS = ("l1", "random")
@@ -144,6 +147,100 @@ print(f"{100 * float(kept[4:12, 4:12].sum() / kept.sum()):.1f}% of the kept firs
 # CH32V003 only with a sparse weight format (which costs index bits) or, as the plan
 # suggests, as a way to find a smaller dense network.
 #
+# ## Lottery tickets: pruning with rewinding
+#
+# The research plan asks whether the lottery-ticket procedure {cite}`frankle2019lottery`
+# finds better sparse networks: train, prune the smallest weights, *rewind* the kept
+# weights to their initial values and train again, several rounds (`prune_rewind:
+# true`: masks from the trained source by L1, weights from the run's own seeded
+# initialisation, which is the dense run's). Against it: one round of rewinding straight
+# to the density, one-shot pruning with the short fine-tuning above, and a dense network
+# with as many weights trained from scratch (same recipe, hidden widths scaled down).
+
+# %%
+def small_widths(density, depth=3, n_in=256, n_out=10):
+    """Equal hidden widths whose dense weight count is closest to ``density`` times the
+    base network's (the from-scratch comparison)."""
+    n = lambda w: n_in * w + (depth - 1) * w * w + w * n_out
+    target = density * n(base_cfg.widths[0])
+    return [min(range(1, base_cfg.widths[0] + 1), key=lambda w: abs(n(w) - target))] * depth
+
+
+def lottery(density, source):
+    return bk.resolve_config({**base_common, "init_from": bk.run_ref(source), "prune": "l1",
+                              "prune_density": density, "prune_rewind": True}, BASE)
+
+
+source, rounds = base_cfg, {}
+for d in S.lottery_densities:           # round k starts from round k-1: one at a time
+    source = lottery(d, source)
+    rounds[d] = bk.run_cached(source)[1][-1]
+one_shot = {d: lottery(d, base_cfg) for d in S.lottery_densities}
+oneshot_ft = {d: bk.resolve_config({**base_common, "init_from": bk.run_ref(base_cfg), "prune": "l1",
+                                     "prune_density": d, "epochs": S.finetune_epochs}, BASE)
+              for d in S.lottery_densities}
+scratch = {d: bk.resolve_config({**base_common, "widths": small_widths(d)}, BASE)
+           for d in S.lottery_densities}
+bk.require([*one_shot.values(), *oneshot_ft.values(), *scratch.values()])
+lt_rows = [dict(density=d, iterative_rewind=rounds[d]["test_acc"],
+                one_shot_rewind=bk.run_cached(one_shot[d])[1][-1]["test_acc"],
+                one_shot_finetune=bk.run_cached(oneshot_ft[d])[1][-1]["test_acc"],
+                dense_from_scratch=bk.run_cached(scratch[d])[1][-1]["test_acc"],
+                scratch_widths=scratch[d].widths) for d in S.lottery_densities]
+display(Markdown(bk.markdown_table(lt_rows)))
+
+# %% mystnb={"figure": {"caption": "Test accuracy against density: iterative pruning with rewinding (lottery ticket), one round of rewinding, one-shot pruning with a short fine-tuning, and a dense network with as many weights trained from scratch; the dotted line is the dense model.", "name": "fig-lottery"}}
+fig, ax = plt.subplots(figsize=(7, 4))
+for key, style in (("iterative_rewind", "o-"), ("one_shot_rewind", "s--"),
+                   ("one_shot_finetune", "^:"), ("dense_from_scratch", "D-.")):
+    ax.plot(S.lottery_densities, [r[key] for r in lt_rows], style, label=key.replace("_", " "))
+ax.axhline(dense_acc, ls=":", color="k", label="dense")
+ax.set(xlabel="density (fraction of weights kept)", ylabel="test accuracy [%]", xscale="log")
+ax.minorticks_off()
+ax.set_xticks(S.lottery_densities, [f"{d:g}" for d in S.lottery_densities])
+ax.legend(fontsize=8)
+plt.show()
+
+# %% tags=["remove-input"]
+low = lt_rows[-1]
+display(Markdown(
+    f"At density {low['density']:g}, iterative rewinding minus training the small dense "
+    f"network from scratch: {low['iterative_rewind'] - low['dense_from_scratch']:+.2f} "
+    f"points; minus one-shot pruning with fine-tuning: "
+    f"{low['iterative_rewind'] - low['one_shot_finetune']:+.2f} (one run each, profile "
+    f"`{S.profile}`). A sparse network also needs index bits on the chip; the dense "
+    "one does not."))
+
+# %% [markdown]
+# ## Pruning a larger network down to the target size
+#
+# The plan's other question: is a larger network pruned to the target's number of
+# weights better than the target trained directly? The 4bitsym recipe with twice the
+# hidden widths, trained, pruned by L1 to the dense model's weight count and fine-tuned
+# for the full schedule, beside the dense model.
+
+# %%
+big_cfg = bk.resolve_config({**base_common, "widths": [2 * w for w in base_cfg.widths]}, BASE)
+n_w = lambda c: sum(a * b for a, b in zip([256, *c.widths], [*c.widths, 10]))
+big_density = round(n_w(base_cfg) / n_w(big_cfg), 4)
+pruned_big_cfg = bk.resolve_config({**base_common, "widths": big_cfg.widths,
+                                    "init_from": bk.run_ref(big_cfg), "prune": "l1",
+                                    "prune_density": big_density}, BASE)
+bk.require([big_cfg])
+big = bk.run_cached(big_cfg)[1][-1]
+pruned_big = bk.run_cached(pruned_big_cfg)[1][-1]
+display(Markdown(bk.markdown_table([
+    dict(network=f"dense {base_cfg.widths}", weights_kept=n_w(base_cfg), test_acc=dense_acc),
+    dict(network=f"dense {big_cfg.widths}", weights_kept=n_w(big_cfg), test_acc=big["test_acc"]),
+    dict(network=f"{big_cfg.widths} pruned to density {big_density:g}, retrained",
+         weights_kept=round(big_density * n_w(big_cfg)), test_acc=pruned_big["test_acc"])])))
+
+# %% tags=["remove-input"]
+display(Markdown(
+    f"The pruned larger network minus the dense target: {pruned_big['test_acc'] - dense_acc:+.2f} "
+    f"points at the same number of non-zero weights (one run each, profile `{S.profile}`)."))
+
+# %% [markdown]
 # ## Provenance
 
 # %%

@@ -26,6 +26,7 @@ def test_added_keys_keep_existing_cache_keys():
 
 
 @pytest.mark.parametrize("overrides,expect", [
+    (["prune_rewind=true"], "needs prune: l1 and init_from"),
     (["norm=batchnorm"], "layernorm"),
     (["prune=magnitude"], "random"),
     (["prune_density=0.5"], "needs prune"),
@@ -160,6 +161,23 @@ def test_l1_pruning_starts_from_the_source_weights(mnist, mnist_subset, tmp_path
     for s, p in zip(quant_layers(source), quant_layers(pruned)):
         assert torch.equal(p.weight_mask, l1_mask(s.weight, 0.25))
         assert torch.allclose(p.weight, s.weight * p.weight_mask, atol=1e-6)
+
+
+def test_lottery_ticket_rewinds_the_kept_weights_to_the_initialisation(mnist, mnist_subset,
+                                                                        tmp_path):
+    """prune_rewind: the masks come from the trained source (L1), the kept weights from
+    the run's own seeded initialisation, which is the source's initialisation too."""
+    from bitnetlib.training.models import build_model
+    cfg = pruned_cfg(tmp_path, mnist_subset, "l1", ["epochs=1", "lr=1.0e-12",
+                                                    "prune_rewind=true"])
+    _, source = load_run(tmp_path / "dense")
+    torch.manual_seed(cfg.seed)
+    init = build_model(cfg)
+    pruned, _ = train(cfg, tmp_path / "p", data=mnist_subset(1000, 1000), **QUIET)
+    for s, i, p in zip(quant_layers(source), quant_layers(init), quant_layers(pruned)):
+        assert torch.equal(p.weight_mask, l1_mask(s.weight, 0.25))
+        assert torch.allclose(p.weight, i.weight * p.weight_mask, atol=1e-6)
+        assert not torch.allclose(p.weight, s.weight * p.weight_mask, atol=1e-3)
 
 
 # ---------------------------------------------------------------- quantization switch

@@ -77,6 +77,8 @@ class TrainConfig:
     init_from: str = ""           # RUN_DIR (or run:<key>) of a finished run to start from
     prune: str = "none"           # 'l1' or 'random': prune every quantized layer before training
     prune_density: float = 1.0    # fraction of weights kept per layer when pruning
+    prune_rewind: bool = False    # lottery ticket: masks from init_from's weights, kept weights
+                                  # reset to this run's own (seeded) initialisation
     swa_start_epoch: int = -1     # average the weights from this 0-based epoch on; -1: off
     quant_cycle: list = field(default_factory=list)  # types cycled before quant_switch_epoch,
     quant_cycle_period: int = 0   # lowest precision first; epochs per cycle (bitnetlib.train)
@@ -90,7 +92,8 @@ class TrainConfig:
 # and still matches the config saved in its checkpoint.pt and model.pt.
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period", "act_bits",
-              "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing", "dropout")
+              "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing", "dropout",
+              "prune_rewind")
 
 MNIST_TRAIN = 60000
 EPOCH_OR_OFF = (lambda v: v >= -1, "-1 (off) or a 0-based epoch >= 0")
@@ -203,6 +206,9 @@ def _validate_added(cfg: TrainConfig):
     if cfg.prune == "none" and cfg.prune_density != 1.0:
         raise ConfigError(f"config key 'prune_density': {cfg.prune_density} needs prune: "
                           f"l1 or random")
+    if cfg.prune_rewind and (cfg.prune != "l1" or not cfg.init_from):
+        raise ConfigError("config key 'prune_rewind': needs prune: l1 and init_from (the "
+                          "trained run whose weights choose the masks)")
     if not -1 <= cfg.swa_start_epoch < cfg.epochs:
         raise ConfigError(f"config key 'swa_start_epoch': expected -1 (off) or 0..{cfg.epochs - 1}, "
                           f"got {cfg.swa_start_epoch}")

@@ -130,6 +130,7 @@ def make_optimizer(model, cfg):
 def initial_weights(model, cfg: TrainConfig, device):
     """Start from ``init_from``'s weights, then prune, as the config says. Runs before a
     checkpoint is restored; both steps are deterministic, so a resume matches."""
+    fresh = {k: v.clone() for k, v in model.state_dict().items()} if cfg.prune_rewind else None
     if cfg.init_from:
         _, source = load_run(cfg.init_from, device)
         missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
@@ -138,6 +139,10 @@ def initial_weights(model, cfg: TrainConfig, device):
                                f"(missing {missing}, unexpected {unexpected})")
     if cfg.prune != "none":
         prune_model(model, cfg.prune, cfg.prune_density, cfg.seed)
+    if fresh is not None:            # lottery ticket: the trained masks on the initial weights
+        masks = {k: v for k, v in model.state_dict().items() if k.endswith("weight_mask")}
+        model.load_state_dict({**fresh, **masks}, strict=False)
+        enforce_masks(model)
 
 
 def swa_step(swa, model, cfg: TrainConfig, epoch: int, data):
