@@ -37,7 +37,7 @@ augment = None         # None: profile's value (smoke off, full on)
 widths = [64, 64, 64]
 types = ["Binary", "Ternary", "2bitsym", "4bitsym", "4bit", "8bit", "FP130", "NF4"]
 ptq_types = ["8bit", "4bitsym", "2bitsym", "Ternary", "Binary"]   # []: no PTQ section
-mcu_images = None      # test images per emulated inference run; None: smoke 3, full 100
+mcu_images = None      # test images per emulated inference (cycles vary little); None: 3
 device = "auto"
 seed = 0
 threads = None         # None: profile's value (smoke 1, full all cores)
@@ -57,7 +57,7 @@ from bitnetlib.deploy.firmware import RAM_LIMIT
 from bitnetlib.pipeline import DEPLOY_ERRORS, export_run
 from bitnetlib.wtypes import TYPES
 
-S, common = bk.headline_settings(globals(), smoke=dict(mcu_images=3), full=dict(mcu_images=100))
+S, common = bk.headline_settings(globals(), smoke=dict(mcu_images=3), full=dict(mcu_images=3))
 common["widths"] = list(widths)
 W = bk.WRITEUP_WEIGHTS
 cfgs = {q: bk.resolve_config({**common, "quant": q}, "configs/fc_4bitsym_64x3_aug.yaml")
@@ -124,8 +124,8 @@ ax.hlines([TYPES[q].bits for q in stats], xs - 0.45, xs + 0.45, color="k", label
 ax.hlines([rows[0]["level_bits"] for rows in stats.values()], xs - 0.45, xs + 0.45,
           color="grey", linestyles="--", label="log2(levels)")
 ax.set_xticks(xs, list(stats))
-ax.set_ylabel("bits per weight")
-ax.legend(fontsize=7, ncol=3)
+ax.set(ylabel="bits per weight", ylim=(0, 10))
+ax.legend(fontsize=7, ncol=3, loc="upper left")
 plt.show()
 
 # %% tags=["remove-input"]
@@ -135,8 +135,10 @@ hi = max(flat, key=lambda t: t[2]["capacity_used"])
 ours4 = [round(r["entropy"], 2) for r in stats.get("4bitsym", [])]
 display(Markdown(
     f"Capacity used ranges from {100 * lo[2]['capacity_used']:.0f} % ({lo[0]}, layer {lo[1]}) "
-    f"to {100 * hi[2]['capacity_used']:.0f} % ({hi[0]}, layer {hi[1]}); no layer uses its "
-    f"type's whole capacity. "
+    f"to {100 * hi[2]['capacity_used']:.0f} % ({hi[0]}, layer {hi[1]}); "
+    f"{sum(r['capacity_used'] > 0.99 for _, _, r in flat)} of {len(flat)} layers use more "
+    f"than 99 % of it, {sum(r['codes_used'] < r['n_codes'] for _, _, r in flat)} leave "
+    f"some of their type's codes unused. "
     + (f"Our 4bitsym layers carry {ours4} bits per weight; the write-up's export log gives "
        f"{W['entropy_4bitsym']['bits']} ({W['entropy_4bitsym']['source']})." if ours4 else "")))
 
@@ -213,7 +215,7 @@ plt.show()
 # %% tags=["remove-input"]
 if ptq:
     diff = {q: np.mean([r["qat"] - r["ptq"] for r in rows]) for q, rows in ptq.items()}
-    higher = [q for q, d in diff.items() if d > 0]
+    higher = [q for q, d in diff.items() if round(d, 2) > 0]
     display(Markdown(
         "Mean entropy of QAT minus PTQ over the layers: "
         + ", ".join(f"{q} {d:+.2f} bits" for q, d in diff.items())
@@ -248,6 +250,8 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% tags=["remove-input"]
+gap = {q: t["huffman_stream_bytes"] / t["entropy_bytes"] - 1 for q, t in tot.items()}
+gap_q = max(gap, key=gap.get)
 best = max(tot, key=lambda q: tot[q]["saved_share"])
 worst = min(tot, key=lambda q: tot[q]["saved_share"])
 share = {q: 1 - t["saved_share"] for q, t in tot.items()}
@@ -258,8 +262,9 @@ display(Markdown(
     f"for {worst}; it brings {len(under)} of {len(tot)} models under the write-up's "
     f"{100 * W['compression']['share']:.0f} % of their size"
     + (f" ({', '.join(under)})" if under else "")
-    + f" ({W['compression']['source']}). A per-weight code cannot go below 1 bit per "
-    f"weight, which is why the 1- and 1.6-bit types stay far above their entropy bound."))
+    + f" ({W['compression']['source']}). The coder's distance from the entropy bound is "
+    f"largest for {gap_q} ({100 * gap[gap_q]:.0f} % more stream than the bound): a code per "
+    f"weight takes at least 1 bit, however skewed the histogram."))
 
 # %% [markdown]
 # ## What decoding costs on the CH32V003
@@ -293,10 +298,10 @@ if firmware.have_toolchain():
         dec = sum(b["cycles"] for b in bench)
         n = sum(b["n_weights"] for b in bench)
         fast, base = emulated(r.cfg, "fast"), emulated(r.cfg, "baseline")
+        cyc = lambda r: round(r["cycles_mean"]) if r.get("cycles_mean") else None
         cost.append(dict(type=q, saved_bytes=tot[q]["saved_bytes"], decode_cycles=dec,
                          cycles_per_weight=dec / n, decode_ms=CH32V003.ms(dec),
-                         inference_fast=fast.get("cycles_mean"),
-                         inference_baseline=base.get("cycles_mean"),
+                         inference_fast=cyc(fast), inference_baseline=cyc(base),
                          ram_fast=fast.get("ram_bytes"), ram_baseline=base.get("ram_bytes")))
     display(Markdown(bk.markdown_table(cost)))
 else:
@@ -329,6 +334,7 @@ if cost:
     ratio = c4["decode_cycles"] / c4["inference_fast"] if c4["inference_fast"] else None
     row_buf = max(dims[:-1])
     free = RAM_LIMIT - c4["ram_fast"] if c4["ram_fast"] else None
+    free_b = RAM_LIMIT - c4["ram_baseline"] if c4["ram_baseline"] else None
     display(Markdown(
         f"Decoding costs {min(c['cycles_per_weight'] for c in cost):.0f} to "
         f"{max(c['cycles_per_weight'] for c in cost):.0f} cycles per weight with the decoder "
@@ -344,6 +350,8 @@ if cost:
         f"needed"
         + (f", while the fast firmware leaves {free} bytes of SRAM free" if free is not None
            else "")
+        + (f" and the baseline firmware (rows, the order the stream is in) {free_b}"
+           if free_b is not None else "")
         + ". A table-driven decoder would be faster at the price of a lookup table per "
         f"layer; this bit-serial one shows the order of magnitude."))
 

@@ -7,7 +7,8 @@ from ..deploy import codestats, huffbench
 from ..training.data import REPO_ROOT
 from ..training.export import export_model
 from ..training.ptq import post_training_quantize
-from .cache import cache_root, cached_result, config_key, resolve_config, run_dir_of
+from .cache import (cache_root, cached_result, config_key, resolve_config, run_cached,
+                    run_dir_of)
 
 BENCH_SOURCES = ("c_engine/bitnet.h", "c_engine/bn_huffman.h", "c_engine/bn_huffman.c",
                  "firmware/huffbench.c", "firmware/startup.S", "firmware/ch32v003.ld",
@@ -17,9 +18,12 @@ BENCH_SOURCES = ("c_engine/bitnet.h", "c_engine/bn_huffman.h", "c_engine/bn_huff
 
 
 def export_stats(cfg) -> list:
-    """``codestats.layer_stats`` of a finished run's exported model (rows layout)."""
+    """``codestats.layer_stats`` of a run's exported model (rows layout); the run is
+    trained first if it is not cached (``run_cached``)."""
     from ..pipeline import export_run
-    _, _, exp = export_run(run_dir_of(resolve_config(cfg)))
+    cfg = resolve_config(cfg)
+    run_cached(cfg)
+    _, _, exp = export_run(run_dir_of(cfg))
     return codestats.layer_stats(exp)
 
 
