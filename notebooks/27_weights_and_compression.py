@@ -282,13 +282,12 @@ display(Markdown(
 
 # %% tags=["hide-input"]
 def emulated(cfg, kernel):
-    """mcu_cached's result, or {} when the firmware cannot run the model here."""
-    if not firmware.have_toolchain():
-        return {}
+    """mcu_cached's result, or {'why': the first line of the reason} when the firmware
+    cannot run the model here."""
     try:
         return bk.mcu_cached(cfg, kernel=kernel, images=S.mcu_images)
-    except DEPLOY_ERRORS:
-        return {}
+    except DEPLOY_ERRORS as e:
+        return {"why": f"{kernel}: {type(e).__name__}: {str(e).splitlines()[0][:80]}"}
 
 
 cost = []
@@ -302,7 +301,8 @@ if firmware.have_toolchain():
         cost.append(dict(type=q, saved_bytes=tot[q]["saved_bytes"], decode_cycles=dec,
                          cycles_per_weight=dec / n, decode_ms=CH32V003.ms(dec),
                          inference_fast=cyc(fast), inference_baseline=cyc(base),
-                         ram_fast=fast.get("ram_bytes"), ram_baseline=base.get("ram_bytes")))
+                         ram_fast=fast.get("ram_bytes"), ram_baseline=base.get("ram_bytes"),
+                         note="; ".join(r["why"] for r in (fast, base) if "why" in r)))
     display(Markdown(bk.markdown_table(cost)))
 else:
     display(Markdown("No RISC-V toolchain here: the decoder's cycles are not measured."))
