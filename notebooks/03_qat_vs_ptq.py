@@ -47,15 +47,9 @@ from bitnetlib.training.quant import get_quantizer
 from bitnetlib.training.train import evaluate
 
 ALL_TYPES = ["None", "8bit", "4bitsym", "2bitsym", "Ternary", "Binary"]
-S = bk.chapter(
-    globals(),
-    smoke=dict(epochs=3, train_subset=4000, widths=[64, 64, 64], train_types=ALL_TYPES,
-               step_size=1, threads=1, compile=False),
-    full=dict(epochs=30, train_subset=0, widths=[64, 64, 64], train_types=ALL_TYPES,
-              step_size=10, threads=0, compile=True))
-common = dict(widths=S.widths, epochs=S.epochs, train_subset=S.train_subset, augment=False,
-              lr=0.01, scheduler="step", step_size=S.step_size, step_gamma=0.1,
-              compile=S.compile, device=device, seed=seed)
+S = bk.chapter(globals(), smoke=dict(**bk.PTQ_RECIPE["smoke"], train_types=ALL_TYPES),
+              full=dict(**bk.PTQ_RECIPE["full"], train_types=ALL_TYPES))
+common = bk.ptq_recipe(S, device, seed)
 S
 
 # %% [markdown]

@@ -30,6 +30,12 @@ SCRIPT = textwrap.dedent('''
     pred, logits = engine.EngineModel(header, exp.model_id).run(x.astype(np.int8))
     ref = intmodel.run(exp, x)
     assert np.array_equal(pred, ref.pred) and np.array_equal(logits, ref.logits)
+    from bitnetlib.deploy import codestats, huffbench
+    stats = codestats.layer_stats(exp)                  # Huffman-codes every layer
+    for (f, k), s in zip(huffbench.layer_fields(exp), stats):
+        c = huffbench.huffman.encode_fields(f, k)
+        assert s["huffman_bytes"] == c.total_bytes
+        assert np.array_equal(huffbench.c_decode(c.words, c.table, f.size), f)
     assert "torch" not in sys.modules
     print("deploy without torch: ok")
 ''')

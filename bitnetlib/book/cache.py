@@ -296,16 +296,22 @@ def verify_cached(cfg, recompute=None) -> dict:
                          lambda: pipeline.verify(run_dir), "verify_seconds", recompute)
 
 
+NOT_FIRMWARE = ("wasm.py", "huffman.py", "huffbench.py", "codestats.py", "bn_huffman.c",
+                "bn_huffman.h", "huffbench.c")
+
+
 def firmware_source_hash() -> str:
     """Hash of everything that decides an emulated firmware run: the C engine, the
     firmware sources and the Python harness (export, packing, build, emulator, cycle
-    model, the run-directory steps). The wasm build (deploy/wasm.py, the browser's copy
-    of the engine) decides no firmware run and is left out."""
+    model, the run-directory steps). Files that decide no firmware run are left out
+    (``NOT_FIRMWARE``: the wasm build, the browser's copy of the engine; the weights'
+    Huffman coder, its decoder and its bench image, chapter 27)."""
     h = hashlib.sha256()
     paths = sorted(p for d in ("c_engine", "firmware") for p in (REPO_ROOT / d).iterdir()
-                   if p.is_file() and p.suffix in ("", ".c", ".h", ".S", ".ld"))
+                   if p.is_file() and p.suffix in ("", ".c", ".h", ".S", ".ld")
+                   and p.name not in NOT_FIRMWARE)
     lib = REPO_ROOT / "bitnetlib"
-    paths += sorted(p for p in (lib / "deploy").glob("*.py") if p.name != "wasm.py")
+    paths += sorted(p for p in (lib / "deploy").glob("*.py") if p.name not in NOT_FIRMWARE)
     paths += [lib / "training" / "export.py", lib / "pipeline.py", lib / "wtypes.py"]
     for p in paths:
         h.update(p.name.encode() + p.read_bytes())

@@ -108,6 +108,23 @@ def capacity_sweep(params: dict, desc="capacity sweep"):
     return S, sweep(grid, common=common, desc=desc)
 
 
+# chapter 3's recipe (the write-up's QAT-vs-PTQ section): chapter 27 quantizes its float run
+PTQ_RECIPE = dict(
+    smoke=dict(epochs=3, train_subset=4000, widths=[64, 64, 64], step_size=1, threads=1,
+               compile=False),
+    full=dict(epochs=30, train_subset=0, widths=[64, 64, 64], step_size=10, threads=0,
+              compile=True))
+
+
+def ptq_recipe(s, device="auto", seed=0) -> dict:
+    """Run overrides of chapter 3's recipe (Adam, lr 0.01 divided by 10 every
+    ``step_size`` epochs, no augmentation) from settings with ``PTQ_RECIPE``'s keys,
+    so that chapters 3 and 27 name the same runs."""
+    return dict(widths=s.widths, epochs=s.epochs, train_subset=s.train_subset, augment=False,
+                lr=0.01, scheduler="step", step_size=s.step_size, step_gamma=0.1,
+                compile=s.compile, device=device, seed=seed)
+
+
 def headline_settings(params: dict, smoke=None, full=None):
     """(settings, common run overrides) of the headline models, shared by chapters 0, 13,
     14, 15 and 26 so that they train each model once and read it from the cache after.

@@ -40,3 +40,18 @@ HEADLINE_MODELS = {
     "FC 2bitsym 1 KB": ("configs/fc1k_2bitsym.yaml",) * 2,
     "CNN 64": ("configs/cnn64.yaml", "configs/cnn16.yaml"),
 }
+
+# The write-up's statements on its weights' entropy (chapter 27), quoted with their source.
+WRITEUP_WEIGHTS = dict(
+    entropy_4bitsym=dict(bits=[3.25, 3.38, 3.35, 3.15], capacity=[81.16, 84.61, 83.85, 78.83],
+                         source="seed: 'Model Exporting' (its 4bitsym 64/64/64 export log)"),
+    effective_8bit=dict(bits=(5, 6), source="seed: 'exploration with augmentation': 'between "
+                        "5 and 6 bits of the 8-bit parameters are effectively used' (judged "
+                        "from the accuracy gap to the size trend, not from an entropy)"),
+    qat_vs_ptq=dict(source="seed: 'QAT vs PTQ' rant: QAT weights near capacity (codes used "
+                    "about equally), 4-bit PTQ weights closer to normal, lower entropy"),
+    compression=dict(share=0.8, source="seed: 'quantscale': at about 3 bits of entropy the "
+                     "weights could be compressed to less than 80% of their size by entropy "
+                     "coding"),
+    nf4=dict(source="seed: 'NF4': NF4 reaches the lowest training loss of the 4-bit types"),
+)
