@@ -135,6 +135,49 @@ for name, a, l in zip(names, st_abs, st_lsq):
 # absmax search with one fixed scale per layer (cheaper), but it needs an engine and
 # export change that this book has not made.
 #
+# ## Two-step quantization: activations first, then weights
+#
+# The ViT quantization report (`shared/seeds/004`) quantizes in two steps: the
+# activations first, with float weights, and the weights only once the network has
+# adapted to them. Here the same number of epochs either way: in the two-step runs the
+# weights stay float (`start_quant: None`) for the first half and are quantized to the
+# chapter's type from the middle epoch on (`quant_switch_epoch`), the activations at
+# their bit width throughout; against the runs above that quantize both from the start.
+
+# %%
+two_step_bits = [b for b in S.act_bits_list if b <= 4][:2] or S.act_bits_list[-1:]
+ts_grid = [{"act_bits": b, "act_quant": m, "start_quant": "None",
+            "quant_switch_epoch": max(1, S.epochs // 2)}
+           for m in METHODS for b in two_step_bits]
+two_step = {(r.cfg.act_quant, r.cfg.act_bits): r
+            for r in bk.sweep(ts_grid, base=BASE, common=common, desc="two-step")}
+display(Markdown(bk.markdown_table([
+    dict(act_quant=m, act_bits=b, both_at_once=runs[m, b].last["test_acc"],
+         two_step=two_step[m, b].last["test_acc"],
+         difference=two_step[m, b].last["test_acc"] - runs[m, b].last["test_acc"])
+    for m in METHODS for b in two_step_bits])))
+
+# %% mystnb={"figure": {"caption": "Test accuracy per epoch of both-at-once (solid) and two-step (dashed) training at the lowest activation width compared; the dotted line marks the epoch the two-step runs quantize their weights.", "name": "fig-two-step"}}
+low = min(two_step_bits)
+fig, ax = plt.subplots(figsize=(7, 3.5))
+for i, m in enumerate(METHODS):
+    for r, style in ((runs[m, low], "-"), (two_step[m, low], "--")):
+        ax.plot([x["epoch"] for x in r.metrics], [x["test_acc"] for x in r.metrics], style,
+                color=f"C{i}", label=f"{m}, {'two-step' if r is two_step[m, low] else 'at once'}")
+ax.axvline(max(1, S.epochs // 2) + 0.5, ls=":", color="k")
+ax.set(xlabel="epoch", ylabel="test accuracy [%]", title=f"{low}-bit activations")
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3)
+plt.show()
+
+# %% tags=["remove-input"]
+diffs = [two_step[m, b].last["test_acc"] - runs[m, b].last["test_acc"]
+         for m in METHODS for b in two_step_bits]
+display(Markdown(
+    f"Two-step minus both at once: {min(diffs):+.2f} to {max(diffs):+.2f} points over "
+    f"{len(diffs)} (method, bits) pairs (one run each, profile `{S.profile}`)."))
+
+# %% [markdown]
 # ## Provenance
 
 # %%
