@@ -108,8 +108,8 @@ def test_cnn_export_chooses_shifts_from_calibration(mnist):
 def test_errors_name_the_layer():
     with pytest.raises(packing.ExportError, match=r"layer 2: weight type 'None'"):
         texport.export_model(with_clips(FCModel([8], ["4bit", "None"])))
-    with pytest.raises(packing.ExportError, match="no Dropout layer"):
-        texport.export_model(nn.Sequential(nn.Flatten(), nn.Dropout(),
+    with pytest.raises(packing.ExportError, match="no Tanh layer"):
+        texport.export_model(nn.Sequential(nn.Flatten(), nn.Tanh(),
                                      BitLinear(256, 10, get_quantizer("4bit"))))
     wide = nn.Sequential(BitLinear(70000, 2, get_quantizer("Binary")))
     with pytest.raises(packing.ExportError, match=r"layer 0: in width 70000 cannot be packed"):

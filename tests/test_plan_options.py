@@ -27,6 +27,10 @@ def test_added_keys_keep_existing_cache_keys():
 
 @pytest.mark.parametrize("overrides,expect", [
     (["prune_rewind=true"], "needs prune: l1 and init_from"),
+    (["act_cycle=[2, 8]"], "period >= 2"),
+    (["act_cycle=[2, 8]", "quant_cycle_period=2"], "go together"),
+    (["act_cycle=[2, 9]", "quant_cycle_period=2", "quant_switch_epoch=2"], "2..8"),
+    (["act_cycle=[4]", "quant_cycle_period=2", "quant_switch_epoch=2"], "at least"),
     (["norm=batchnorm"], "layernorm"),
     (["prune=magnitude"], "random"),
     (["prune_density=0.5"], "needs prune"),
@@ -181,6 +185,22 @@ def test_lottery_ticket_rewinds_the_kept_weights_to_the_initialisation(mnist, mn
 
 
 # ---------------------------------------------------------------- quantization switch
+
+def test_act_cycle_cycles_the_activation_bits_then_settles(mnist, mnist_subset, tmp_path):
+    """Cyclic precision of the activations: the BitLinear layers' input bits follow
+    the cycle epoch by epoch until quant_switch_epoch, then act_bits (8, deployable)."""
+    from bitnetlib.training.schedule import act_bits_at
+    from bitnetlib.training.layers import BitLinear
+    cfg = load_config(None, ["epochs=5", "augment=false", "widths=[16]", "act_cycle=[3, 8]",
+                             "quant_cycle_period=2", "quant_switch_epoch=4"])
+    assert [act_bits_at(cfg, e) for e in range(5)] == [3, 8, 3, 8, 8]
+    seen = []
+    model, metrics = train(cfg, tmp_path, data=mnist_subset(1000, 1000), stop_after=1, **QUIET)
+    seen.append({m.act_bits for m in model.modules() if isinstance(m, BitLinear)})
+    model, metrics = train(cfg, tmp_path, data=mnist_subset(1000, 1000), **QUIET)
+    seen.append({m.act_bits for m in model.modules() if isinstance(m, BitLinear)})
+    assert seen == [{3}, {8}] and len(metrics) == 5
+
 
 def test_quant_switch_changes_levels_at_the_epoch(mnist, mnist_subset, tmp_path):
     cfg = load_config(None, ["epochs=3", "augment=false", "widths=[16]", "start_quant=8bit",

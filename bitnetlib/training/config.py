@@ -12,25 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .quant import QUANTIZERS
-
-CHOICES = {
-    "model": ("fc", "cnn", "cnn_addendum", "cnn_addendum_dw"),
-    "quant": tuple(QUANTIZERS),
-    "conv_quant": tuple(QUANTIZERS),
-    "scheduler": ("cosine", "linear", "step", "constant"),
-    "clip": ("prop", "octav"),
-    "clip_update": ("epoch", "step"),
-    "device": ("auto", "cpu", "cuda"),
-    "norm": ("rmsnorm", "layernorm"),
-    "prune": ("none", "l1", "random"),
-    "act_quant": ("absmax", "lsq"),
-}
-
-
-class ConfigError(ValueError):
-    pass
-
+from .validate import CHOICES, ConfigError, RANGES, validate  # noqa: F401 (re-exported)
 
 @dataclass
 class TrainConfig:
@@ -85,6 +67,8 @@ class TrainConfig:
     act_bits: int = 8             # bits of the activations into every BitLinear
     act_quant: str = "absmax"     # their scale: per-row absmax, or 'lsq' (learned, bitnetlib.training.lsq)
     dropout: float = 0.0          # dropout on the input of every hidden BitLinear (training only)
+    act_cycle: list = field(default_factory=list)  # activation bits cycled like quant_cycle
+                                  # (same period, until quant_switch_epoch; then act_bits)
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at
@@ -93,44 +77,7 @@ class TrainConfig:
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period", "act_bits",
               "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing", "dropout",
-              "prune_rewind")
-
-MNIST_TRAIN = 60000
-EPOCH_OR_OFF = (lambda v: v >= -1, "-1 (off) or a 0-based epoch >= 0")
-# every numeric key: (test, the valid range as an error states it); floats must also be finite
-RANGES = {
-    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "cnn_channels": (lambda v: v >= 1, ">= 1"),
-    "epochs": (lambda v: v >= 1, ">= 1"),
-    "batch_size": (lambda v: v >= 1, ">= 1"),
-    "lr": (lambda v: v > 0, "> 0"),
-    "step_size": (lambda v: v >= 1, ">= 1 epoch"),
-    "step_gamma": (lambda v: 0 < v <= 1, "a decay factor 0 < gamma <= 1"),
-    "halve_lr_epoch": EPOCH_OR_OFF,
-    "aug_rotation": (lambda v: 0 <= v <= 180, "0..180 degrees"),
-    "aug_affine_rotation": (lambda v: 0 <= v <= 180, "0..180 degrees"),
-    "aug_translate": (lambda v: 0 <= v <= 1, "0..1 (a fraction of the image size)"),
-    "aug_scale_min": (lambda v: v > 0, "> 0"),
-    "aug_scale_max": (lambda v: v > 0, "> 0"),
-    "aug_elastic": (lambda v: v >= 0, ">= 0 pixels (0: off)"),
-    "aug_elastic_grid": (lambda v: v >= 2, ">= 2 control points"),
-    "quantscale": (lambda v: v > 0, "> 0"),
-    "octav_iters": (lambda v: v >= 1, ">= 1"),
-    "octav_freeze_epoch": EPOCH_OR_OFF,
-    "distill_alpha": (lambda v: 0 <= v <= 1, "0..1"),
-    "distill_temperature": (lambda v: v > 0, "> 0"),
-    "label_smoothing": (lambda v: 0 <= v < 1, "0 <= e < 1"),
-    "train_subset": (lambda v: 0 <= v <= MNIST_TRAIN, f"0 (all {MNIST_TRAIN} images) or "
-                                                      f"1..{MNIST_TRAIN}"),
-    "seed": (lambda v: 0 <= v < 2 ** 32, f"0..{2 ** 32 - 1}"),
-    "threads": (lambda v: v >= 0, ">= 0 (0: torch's default)"),
-    "quant_switch_epoch": (lambda v: v >= -1, "-1 (no switch) or an epoch >= 1"),
-    "prune_density": (lambda v: 0 < v <= 1, "0 < density <= 1"),
-    "swa_start_epoch": EPOCH_OR_OFF,
-    "quant_cycle_period": (lambda v: v >= 0, "0 (no cycle) or a period >= 2 epochs"),
-    "act_bits": (lambda v: 2 <= v <= 8, "2..8"),
-}
-
+              "prune_rewind", "act_cycle")
 
 def _check_type(key: str, value, tp):
     origin = typing.get_origin(tp) or tp
@@ -153,98 +100,6 @@ def _text_number_hint(value, tp) -> str:
     return f" (YAML reads {value} as text; write it with a dot: {float(value)!r})" if number else ""
 
 
-def _check_ranges(cfg: TrainConfig):
-    """Every numeric key in its range (RANGES); floats also finite (no NaN, no inf)."""
-    for key, (ok, valid) in RANGES.items():
-        value = getattr(cfg, key)
-        finite = not isinstance(value, float) or math.isfinite(value)
-        if not (finite and ok(value)):
-            raise ConfigError(f"config key {key!r}: expected {valid}, got {value!r}"
-                              + ("" if finite else " (not a finite number)"))
-    if cfg.aug_scale_max < cfg.aug_scale_min:
-        raise ConfigError(f"config key 'aug_scale_max': expected >= aug_scale_min "
-                          f"({cfg.aug_scale_min}), got {cfg.aug_scale_max}")
-
-
-def _check_types(key: str, names: list):
-    """Every entry of a list of weight types is a known type's name."""
-    for q in names:
-        if not isinstance(q, str) or q not in QUANTIZERS:
-            raise ConfigError(f"config key {key!r}: {q!r} is not one of {', '.join(QUANTIZERS)}")
-
-
-def _check_layers(cfg: TrainConfig):
-    """``widths``: positive ints (a bool is not one); ``quant_per_layer``: one type per
-    linear layer."""
-    if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in cfg.widths):
-        raise ConfigError(f"config key 'widths': expected a list of positive ints, got {cfg.widths!r}")
-    _check_types("quant_per_layer", cfg.quant_per_layer)
-    n = len(cfg.widths) + 1
-    if cfg.quant_per_layer and len(cfg.quant_per_layer) != n:
-        raise ConfigError(f"config key 'quant_per_layer': expected {n} entries, one per linear "
-                          f"layer (widths {cfg.widths} + output), got {len(cfg.quant_per_layer)}")
-
-
-def _validate(cfg: TrainConfig) -> TrainConfig:
-    _check_ranges(cfg)
-    for key, valid in CHOICES.items():
-        if getattr(cfg, key) not in valid:
-            raise ConfigError(f"config key {key!r}: {getattr(cfg, key)!r} is not one of "
-                              f"{', '.join(map(str, valid))}")
-    _check_layers(cfg)
-    if cfg.clip_update == "step" and cfg.clip != "prop":
-        raise ConfigError("config key 'clip_update': 'step' needs clip: prop (OCTAV runs per epoch)")
-    if cfg.distill_alpha > 0 and not cfg.teacher:
-        raise ConfigError("config key 'teacher': distill_alpha > 0 needs a teacher RUN_DIR")
-    _validate_added(cfg)
-    return cfg
-
-
-def _validate_added(cfg: TrainConfig):
-    """The research-plan keys: quantization schedule, pruning and weight averaging."""
-    _validate_schedule(cfg)
-    if cfg.prune == "none" and cfg.prune_density != 1.0:
-        raise ConfigError(f"config key 'prune_density': {cfg.prune_density} needs prune: "
-                          f"l1 or random")
-    if cfg.prune_rewind and (cfg.prune != "l1" or not cfg.init_from):
-        raise ConfigError("config key 'prune_rewind': needs prune: l1 and init_from (the "
-                          "trained run whose weights choose the masks)")
-    if not -1 <= cfg.swa_start_epoch < cfg.epochs:
-        raise ConfigError(f"config key 'swa_start_epoch': expected -1 (off) or 0..{cfg.epochs - 1}, "
-                          f"got {cfg.swa_start_epoch}")
-
-
-def _validate_schedule(cfg: TrainConfig):
-    """Before ``quant_switch_epoch`` the linear layers use ``start_quant`` or cycle
-    through ``quant_cycle``: exactly one of the two goes with the switch epoch."""
-    if cfg.start_quant and cfg.start_quant not in QUANTIZERS:
-        raise ConfigError(f"config key 'start_quant': {cfg.start_quant!r} is not one of "
-                          f"{', '.join(QUANTIZERS)} (or '' for no switch)")
-    _check_types("quant_cycle", cfg.quant_cycle)
-    if cfg.start_quant and cfg.quant_cycle:
-        raise ConfigError("config keys 'start_quant' and 'quant_cycle': give one of them, "
-                          f"got both ({cfg.start_quant!r}, {cfg.quant_cycle!r})")
-    scheduled = bool(cfg.start_quant or cfg.quant_cycle)
-    if scheduled != (cfg.quant_switch_epoch >= 0):
-        raise ConfigError("config keys 'start_quant' (or 'quant_cycle') and 'quant_switch_epoch' "
-                          f"go together: got start_quant={cfg.start_quant!r}, "
-                          f"quant_cycle={cfg.quant_cycle!r}, "
-                          f"quant_switch_epoch={cfg.quant_switch_epoch}")
-    if scheduled and not 0 < cfg.quant_switch_epoch < cfg.epochs:
-        raise ConfigError(f"config key 'quant_switch_epoch': expected 1..{cfg.epochs - 1} "
-                          f"(epochs={cfg.epochs}), got {cfg.quant_switch_epoch}")
-    if scheduled and cfg.quant_per_layer:
-        raise ConfigError("config keys 'start_quant' and 'quant_cycle': not supported with "
-                          "quant_per_layer")
-    if cfg.quant_cycle and (len(cfg.quant_cycle) < 2 or cfg.quant_cycle_period < 2):
-        raise ConfigError(f"config keys 'quant_cycle' and 'quant_cycle_period': expected at "
-                          f"least 2 types and a period >= 2 epochs, got {cfg.quant_cycle!r} "
-                          f"and {cfg.quant_cycle_period}")
-    if cfg.quant_cycle_period and not cfg.quant_cycle:
-        raise ConfigError(f"config key 'quant_cycle_period': {cfg.quant_cycle_period} needs "
-                          f"quant_cycle (the types to cycle through)")
-
-
 def _unknown_key(where: str, key) -> ConfigError:
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     return ConfigError(f"{where}: unknown key {key!r}; valid keys: {', '.join(fields)}")
@@ -264,7 +119,7 @@ def make_config(values: dict, source: str = "config") -> TrainConfig:
         if key not in hints:
             raise _unknown_key(source, key)
         kwargs[key] = _check_type(key, value, hints[key])
-    return _validate(TrainConfig(**kwargs))
+    return validate(TrainConfig(**kwargs))
 
 
 def parse_overrides(pairs) -> dict:

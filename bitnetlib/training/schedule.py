@@ -78,6 +78,21 @@ def linear_quant_at(cfg: TrainConfig, epoch: int) -> str:
     return cycle_quant(cfg.quant_cycle, cfg.quant_cycle_period, epoch)
 
 
+def act_bits_at(cfg: TrainConfig, epoch: int) -> int:
+    """Activation bits of a 0-based epoch: the ``act_cycle`` width before
+    ``quant_switch_epoch`` (cyclic precision of the activations), else ``act_bits``."""
+    if cfg.act_cycle and epoch < cfg.quant_switch_epoch:
+        return cycle_quant(cfg.act_cycle, cfg.quant_cycle_period, epoch)
+    return cfg.act_bits
+
+
+def set_act_bits(model, bits: int):
+    """Give every BitLinear ``bits``-bit input activations."""
+    for layer in model.modules():
+        if isinstance(layer, BitLinear):
+            layer.act_bits = bits
+
+
 def set_linear_quant(model, name: str):
     """Give every BitLinear the weight type ``name`` (the clip is updated after)."""
     for layer in model.modules():

@@ -23,8 +23,8 @@ from .prune import enforce_masks, prune_model
 from .rundir import (atomic_write, inspect_run, load_checkpoint, load_run, make_run_dir,
                      model_from, remove_run_files, remove_stale_temps, resolve_device,
                      run_lock, save_json)
-from .schedule import (epoch_data, epoch_generator, linear_quant_at, lr_at, set_linear_quant,
-                       update_clips)
+from .schedule import (act_bits_at, epoch_data, epoch_generator, linear_quant_at, lr_at,
+                       set_act_bits, set_linear_quant, update_clips)
 from .stats import model_stats
 from .swa import WeightAverage
 
@@ -185,6 +185,8 @@ def set_epoch_quant(R, epoch: int):
     quant_now = linear_quant_at(cfg, epoch)
     if quant_now:
         set_linear_quant(R.model, quant_now)
+    if cfg.act_cycle:
+        set_act_bits(R.model, act_bits_at(cfg, epoch))
     # a new type needs a new clip, even where OCTAV clips are frozen
     changed = epoch > 0 and quant_now != linear_quant_at(cfg, epoch - 1)
     update_clips(R.model, cfg, epoch, force=epoch == cfg.quant_switch_epoch or changed)
