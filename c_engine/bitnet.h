@@ -251,7 +251,9 @@ bn_status bn_maxpool2x2(const int16_t *in, size_t side, int16_t *out);
 /* The runner's conv kernels: one channel of bn_conv3x3_relu and, if pool = 1, of
  * bn_maxpool2x2 after it, in one pass (same integers); out (side - 2) squared entries,
  * or (side - 2) / 2 squared with pool (side even). 3 <= side <= BN_MAX_SIDE. _i16 reads
- * a conv map (any int16), _i8 the int8 image. BN_CONV_FAST: see bn_conv.c. */
+ * a conv map (entries 0..BN_ACT16_MAX, what the conv layers write; a negative entry
+ * gives an unspecified map with BN_CONV_FAST), _i8 the int8 image (any values).
+ * BN_CONV_FAST: see bn_conv.c. */
 bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
                          uint8_t pool, int16_t *out);
 bn_status bn_conv3x3_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,

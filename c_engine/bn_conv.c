@@ -21,6 +21,11 @@
 #ifndef BN_CONV_FAST
 #define BN_CONV_FAST 1
 #endif
+#if defined(__GNUC__)
+#define BN_UNLIKELY(c) __builtin_expect(!!(c), 0)
+#else
+#define BN_UNLIKELY(c) (c)
+#endif
 
 static int16_t sat16(uint32_t v)
 {
@@ -85,22 +90,24 @@ typedef struct {
 } conv_args;
 
 #if BN_CONV_FAST
-#define TV(k, n) ((uint32_t)(int32_t)a->w[16 * (k) + (n)])
-/* w[k] * x from the tables: one lookup per 4-bit digit of x up to its highest
- * non-zero one (all 8 of a negative x: the product modulo 2^32, exact); 0 skipped */
-#define TAP(k, x)                                                                       \
+/* table entry of tap k at byte offset b (an even number 0..30: digit n at 2n) */
+#define TV(k, b) ((uint32_t)(int32_t)*(const int16_t *)(const void *)(tb + 32 * (k) + (b)))
+/* w[k] * x from the tables, x read as 16 bits (a conv map entry, 0..32767): one
+ * lookup per 4-bit digit, the upper two only when x >= 128 (a centred image pixel
+ * needs two, a map entry usually two or three); 0 skipped. u_ holds 2x, so a digit
+ * masked with 30 is its byte offset in the table. */
+#define TAP(k, r, i)                                                                    \
     do {                                                                                \
-        uint32_t u_ = (uint32_t)(int32_t)(x);                                           \
-        if (u_) {                                                                       \
-            unsigned sh_ = 0;                                                           \
-            do {                                                                        \
-                s += TV(k, u_ & 15u) << sh_;                                            \
-                sh_ += 4;                                                               \
-            } while ((u_ >>= 4) != 0);                                                  \
+        uint32_t u_ = ((const uint16_t *)(r))[i];                                       \
+        if (BN_UNLIKELY(u_ != 0)) {   /* out of line: a zero input falls through */     \
+            u_ <<= 1;                                                                   \
+            s += TV(k, u_ & 30u) + (TV(k, (u_ >> 4) & 30u) << 4);                       \
+            if ((u_ >>= 8) != 0)                                                        \
+                s += (TV(k, u_ & 30u) << 8) + (TV(k, (u_ >> 4) & 30u) << 12);           \
         }                                                                               \
     } while (0)
 #else
-#define TAP(k, x) (s += (uint32_t)((int32_t)a->w[k] * (x)))
+#define TAP(k, r, i) (s += (uint32_t)((int32_t)a->w[k] * (r)[i]))
 #endif
 
 /* One output row from input rows r0 r1 r2: output x is max-ed into q[x >> pool]
@@ -109,13 +116,16 @@ static BN_HOT_CONV void conv_row(const int16_t *r0, const int16_t *r1, const int
                                  const conv_args *a, int16_t *q)
 {
     const int16_t *end = r0 + a->o;
+#if BN_CONV_FAST
+    const unsigned char *tb = (const unsigned char *)a->w;
+#endif
     unsigned x = 0;
     for (; r0 < end; r0++, r1++, r2++, x++) {
         uint32_t s = a->base;
         int16_t v;
-        TAP(0, r0[0]); TAP(1, r0[1]); TAP(2, r0[2]);
-        TAP(3, r1[0]); TAP(4, r1[1]); TAP(5, r1[2]);
-        TAP(6, r2[0]); TAP(7, r2[1]); TAP(8, r2[2]);
+        TAP(0, r0, 0); TAP(1, r0, 1); TAP(2, r0, 2);
+        TAP(3, r1, 0); TAP(4, r1, 1); TAP(5, r1, 2);
+        TAP(6, r2, 0); TAP(7, r2, 1); TAP(8, r2, 2);
         v = relu_shift(s, a->half, a->shift);
         if (v > q[x >> a->pool])
             q[x >> a->pool] = v;
@@ -216,17 +226,17 @@ BN_HOT_AUX bn_status bn_conv3x3_i8(const int8_t *in, size_t side, const int16_t 
             a.base = 0u - a.base;
     }
 #endif
-    widen(in, side, c, r0);
-    widen(in + side, side, c, r1);
-    for (y = 0, in += 2 * side; y < a.o; y++, in += side) {
+    for (y = 0; y < side; y++, in += side) {      /* rows y - 2, y - 1, y: r0 r1 r2 */
         int16_t *t = r0;
-        widen(in, side, c, r2);
-        conv_row(r0, r1, r2, &a, out);
-        if (!pool || (y & 1u))
-            out += a.o >> pool;
         r0 = r1;
         r1 = r2;
         r2 = t;
+        widen(in, side, c, r2);
+        if (y < 2)
+            continue;
+        conv_row(r0, r1, r2, &a, out);
+        if (!pool || (y & 1u) == 1u)              /* conv row y - 2 odd */
+            out += a.o >> pool;
     }
     return BN_OK;
 }
