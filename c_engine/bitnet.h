@@ -63,9 +63,16 @@
  *   A conv layer computes acc = sum w * x, then rshift(acc, shift) with ReLU,
  *   saturated to BN_ACT16_MAX, then a 2x2/2 max-pool if pool = 1. Conv layers
  *   form a prefix of the network and run one channel at a time (a channel goes
- *   through all conv layers before the next starts: little RAM). Their output,
- *   channel-major (c * h * w + y * w + x, like torch's flatten), goes through
- *   ShiftNorm into the first FC layer.
+ *   through all conv layers before the next starts: little RAM; the pool is fused
+ *   into the conv, so a map is stored pooled). Their output, channel-major
+ *   (c * h * w + y * w + x, like torch's flatten), is kept as int16 (the maps'
+ *   own values, exact) and goes through ShiftNorm (the same rule as
+ *   bn_shiftnorm_relu, on values >= 0) into the first FC layer.
+ *   Conv weight layouts: BN_LAYOUT_ROWS, 9 weights per channel, each channel padded
+ *   to whole words (words_per_row = ceil(9 / per_word)); BN_LAYOUT_FLAT (2), all
+ *   out x 9 weights packed as one row (channel c's weights are fields 9c .. 9c + 8;
+ *   words_per_row = ceil(9 out / per_word); not Ternary): 8-bit weights take 9
+ *   bytes a channel instead of 12 (`bitnet export --layout cols`, the firmware).
  *
  * FC WEIGHT LAYOUTS (bn_layer.layout; the same integers, only the order differs):
  *   BN_LAYOUT_ROWS (0)  the packing above: out rows of in weights (every kernel;
@@ -259,10 +266,12 @@ bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w, uint8
 bn_status bn_conv3x3_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
                         uint8_t pool, int16_t *out);
 
-/* Bytes of scratch memory bn_run_network needs for this model (0: invalid model):
- * int32 accumulators for the widest layer, two int16 conv maps (a channel's maps
- * alternate between them; the first conv reads the int8 input in place) and one
- * int8 activation buffer (a layer reads it all before its ShiftNorm refills it). */
+/* Bytes of scratch memory bn_run_network needs for this model (0: invalid model),
+ * two regions: X, int32 accumulators for the widest FC layer, which for a CNN share
+ * their bytes with the two int16 conv maps (a channel's maps alternate between them;
+ * the first conv reads the int8 input in place, the last writes the features);
+ * Y, the int8 activation buffer (a layer reads it all before its ShiftNorm refills
+ * it), for a CNN first the int16 conv features, normalised into int8 in place. */
 size_t bn_scratch_bytes(const bn_model *m);
 
 /* Run one image: input input_len int8; logits n_classes int32 (the output layer's

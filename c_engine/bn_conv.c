@@ -8,13 +8,14 @@
  * kernels form the products w * x:
  *   1  product tables, built by additions once per call: t[k][n] = w[k] * n for the
  *      4-bit digits n = 0..15 of an input, so a product costs one table lookup per
- *      non-zero digit of x (RV32EC has no multiplier; libgcc's __mulsi3 loops over
- *      the 32 bits of a negative factor); zero inputs are skipped. The int8 image is
- *      centred on its smallest pixel m (c = m * sum(w) added once): background pixels
- *      are zero inputs, every other input is 1..255, two digits.
+ *      digit (two for inputs below 128, four above; RV32EC has no multiplier and
+ *      libgcc's __mulsi3 loops over the bits); zero inputs are skipped (out of line).
+ *      The int8 image is centred on its smallest pixel m (m * sum(w) is the base of
+ *      every sum): background pixels are zero inputs, every other input 1..255.
  *   0  plain products (the write-up's C code; __mulsi3 on RV32EC).
- * Sums are uint32_t (modular): a digit loop over all 8 digits of a (sign-extended)
- * negative input gives the exact product modulo 2^32 too.
+ * Both kernels run one row kernel (conv_row) over three int16 input rows: _i16 on the
+ * map itself, _i8 on a ring of three image rows widened to int16 on the stack.
+ * Sums are uint32_t (modular), converted back exactly.
  */
 #include "bitnet.h"
 
