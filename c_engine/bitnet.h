@@ -63,9 +63,16 @@
  *   A conv layer computes acc = sum w * x, then rshift(acc, shift) with ReLU,
  *   saturated to BN_ACT16_MAX, then a 2x2/2 max-pool if pool = 1. Conv layers
  *   form a prefix of the network and run one channel at a time (a channel goes
- *   through all conv layers before the next starts: little RAM). Their output,
- *   channel-major (c * h * w + y * w + x, like torch's flatten), goes through
- *   ShiftNorm into the first FC layer.
+ *   through all conv layers before the next starts: little RAM; the pool is fused
+ *   into the conv, so a map is stored pooled). Their output, channel-major
+ *   (c * h * w + y * w + x, like torch's flatten), is kept as int16 (the maps'
+ *   own values, exact) and goes through ShiftNorm (the same rule as
+ *   bn_shiftnorm_relu, on values >= 0) into the first FC layer.
+ *   Conv weight layouts: BN_LAYOUT_ROWS, 9 weights per channel, each channel padded
+ *   to whole words (words_per_row = ceil(9 / per_word)); BN_LAYOUT_FLAT (2), all
+ *   out x 9 weights packed as one row (channel c's weights are fields 9c .. 9c + 8;
+ *   words_per_row = ceil(9 out / per_word); not Ternary): 8-bit weights take 9
+ *   bytes a channel instead of 12 (`bitnet export --layout cols`, the firmware).
  *
  * FC WEIGHT LAYOUTS (bn_layer.layout; the same integers, only the order differs):
  *   BN_LAYOUT_ROWS (0)  the packing above: out rows of in weights (every kernel;
@@ -86,7 +93,8 @@
  *   integer for any c, so background pixels are zero inputs and are skipped.
  *
  * BUILD-TIME SELECTION (firmware size): BN_WTYPES (bit t set = type id t has a
- * kernel, default all) and BN_LAYOUTS (bit 0 rows, bit 1 cols, default both) drop
+ * kernel, default all), BN_FC_WTYPES (the types that get FC kernels, default
+ * BN_WTYPES: a CNN's 8-bit conv weights need no 8-bit FC kernel) and BN_LAYOUTS (bit 0 rows, bit 1 cols, default both) drop
  * unused kernels, BN_CONV=0 the conv layers; a disabled type, layout or layer kind
  * is BN_ERR_WTYPE / BN_ERR_LAYER.
  * BN_HOT (default empty) marks hot kernels; the firmware defines it to place them
@@ -110,7 +118,7 @@ extern "C" {
 #define BN_MAGIC 0x424E4D31u  /* "BNM1" */
 #define BN_VERSION 1u
 #define BN_ACT16_MAX 32767
-#define BN_MAX_SIDE 64
+#define BN_MAX_SIDE 32      /* largest conv input side (the conv's row ring: 3 rows) */
 
 #ifndef BN_WTYPES
 #define BN_WTYPES 0x1FEu     /* every type id 1..8 */
@@ -122,6 +130,10 @@ extern "C" {
 #define BN_CONV 1            /* 0: no conv layers (FC-only firmware, less flash) */
 #endif
 #define BN_HAS_WTYPE(t) ((BN_WTYPES >> (t)) & 1u)   /* t: a number (for #if) */
+#ifndef BN_FC_WTYPES
+#define BN_FC_WTYPES BN_WTYPES  /* types with FC kernels (the firmware: its FC layers') */
+#endif
+#define BN_HAS_FC_WTYPE(t) (BN_HAS_WTYPE(t) && ((BN_FC_WTYPES >> (t)) & 1u))
 /* SRAM placement for the firmware (-DBN_HOT=BN_RAMFUNC): one section per function
  * (named after the line), so that --gc-sections still drops unused kernels. */
 #if defined(__GNUC__)
@@ -134,6 +146,9 @@ extern "C" {
 #endif
 #ifndef BN_HOT_AUX
 #define BN_HOT_AUX
+#endif
+#ifndef BN_HOT_CONV
+#define BN_HOT_CONV
 #endif
 
 typedef enum {
@@ -154,7 +169,7 @@ typedef enum {
 
 typedef enum { BN_LAYER_FC = 1, BN_LAYER_CONV3X3 = 2, BN_LAYER_DW3X3 = 3 } bn_layer_kind;
 
-typedef enum { BN_LAYOUT_ROWS = 0, BN_LAYOUT_COLS = 1 } bn_layout;
+typedef enum { BN_LAYOUT_ROWS = 0, BN_LAYOUT_COLS = 1, BN_LAYOUT_FLAT = 2 } bn_layout;
 
 typedef struct {
     uint8_t kind;            /* bn_layer_kind */
@@ -193,6 +208,10 @@ size_t bn_row_words(uint8_t wtype, size_t n);
 /* Decode n weights of one packed row into integer weights. */
 bn_status bn_unpack_row(uint8_t wtype, const uint32_t *row, size_t words, size_t n,
                         int16_t *out);
+/* Decode weights first .. first + n - 1 of a flat stream (BN_LAYOUT_FLAT: one row of
+ * `words` words). Every type but Ternary (BN_ERR_WTYPE). */
+bn_status bn_unpack_flat(uint8_t wtype, const uint32_t *w, size_t words, size_t first,
+                         size_t n, int16_t *out);
 
 /* acc[o] = sum_i w[o][i] * act[i], o < n_out, i < n_in. One kernel per type;
  * bn_fc dispatches on wtype. n_in >= 1 and n_out >= 1, words_per_row must be
@@ -236,11 +255,23 @@ bn_status bn_conv3x3_relu(const int16_t *in, size_t side, const int16_t *w, uint
                           int16_t *out);
 /* 2x2 max-pool, stride 2: in side x side (side even), out side/2 x side/2. */
 bn_status bn_maxpool2x2(const int16_t *in, size_t side, int16_t *out);
+/* The runner's conv kernels: one channel of bn_conv3x3_relu and, if pool = 1, of
+ * bn_maxpool2x2 after it, in one pass (same integers); out (side - 2) squared entries,
+ * or (side - 2) / 2 squared with pool (side even). 3 <= side <= BN_MAX_SIDE. _i16 reads
+ * a conv map (entries 0..BN_ACT16_MAX, what the conv layers write; a negative entry
+ * gives an unspecified map with BN_CONV_FAST), _i8 the int8 image (any values).
+ * BN_CONV_FAST: see bn_conv.c. */
+bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
+                         uint8_t pool, int16_t *out);
+bn_status bn_conv3x3_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
+                        uint8_t pool, int16_t *out);
 
-/* Bytes of scratch memory bn_run_network needs for this model (0: invalid model):
- * int32 accumulators for the widest layer, two int16 conv maps (a channel's maps
- * alternate between them; the first conv reads the int8 input in place) and one
- * int8 activation buffer (a layer reads it all before its ShiftNorm refills it). */
+/* Bytes of scratch memory bn_run_network needs for this model (0: invalid model),
+ * two regions: X, int32 accumulators for the widest FC layer, which for a CNN share
+ * their bytes with the two int16 conv maps (a channel's maps alternate between them;
+ * the first conv reads the int8 input in place, the last writes the features);
+ * Y, the int8 activation buffer (a layer reads it all before its ShiftNorm refills
+ * it), for a CNN first the int16 conv features, normalised into int8 in place. */
 size_t bn_scratch_bytes(const bn_model *m);
 
 /* Run one image: input input_len int8; logits n_classes int32 (the output layer's

@@ -26,12 +26,32 @@ static uint32_t ua(int8_t a)
 
 size_t bn_per_word(uint8_t wtype)
 {
+    /* a type the build leaves out (BN_WTYPES) is unknown: BN_ERR_WTYPE everywhere */
     switch (wtype) {
+#if BN_HAS_WTYPE(1)
     case BN_W_BINARY: return 32;
+#endif
+#if BN_HAS_WTYPE(2)
     case BN_W_TERNARY: return 20;
+#endif
+#if BN_HAS_WTYPE(3)
     case BN_W_2BITSYM: return 16;
-    case BN_W_4BITSYM: case BN_W_4BIT: case BN_W_FP130: case BN_W_NF4: return 8;
+#endif
+#if BN_HAS_WTYPE(4)
+    case BN_W_4BITSYM: return 8;
+#endif
+#if BN_HAS_WTYPE(5)
+    case BN_W_4BIT: return 8;
+#endif
+#if BN_HAS_WTYPE(6)
     case BN_W_8BIT: return 4;
+#endif
+#if BN_HAS_WTYPE(7)
+    case BN_W_FP130: return 8;
+#endif
+#if BN_HAS_WTYPE(8)
+    case BN_W_NF4: return 8;
+#endif
     default: return 0;
     }
 }
@@ -40,7 +60,9 @@ size_t bn_row_words(uint8_t wtype, size_t n)
 {
     switch (wtype) {
     case BN_W_BINARY: return (n + 31) >> 5;
+#if BN_HAS_WTYPE(2)          /* the only division (a libgcc call on RV32EC) */
     case BN_W_TERNARY: return (n + 19) / 20;
+#endif
     case BN_W_2BITSYM: return (n + 15) >> 4;
     case BN_W_4BITSYM: case BN_W_4BIT: case BN_W_FP130: case BN_W_NF4: return (n + 7) >> 3;
     case BN_W_8BIT: return (n + 3) >> 2;
@@ -365,34 +387,35 @@ bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t wpr, const int8_t *act,
                 size_t n_in, size_t n_out, int32_t *acc)
 {
     switch (wtype) {
-#if BN_HAS_WTYPE(1)
+#if BN_HAS_FC_WTYPE(1)
     case BN_W_BINARY: return bn_fc_binary(w, wpr, act, n_in, n_out, acc);
 #endif
-#if BN_HAS_WTYPE(2)
+#if BN_HAS_FC_WTYPE(2)
     case BN_W_TERNARY: return bn_fc_ternary(w, wpr, act, n_in, n_out, acc);
 #endif
-#if BN_HAS_WTYPE(3)
+#if BN_HAS_FC_WTYPE(3)
     case BN_W_2BITSYM: return bn_fc_2bitsym(w, wpr, act, n_in, n_out, acc);
 #endif
-#if BN_HAS_WTYPE(4)
+#if BN_HAS_FC_WTYPE(4)
     case BN_W_4BITSYM: return bn_fc_4bitsym(w, wpr, act, n_in, n_out, acc);
 #endif
-#if BN_HAS_WTYPE(5)
+#if BN_HAS_FC_WTYPE(5)
     case BN_W_4BIT: return bn_fc_4bit(w, wpr, act, n_in, n_out, acc);
 #endif
-#if BN_HAS_WTYPE(6)
+#if BN_HAS_FC_WTYPE(6)
     case BN_W_8BIT: return bn_fc_8bit(w, wpr, act, n_in, n_out, acc);
 #endif
-#if BN_HAS_WTYPE(7)
+#if BN_HAS_FC_WTYPE(7)
     case BN_W_FP130: return bn_fc_fp130(w, wpr, act, n_in, n_out, acc);
 #endif
-#if BN_HAS_WTYPE(8)
+#if BN_HAS_FC_WTYPE(8)
     case BN_W_NF4: return bn_fc_nf4(w, wpr, act, n_in, n_out, acc);
 #endif
     default: return BN_ERR_WTYPE;
     }
 }
 
+#if BN_HAS_WTYPE(2)
 static bn_status decode_ternary(const uint32_t *row, size_t n, int16_t *out)
 {
     static const uint8_t pow3[5] = {81, 27, 9, 3, 1};
@@ -412,38 +435,81 @@ static bn_status decode_ternary(const uint32_t *row, size_t n, int16_t *out)
     }
     return BN_OK;
 }
+#endif
 
 /* integer weight of field f of a fixed-width type */
 static int16_t decode_field(uint8_t wtype, uint32_t f)
 {
     int16_t v = (int16_t)f;
-    switch (wtype) {
+    switch (wtype) {            /* only the build's types (BN_WTYPES): less flash */
+#if BN_HAS_WTYPE(1)
     case BN_W_BINARY: return (int16_t)(2 * v - 1);
+#endif
+#if BN_HAS_WTYPE(3)
     case BN_W_2BITSYM: return (int16_t)(2 * v - 3);
+#endif
+#if BN_HAS_WTYPE(4)
     case BN_W_4BITSYM: return (int16_t)(2 * v - 15);
+#endif
+#if BN_HAS_WTYPE(5)
     case BN_W_4BIT: return (int16_t)(v - 8);
+#endif
+#if BN_HAS_WTYPE(6)
     case BN_W_8BIT: return (int16_t)(v - 128);
+#endif
+#if BN_HAS_WTYPE(7)
     case BN_W_FP130: return (int16_t)((f & 8u) ? -(1 << (f & 7u)) : (1 << (f & 7u)));
-    default: return bn_nf4_table[f & 15u];
+#endif
+#if BN_HAS_WTYPE(8)
+    default: return bn_nf4_table[f & 15u];   /* NF4; a type the build lacks never gets here */
+#else
+    default: return 0;
+#endif
+    }
+}
+
+/* weights first .. first + n - 1 of packed words of a uniform-width type (per fields
+ * per word, a power of two): shifts, no division */
+static void decode_fields(uint8_t wtype, const uint32_t *w, size_t per, size_t first,
+                          size_t n, int16_t *out)
+{
+    unsigned lb = per == 32 ? 5u : per == 16 ? 4u : per == 8 ? 3u : 2u, bits = 32u >> lb;
+    size_t i;
+    for (i = first; i < first + n; i++) {
+        unsigned j = (unsigned)(i & (per - 1u));
+        *out++ = decode_field(wtype, (w[i >> lb] >> (32u - bits * (j + 1u))) & ((1u << bits) - 1u));
     }
 }
 
 bn_status bn_unpack_row(uint8_t wtype, const uint32_t *row, size_t words, size_t n,
                         int16_t *out)
 {
-    size_t per = bn_per_word(wtype), i;
-    unsigned bits;
+    size_t per = bn_per_word(wtype);
     if (!row || !out)
         return BN_ERR_NULL;
     if (per == 0)
         return BN_ERR_WTYPE;
     if (words != bn_row_words(wtype, n))
         return BN_ERR_SHAPE;
+#if BN_HAS_WTYPE(2)
     if (wtype == BN_W_TERNARY)
         return decode_ternary(row, n, out);
-    bits = 32u / (unsigned)per;
-    for (i = 0; i < n; i++)
-        out[i] = decode_field(wtype, FIELD_AT(row, i, (unsigned)per, bits));
+#endif
+    decode_fields(wtype, row, per, 0, n, out);
+    return BN_OK;
+}
+
+bn_status bn_unpack_flat(uint8_t wtype, const uint32_t *w, size_t words, size_t first,
+                         size_t n, int16_t *out)
+{
+    size_t per = bn_per_word(wtype);
+    if (!w || !out)
+        return BN_ERR_NULL;
+    if (per == 0 || wtype == BN_W_TERNARY)
+        return BN_ERR_WTYPE;
+    if (first + n < first || bn_row_words(wtype, first + n) > words)
+        return BN_ERR_SHAPE;
+    decode_fields(wtype, w, per, first, n, out);
     return BN_OK;
 }
 

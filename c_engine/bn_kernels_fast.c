@@ -25,7 +25,7 @@ static int32_t u2i_f(uint32_t u)   /* exact int32 value of a two's-complement wo
 /* product tables: t[f] = weight(f) * d, built by additions and shifts (inlined
  * into the pass of their type) */
 
-#if BN_HAS_WTYPE(4)
+#if BN_HAS_FC_WTYPE(4)
 static void tab_4bitsym(int16_t *t, uint32_t d)     /* 2f - 15 */
 {
     uint32_t d2 = d << 1, v = d;                /* t[8 + k] = (2k + 1) d = -t[7 - k] */
@@ -40,7 +40,7 @@ static void tab_4bitsym(int16_t *t, uint32_t d)     /* 2f - 15 */
 }
 #endif
 
-#if BN_HAS_WTYPE(5)
+#if BN_HAS_FC_WTYPE(5)
 static void tab_4bit(int16_t *t, uint32_t d)        /* f - 8, unrolled */
 {
     uint32_t v = 0u - (d << 3);
@@ -52,7 +52,7 @@ static void tab_4bit(int16_t *t, uint32_t d)        /* f - 8, unrolled */
 }
 #endif
 
-#if BN_HAS_WTYPE(7)
+#if BN_HAS_FC_WTYPE(7)
 static void tab_fp130(int16_t *t, uint32_t d)       /* sign << 3 | e, unrolled */
 {
     uint32_t v = d;
@@ -64,7 +64,7 @@ static void tab_fp130(int16_t *t, uint32_t d)       /* sign << 3 | e, unrolled *
 }
 #endif
 
-#if BN_HAS_WTYPE(8)
+#if BN_HAS_FC_WTYPE(8)
 static void tab_nf4(int16_t *t, uint32_t d)         /* bn_nf4_table[f] * d, shift-add */
 {
     uint32_t d2 = d << 1, d4 = d << 2, d8 = d << 3, d64 = d << 6;
@@ -88,7 +88,7 @@ static void tab_nf4(int16_t *t, uint32_t d)         /* bn_nf4_table[f] * d, shif
 }
 #endif
 
-#if BN_HAS_WTYPE(3)
+#if BN_HAS_FC_WTYPE(3)
 static void tab_2bitsym(int16_t *t, uint32_t d)     /* 2f - 3 */
 {
     uint32_t d3 = (d << 1) + d;
@@ -99,7 +99,7 @@ static void tab_2bitsym(int16_t *t, uint32_t d)     /* 2f - 3 */
 }
 #endif
 
-#if BN_HAS_WTYPE(1)
+#if BN_HAS_FC_WTYPE(1)
 static void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
 {
     t[0] = (int16_t)u2i_f(0u - d);
@@ -137,7 +137,7 @@ typedef struct {
     int16_t t[16];            /* t[f] = weight(f) * d */
 } bn_tab4;
 
-#if BN_HAS_WTYPE(4) || BN_HAS_WTYPE(5) || BN_HAS_WTYPE(7) || BN_HAS_WTYPE(8)
+#if BN_HAS_FC_WTYPE(4) || BN_HAS_FC_WTYPE(5) || BN_HAS_FC_WTYPE(7) || BN_HAS_FC_WTYPE(8)
 #if BN_RUN4_ASM
 void bn_tile4_rv32e(const bn_tab4 *e, size_t k, size_t n_out, uint32_t *acc, uint32_t zero);
 #define TILE4 bn_tile4_rv32e
@@ -197,14 +197,14 @@ static BN_HOT void run4_b##B(const uint32_t *const *col, const unsigned char *t,
     }                                                                                   \
 }
 
-#if BN_HAS_WTYPE(3)
+#if BN_HAS_FC_WTYPE(3)
 DEFINE_RUN4(2)
 #endif
-#if BN_HAS_WTYPE(1)
+#if BN_HAS_FC_WTYPE(1)
 DEFINE_RUN4(1)
 #endif
 
-#if BN_HAS_WTYPE(2)
+#if BN_HAS_FC_WTYPE(2)
 /* Ternary: a column byte holds 5 outputs' trits (bitnet.h). tern_lut[b] spreads
  * them to 4-bit spacing, t0 << 16 | t1 << 12 | t2 << 8 | t3 << 4 | t4 (t in 0..2),
  * flash, computed by the compiler; bytes > 242 map to TERN_BAD. Two inputs a, b
@@ -411,22 +411,22 @@ static BN_HOT void NAME(const uint32_t *w, size_t wpc, const int8_t *act, size_t
     }                                                                                   \
 }
 
-#if BN_HAS_WTYPE(4)
+#if BN_HAS_FC_WTYPE(4)
 DEFINE_PASS4(pass_4bitsym, tab_4bitsym)
 #endif
-#if BN_HAS_WTYPE(5)
+#if BN_HAS_FC_WTYPE(5)
 DEFINE_PASS4(pass_4bit, tab_4bit)
 #endif
-#if BN_HAS_WTYPE(7)
+#if BN_HAS_FC_WTYPE(7)
 DEFINE_PASS4(pass_fp130, tab_fp130)
 #endif
-#if BN_HAS_WTYPE(8)
+#if BN_HAS_FC_WTYPE(8)
 DEFINE_PASS4(pass_nf4, tab_nf4)
 #endif
-#if BN_HAS_WTYPE(3)
+#if BN_HAS_FC_WTYPE(3)
 DEFINE_PASS(pass_2bitsym, tab_2bitsym, run4_b2, 4)
 #endif
-#if BN_HAS_WTYPE(1)
+#if BN_HAS_FC_WTYPE(1)
 DEFINE_PASS(pass_binary, tab_binary, run4_b1, 2)
 #endif
 
@@ -443,32 +443,32 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
     if (!w || !act || !acc)
         return BN_ERR_NULL;
     switch (wtype) {
-#if BN_HAS_WTYPE(4)
+#if BN_HAS_FC_WTYPE(4)
     case BN_W_4BITSYM: pass = pass_4bitsym; tiles = 1; break;
 #endif
-#if BN_HAS_WTYPE(5)
+#if BN_HAS_FC_WTYPE(5)
     case BN_W_4BIT: pass = pass_4bit; tiles = 1; break;
 #endif
-#if BN_HAS_WTYPE(7)
+#if BN_HAS_FC_WTYPE(7)
     case BN_W_FP130: pass = pass_fp130; tiles = 1; break;
 #endif
-#if BN_HAS_WTYPE(8)
+#if BN_HAS_FC_WTYPE(8)
     case BN_W_NF4: pass = pass_nf4; tiles = 1; break;
 #endif
-#if BN_HAS_WTYPE(3)
+#if BN_HAS_FC_WTYPE(3)
     case BN_W_2BITSYM: pass = pass_2bitsym; break;
 #endif
-#if BN_HAS_WTYPE(1)
+#if BN_HAS_FC_WTYPE(1)
     case BN_W_BINARY: pass = pass_binary; break;
 #endif
-#if BN_HAS_WTYPE(2)
+#if BN_HAS_FC_WTYPE(2)
     case BN_W_TERNARY: pass = 0; break;      /* below: its own pass */
 #endif
     default: return BN_ERR_WTYPE;
     }
     if (n_in == 0 || n_out == 0)
         return BN_ERR_SHAPE;
-#if BN_HAS_WTYPE(2)
+#if BN_HAS_FC_WTYPE(2)
     if (wtype == BN_W_TERNARY) {    /* wpc = ceil(n_out / 20) without a divider */
         uint32_t bad = 0;
         size_t w20 = (wpc << 4) + (wpc << 2);

@@ -1,142 +1,8 @@
 /*
- * bn_network.c - conv 3x3 / depthwise / max-pool kernels and the network runner
- * driven by a bn_model (emitted by `bitnet export`). Contract: bitnet.h.
+ * bn_network.c - model validation and the network runner driven by a bn_model
+ * (emitted by `bitnet export`); the conv kernels are in bn_conv.c. Contract: bitnet.h.
  */
 #include "bitnet.h"
-
-static int16_t sat16(uint32_t v)
-{
-    return (int16_t)(v > (uint32_t)BN_ACT16_MAX ? (uint32_t)BN_ACT16_MAX : v);
-}
-
-/* The 3x3 valid convolution body. BN_CONV_FAST (default 1; the baseline firmware
- * builds 0): products by shift-and-add (RV32EC has no multiplier, and libgcc's
- * __mulsi3 loops over all 32 bits of a negative weight), inputs equal to the centre
- * c skipped, c * sum(w) added once: c is 0 for ReLU maps and the background (the
- * first pixel) for the image, so most of the image's pixels cost nothing. The
- * same integer sum either way. 0: plain products (the write-up's C code). */
-#ifndef BN_CONV_FAST
-#define BN_CONV_FAST 1
-#endif
-
-#if BN_CONV_FAST
-/* r = w * x for m = |w| <= 128 (every conv weight type): one step per bit of m;
- * sg = 0 or ~0 applies the sign of w. Modular, exact. A macro: -Os does not inline
- * a function with nine call sites, and the call would cost as much as the loop. */
-#define MUL_W(r, m, sg, x)                                                              \
-    do {                                                                                \
-        uint32_t m_ = (m), x_ = (x), r_ = 0;                                            \
-        do {                                                                            \
-            if (m_ & 1u)                                                                \
-                r_ += x_;                                                               \
-            x_ <<= 1;                                                                   \
-        } while (m_ >>= 1);                                                             \
-        (r) = (r_ ^ (sg)) - (sg);                                                       \
-    } while (0)
-
-/* tap k of the window at row pointers r0 r1 r2, column x: skipped when it equals c */
-#define CONV_TAP(s, k, r, x)                                                            \
-    do {                                                                                \
-        int32_t v_ = (r)[x] - c;                                                        \
-        if (v_) {                                                                       \
-            uint32_t p_;                                                                \
-            MUL_W(p_, aw[k], sg[k], (uint32_t)v_);                                      \
-            (s) += p_;                                                                  \
-        }                                                                               \
-    } while (0)
-/* row pointers instead of (y + dy) * side: a multiply is a libgcc call here */
-#define CONV3X3_BODY(in, side, w, shift, out, centre)                                   \
-    do {                                                                                \
-        size_t y, x, k, o = (side) - 2;                                                 \
-        uint32_t half = (shift) ? (1u << ((shift) - 1u)) : 0u, aw[9], sg[9], base = 0;  \
-        int32_t c = (centre);                                                           \
-        int16_t *q = (out);                                                             \
-        for (k = 0; k < 9; k++) {                                                       \
-            sg[k] = (w)[k] < 0 ? 0xFFFFFFFFu : 0u;                                      \
-            aw[k] = (w)[k] < 0 ? 0u - (uint32_t)(int32_t)(w)[k] : (uint32_t)(w)[k];      \
-            if (c) {                                                                    \
-                uint32_t p_;                                                            \
-                MUL_W(p_, aw[k], sg[k], (uint32_t)c);                                   \
-                base += p_;                                                             \
-            }                                                                           \
-        }                                                                               \
-        const_row r0 = (in);                                                            \
-        for (y = 0; y < o; y++, r0 += (side)) {                                         \
-            const_row r1 = r0 + (side), r2 = r1 + (side);                               \
-            for (x = 0; x < o; x++) {                                                   \
-                uint32_t s = base;                                                      \
-                CONV_TAP(s, 0, r0, x); CONV_TAP(s, 1, r0, x + 1); CONV_TAP(s, 2, r0, x + 2); \
-                CONV_TAP(s, 3, r1, x); CONV_TAP(s, 4, r1, x + 1); CONV_TAP(s, 5, r1, x + 2); \
-                CONV_TAP(s, 6, r2, x); CONV_TAP(s, 7, r2, x + 1); CONV_TAP(s, 8, r2, x + 2); \
-                /* s holds a positive int32 iff bit 31 is clear and s != 0 */           \
-                *q++ = (s == 0u || (s & 0x80000000u)) ? 0 : sat16((s + half) >> (shift)); \
-            }                                                                           \
-        }                                                                               \
-    } while (0)
-#else
-#define CONV_TAP(s, k, r, x) ((s) += (uint32_t)((int32_t)(w)[k] * (r)[x]))
-#define CONV3X3_BODY(in, side, w, shift, out, centre)                                   \
-    do {                                                                                \
-        size_t y, x, o = (side) - 2;                                                    \
-        uint32_t half = (shift) ? (1u << ((shift) - 1u)) : 0u;                          \
-        int16_t *q = (out);                                                             \
-        const_row r0 = (in);                                                            \
-        for (y = 0; y < o; y++, r0 += (side)) {                                         \
-            const_row r1 = r0 + (side), r2 = r1 + (side);                               \
-            for (x = 0; x < o; x++) {                                                   \
-                uint32_t s = 0;                                                         \
-                CONV_TAP(s, 0, r0, x); CONV_TAP(s, 1, r0, x + 1); CONV_TAP(s, 2, r0, x + 2); \
-                CONV_TAP(s, 3, r1, x); CONV_TAP(s, 4, r1, x + 1); CONV_TAP(s, 5, r1, x + 2); \
-                CONV_TAP(s, 6, r2, x); CONV_TAP(s, 7, r2, x + 1); CONV_TAP(s, 8, r2, x + 2); \
-                /* s holds a positive int32 iff bit 31 is clear and s != 0 */           \
-                *q++ = (s == 0u || (s & 0x80000000u)) ? 0 : sat16((s + half) >> (shift)); \
-            }                                                                           \
-        }                                                                               \
-    } while (0)
-#endif
-
-bn_status bn_conv3x3_relu(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
-                          int16_t *out)
-{
-    if (!in || !w || !out)
-        return BN_ERR_NULL;
-    if (side < 3 || shift > 30)
-        return BN_ERR_SHAPE;
-    {
-        typedef const int16_t *const_row;
-        CONV3X3_BODY(in, side, w, shift, out, 0);
-    }
-    return BN_OK;
-}
-
-#if BN_CONV
-static void conv3x3_relu_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
-                            int16_t *out)
-{
-    typedef const int8_t *const_row;
-    CONV3X3_BODY(in, side, w, shift, out, in[0]);
-}
-#endif
-
-bn_status bn_maxpool2x2(const int16_t *in, size_t side, int16_t *out)
-{
-    size_t y, x, o = side / 2;
-    if (!in || !out)
-        return BN_ERR_NULL;
-    if (side < 2 || side % 2)
-        return BN_ERR_SHAPE;
-    for (y = 0; y < o; y++) {
-        for (x = 0; x < o; x++) {
-            const int16_t *p = in + 2 * y * side + 2 * x;
-            int16_t m = p[0];
-            if (p[1] > m) m = p[1];
-            if (p[side] > m) m = p[side];
-            if (p[side + 1] > m) m = p[side + 1];
-            out[y * o + x] = m;
-        }
-    }
-    return BN_OK;
-}
 
 /* What the runner needs to know about a model, found while validating it (uint16_t:
  * it lives in the runner's stack frame, and every count fits; check_* enforce it). */
@@ -144,11 +10,11 @@ typedef struct {
     uint16_t n_conv;    /* conv layers at the front */
     uint16_t side0;     /* input side of the first conv layer */
     uint16_t features;  /* inputs of the first FC layer */
-    uint16_t max_units; /* largest FC in/out or conv feature count */
+    uint16_t fc_max;    /* largest FC output */
     uint16_t trace_len;
     uint16_t map_a;     /* int16 entries of the two conv map buffers (ping-pong) */
     uint16_t map_b;
-    uint16_t n_maps;    /* maps placed so far (check_convs) */
+    uint16_t per_channel; /* conv features of one channel */
 } net_info;
 
 #define NET_INFO_INIT {0, 0, 0, 0, 0, 0, 0, 0}
@@ -162,15 +28,20 @@ static bn_status check_layer_words(const bn_layer *l, size_t row_len)
     return l->words_per_row == bn_row_words(l->wtype, row_len) ? BN_OK : BN_ERR_SHAPE;
 }
 
-/* Conv maps of one channel alternate between buffer A and B: the first conv output
- * (the image itself is read in place) goes to A, the next map to B, and so on. */
-static void grow_map(net_info *ni, size_t n)
+/* A conv layer's weights: rows (9 per channel, each channel padded to whole words) or
+ * flat (all out x 9 weights as one row; not Ternary). */
+static bn_status check_conv_words(const bn_layer *l)
 {
-    uint16_t *buf = ni->n_maps++ % 2 ? &ni->map_b : &ni->map_a;
-    if (n > *buf)
-        *buf = (uint16_t)n;       /* n <= BN_MAX_SIDE^2 */
+    if (l->wsum || (l->layout != BN_LAYOUT_ROWS && l->layout != BN_LAYOUT_FLAT) ||
+        (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_TERNARY))
+        return BN_ERR_LAYER;
+    return check_layer_words(l, l->layout == BN_LAYOUT_FLAT ? 9u * l->out : 9u);
 }
 
+/* A channel's conv maps alternate between buffer A (layers 0, 2, ...) and B (1, 3,
+ * ...); the first layer reads the image in place, the last writes the channel's
+ * features. Pooling is fused into the conv (bn_conv3x3_i8 / _i16): a map is stored
+ * pooled. */
 static bn_status check_convs(const bn_model *m, net_info *ni)
 {
     size_t i, side = 0, ch = 0;
@@ -188,23 +59,25 @@ static bn_status check_convs(const bn_model *m, net_info *ni)
             if (side * side != m->input_len || side > BN_MAX_SIDE)
                 return BN_ERR_SHAPE;
         }
-        if ((st = check_layer_words(l, 9)) != BN_OK)
+        if ((st = check_conv_words(l)) != BN_OK)
             return st;
-        if (l->in != side || l->out != ch || ch == 0 || side < 3 || l->shift > 30)
+        if (l->in != side || l->out != ch || ch == 0 || side < 3 || l->shift > 30 ||
+            l->pool > 1 || (l->pool && side % 2))
             return BN_ERR_SHAPE;
-        side -= 2;
-        grow_map(ni, side * side);
-        if (l->pool) {
-            if (side % 2 || (side /= 2) == 0)
-                return BN_ERR_SHAPE;
-            grow_map(ni, side * side);
+        side = (side - 2) >> l->pool;
+        if (side == 0)
+            return BN_ERR_SHAPE;
+        if (i + 1 < m->n_layers && m->layers[i + 1].kind != BN_LAYER_FC) {
+            uint16_t *buf = i & 1u ? &ni->map_b : &ni->map_a;
+            if (side * side > *buf)
+                *buf = (uint16_t)(side * side);     /* <= BN_MAX_SIDE^2 */
         }
     }
     if (i && ch * side * side > 0xFFFFu)
         return BN_ERR_SHAPE;
     ni->n_conv = (uint16_t)i;
+    ni->per_channel = (uint16_t)(side * side);
     ni->features = (uint16_t)(i ? ch * side * side : m->input_len);
-    ni->max_units = i ? ni->features : 0;   /* FC input is read in place */
     ni->trace_len = i ? ni->features : 0;
     return BN_OK;
 }
@@ -238,19 +111,29 @@ static bn_status check_model(const bn_model *m, net_info *ni)
         if (ni->trace_len + width > 0xFFFFu)
             return BN_ERR_SHAPE;
         ni->trace_len = (uint16_t)(ni->trace_len + width);
-        if (width > ni->max_units)
-            ni->max_units = (uint16_t)width;
+        if (width > ni->fc_max)
+            ni->fc_max = (uint16_t)width;
     }
     return width == m->n_classes ? BN_OK : BN_ERR_SHAPE;
 }
 
-/* scratch layout: int32 acc[max_units] | int16 map A | int16 map B | int8 act[max_units];
- * max_units: the largest FC output (and the conv feature count of a CNN). One
- * activation buffer is enough: a layer has read all of it into acc before its
- * ShiftNorm overwrites it with the next layer's input. */
+/* Scratch layout, two regions:
+ *   X  int32 acc[fc_max] (FC layers); for a CNN, while the conv layers run, the int16
+ *      maps A and B in the same bytes (they are dead before the first FC layer);
+ *   Y  int8 act[] (a layer reads all of it into acc before its ShiftNorm refills it);
+ *      for a CNN, first the int16 conv features (2 bytes each), which ShiftNorm turns
+ *      into int8 activations in place (byte i is written after entry i / 2 was read).
+ * An FC net reads its input in place: X 4 * fc_max, Y fc_max bytes. */
+static size_t region_x(const net_info *ni)
+{
+    size_t acc = (size_t)ni->fc_max * 4u, maps = ((size_t)ni->map_a + ni->map_b) * 2u;
+    return (acc > maps ? acc : (maps + 3u) & ~(size_t)3u);
+}
+
 static size_t scratch_need(const net_info *ni)
 {
-    return ni->max_units * 4 + (ni->map_a + ni->map_b) * 2 + ni->max_units;
+    size_t y = ni->n_conv ? (size_t)ni->features * 2u : 0u;
+    return region_x(ni) + (y > ni->fc_max ? y : ni->fc_max);
 }
 
 size_t bn_scratch_bytes(const bn_model *m)
@@ -266,52 +149,66 @@ size_t bn_trace_len(const bn_model *m)
 }
 
 #if BN_CONV
-/* One channel through all conv layers (maps in A and B); its feature map lands in
- * feat. */
+/* One channel through all conv layers (maps in A and B); its features land in feat. */
 static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c,
                               const int8_t *image, int16_t *map_a, int16_t *map_b,
-                              int32_t *feat)
+                              int16_t *feat)
 {
     size_t side = ni->side0, i;
     const int16_t *cur = NULL;
-    int16_t *dst = map_a;
     bn_status st;
     for (i = 0; i < ni->n_conv; i++) {
         const bn_layer *l = &m->layers[i];
-        int16_t w[20];
-        st = bn_unpack_row(l->wtype, l->weights + c * l->words_per_row, l->words_per_row, 9, w);
+        int16_t w[9], *dst = i + 1 == ni->n_conv ? feat : i & 1u ? map_b : map_a;
+        if (l->layout == BN_LAYOUT_FLAT)
+            st = bn_unpack_flat(l->wtype, l->weights, l->words_per_row, 9u * c, 9, w);
+        else
+            st = bn_unpack_row(l->wtype, l->weights + c * l->words_per_row,
+                               l->words_per_row, 9, w);
+        if (st == BN_OK)
+            st = i ? bn_conv3x3_i16(cur, side, w, l->shift, l->pool, dst)
+                   : bn_conv3x3_i8(image, side, w, l->shift, l->pool, dst);
         if (st != BN_OK)
             return st;
-        if (i == 0)
-            conv3x3_relu_i8(image, side, w, l->shift, dst);
-        else if ((st = bn_conv3x3_relu(cur, side, w, l->shift, dst)) != BN_OK)
-            return st;
         cur = dst;
-        dst = dst == map_a ? map_b : map_a;
-        side -= 2;
-        if (l->pool) {
-            if ((st = bn_maxpool2x2(cur, side, dst)) != BN_OK)
-                return st;
-            cur = dst;
-            dst = dst == map_a ? map_b : map_a;
-            side /= 2;
-        }
+        side = (side - 2) >> l->pool;
     }
-    for (i = 0; i < side * side; i++)
-        feat[c * side * side + i] = cur[i];
     return BN_OK;
 }
 
-/* The conv prefix: image -> acc[features] (int32, from int16 maps). */
+/* The conv prefix: image -> int16 features, channel after channel. */
 static bn_status run_convs(const bn_model *m, const net_info *ni, const int8_t *input,
-                           int16_t *map_a, int16_t *map_b, int32_t *acc)
+                           int16_t *map_a, int16_t *map_b, int16_t *feat)
 {
     size_t c;
     bn_status st;
-    for (c = 0; c < m->layers[0].out; c++)
-        if ((st = conv_channel(m, ni, c, input, map_a, map_b, acc)) != BN_OK)
+    for (c = 0; c < m->layers[0].out; c++, feat += ni->per_channel)
+        if ((st = conv_channel(m, ni, c, input, map_a, map_b, feat)) != BN_OK)
             return st;
     return BN_OK;
+}
+
+/* ShiftNorm of the int16 conv features (>= 0) into int8 activations, in place: out
+ * byte i overwrites half of entry i / 2, read before (bitnet.h: the same rule as
+ * bn_shiftnorm_relu). */
+static void norm_features(int16_t *f, size_t n, int32_t *trace)
+{
+    int8_t *o = (int8_t *)f;
+    size_t i;
+    uint32_t max = 0, half, s = 0, m;
+    for (i = 0; i < n; i++) {
+        if ((uint32_t)f[i] > max)
+            max = (uint32_t)f[i];
+        if (trace)
+            trace[i] = f[i];
+    }
+    for (m = max >> 7; m; m >>= 1)
+        s++;
+    half = s ? 1u << (s - 1u) : 0u;
+    for (i = 0; i < n; i++) {
+        uint32_t r = ((uint32_t)f[i] + half) >> s;
+        o[i] = (int8_t)(r > 127u ? 127u : r);
+    }
 }
 #endif
 
@@ -363,7 +260,6 @@ bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_le
 {
     net_info ni = NET_INFO_INIT;
     int32_t *acc;
-    int16_t *map_a, *map_b;
     int8_t *act_buf;
     size_t tpos = 0;
     bn_status st = check_model(m, &ni);
@@ -377,21 +273,17 @@ bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_le
     if (scratch_bytes < scratch_need(&ni))
         return BN_ERR_SCRATCH;
     acc = (int32_t *)scratch;   /* caller's buffer: aligned for int32 (documented) */
-    map_a = (int16_t *)(acc + ni.max_units);
-    map_b = map_a + ni.map_a;
-    act_buf = (int8_t *)(map_b + ni.map_b);
+    act_buf = (int8_t *)scratch + region_x(&ni);
 #if BN_CONV
     if (ni.n_conv) {
-        if ((st = run_convs(m, &ni, input, map_a, map_b, acc)) != BN_OK)
+        int16_t *feat = (int16_t *)(void *)act_buf;    /* region_x is a multiple of 4 */
+        if ((st = run_convs(m, &ni, input, (int16_t *)scratch,
+                            (int16_t *)scratch + ni.map_a, feat)) != BN_OK)
             return st;
-        copy_trace(trace, &tpos, acc, ni.features);
-        if ((st = bn_shiftnorm_relu(acc, ni.features, act_buf, NULL, NULL)) != BN_OK)
-            return st;
+        norm_features(feat, ni.features, trace);
+        tpos = ni.features;
         input = act_buf;
     }
-#else
-    (void)map_a;
-    (void)map_b;
 #endif
     return run_fcs(m, &ni, input, acc, act_buf, logits, pred, trace, &tpos);
 }

@@ -152,6 +152,44 @@ def test_conv_and_pool_match(side, shift, seed, wide):
         assert np.array_equal(pooled, I.maxpool2(x[None, None]).ravel())
 
 
+@settings(max_examples=80, deadline=None)
+@given(side=st.integers(3, 32), shift=st.integers(0, 16), seed=st.integers(0, 2 ** 31),
+       pool=st.booleans(), image=st.booleans(), density=st.floats(0.0, 1.0))
+def test_runner_conv_kernels_match_reference(side, shift, seed, pool, image, density):
+    """bn_conv3x3_i8 / _i16 (product tables, zero skip, centring, fused pool) give the
+    reference's integers: conv + ReLU + rshift + saturation, then the 2x2 max-pool."""
+    pool = pool and side % 2 == 0
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-128, 129, size=9).astype(np.int16)
+    if image:
+        x = rng.integers(-128, 128, size=(side, side)).astype(np.int8)
+        x[rng.random((side, side)) > density] = x.min()          # a background
+    else:
+        x = (rng.integers(0, I.ACT16_MAX + 1, size=(side, side))
+             * (rng.random((side, side)) < density)).astype(np.int16)
+    ref = I.conv3x3_relu(x[None, None].astype(np.int64), w[None].astype(np.int64), shift)
+    ref = I.maxpool2(ref) if pool else ref
+    out = np.full(ref.size, -1, np.int16)
+    fn = G.lib().bn_conv3x3_i8 if image else G.lib().bn_conv3x3_i16
+    G.check(fn(x.ravel(), side, w, shift, int(pool), out), "conv")
+    assert np.array_equal(out, ref.ravel())
+
+
+def test_flat_conv_layout_same_integers(runs, mnist):
+    """Conv weights packed flat (the firmware's layout) run the same network."""
+    run = runs[CNN][0]
+    _, _, exp = pipeline.export_run(run, mnist)
+    flat = dmodel.with_layout(exp, "rows", conv_flat=True)
+    assert [l.layout for l in flat.layers if l.kind != "fc"] == ["flat"] * 3
+    assert flat.weight_bytes < exp.weight_bytes and flat.model_id != exp.model_id
+    x = I.input_codes(mnist.test_x[:200]).astype(np.int8)
+    outs = []
+    for e in (exp, flat):
+        h = dmodel.write_header(e, run / f"flat_{e.model_id:08x}.h")
+        outs.append(G.EngineModel(h, e.model_id).run(x))
+    assert np.array_equal(outs[0][1], outs[1][1])
+
+
 def test_unknown_type_and_corrupt_weights_are_errors():
     act = np.ones(8, np.int8)
     words = np.full((1, 1), 0xFFFFFFFF, np.uint32)

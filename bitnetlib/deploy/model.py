@@ -21,7 +21,7 @@ from .packing import ExportError
 
 MAX_WIDTH = 65535            # bn_layer.in / .out are uint16_t
 LAYER_KINDS = {"fc": 1, "conv": 2, "dw": 3}
-LAYOUTS = {"rows": 0, "cols": 1}
+LAYOUTS = {"rows": 0, "cols": 1, "flat": 2}
 
 
 @dataclass
@@ -34,13 +34,15 @@ class LayerSpec:
     weights: np.ndarray       # (n_out, row) int64 integer weights; row = n_in (fc) or 9
     shift: int = 0
     pool: int = 0
-    layout: str = "rows"      # fc: 'rows' (out x in) or 'cols' (transposed, bitnet.h)
+    layout: str = "rows"      # fc: 'rows' (out x in) or 'cols' (transposed, bitnet.h);
+                              # conv: 'rows' or 'flat' (all out x 9 weights as one row)
     centre: bool = False      # cols, first layer of an FC net: wsum stored for centring
 
     @property
     def packed(self) -> np.ndarray:
-        return packing.pack(self.weights.T if self.layout == "cols" else self.weights,
-                            self.wtype)
+        w = {"cols": self.weights.T, "flat": self.weights.reshape(1, -1)}.get(self.layout,
+                                                                             self.weights)
+        return packing.pack(w, self.wtype)
 
     @property
     def wsum(self) -> np.ndarray:
@@ -71,20 +73,26 @@ class Exported:
         return int(sum(l.packed.size * 4 for l in self.layers))
 
 
-def set_layout(layers: list, layout: str):
+def set_layout(layers: list, layout: str, conv_flat: bool = None):
     """FC layers of a type with a cols kernel in the cols layout (``layout='cols'``);
-    the first layer of an FC net also gets centring (bitnet.h). Same integers, other order."""
-    if layout not in LAYOUTS:
-        raise ExportError(f"layout {layout!r}: valid layouts are {', '.join(LAYOUTS)}")
+    the first layer of an FC net also gets centring (bitnet.h). Conv layers in the flat
+    layout (``conv_flat``, default: with the cols layout; not Ternary): their weights
+    packed as one row, no padding per channel. Same integers, other order."""
+    if layout not in ("rows", "cols"):
+        raise ExportError(f"layout {layout!r}: valid layouts are rows, cols")
+    conv_flat = layout == "cols" if conv_flat is None else conv_flat
     for i, l in enumerate(layers):
-        cols = layout == "cols" and l.kind == "fc" and l.wtype in COLS_TYPES
+        if l.kind != "fc":
+            l.layout, l.centre = ("flat" if conv_flat and l.wtype != "Ternary" else "rows"), False
+            continue
+        cols = layout == "cols" and l.wtype in COLS_TYPES
         l.layout, l.centre = ("cols" if cols else "rows"), cols and i == 0
 
 
-def with_layout(exp: Exported, layout: str) -> Exported:
-    """A copy of ``exp`` in another FC layout, with its own model_id."""
+def with_layout(exp: Exported, layout: str, conv_flat: bool = None) -> Exported:
+    """A copy of ``exp`` in another layout (``set_layout``), with its own model_id."""
     layers = [LayerSpec(**{**l.__dict__}) for l in exp.layers]
-    set_layout(layers, layout)
+    set_layout(layers, layout, conv_flat)
     out = Exported(layers, exp.input_len, exp.n_classes)
     out.model_id = out.fingerprint()
     return out
