@@ -211,10 +211,11 @@ else:
     print("no RISC-V toolchain: firmware not built (make toolchain)")
 
 # %% [markdown]
-# The per-channel schedule keeps the conv maps small for any width; what grows with the
-# channels is the head's input, so a wide CNN outgrows the CH32V003's 2 KB while a narrow
-# one fits (the line above says which this chapter's model is). The write-up moved its
-# 64-channel CNN to the CH32V002 with 4 KB of SRAM.
+# The per-channel schedule keeps the conv maps small for any width, and the conv
+# features wait for the head as int16 in the accumulators' own bytes; what still grows
+# with the channels is the head's input. Whether this chapter's model fits the chip is
+# the line above, measured; the write-up moved its 64-channel CNN to the CH32V002 with
+# 4 KB of SRAM.
 #
 # ## The write-up's first CNN: two float convolutions
 #
