@@ -27,12 +27,13 @@
 # The config keys `quant_cycle` (a list of types, lowest precision first) and
 # `quant_cycle_period` (epochs per cycle) cycle the linear layers' type before
 # `quant_switch_epoch`; from that epoch on they use the target `quant`, so every run
-# ends at the same type (`bitnetlib.training.schedule.cycle_quant`). Unlike CPT, only the weights
-# cycle (activations stay 8 bit, as the engine needs) and the type changes only between
-# epochs; the clip is re-chosen at every change, and the schedule is a
-# pure function of the epoch, so a resumed run cycles the same way. We compare cycles
-# below, above and around the 4bitsym target with constant 4bitsym and with a single
-# switch at the same epoch.
+# ends at the same type (`bitnetlib.training.schedule.cycle_quant`). `act_cycle` cycles
+# the linear layers' input activation bits the same way, as CPT does; every run ends
+# with 8-bit activations, as the engine needs. The type changes only between epochs;
+# the clip is re-chosen at every change, and the schedule is a pure function of the
+# epoch, so a resumed run cycles the same way. We compare cycles of the weights below,
+# above and around the 4bitsym target, of the activations, and of both, with constant
+# 4bitsym and with a single switch at the same epoch.
 
 # %% tags=["parameters"]
 profile = "smoke"      # "smoke": about 30 s on a CPU; "full": the write-up's settings
@@ -74,6 +75,11 @@ SCHEDULES = {
     "cycle 2bitsym-4bitsym": cycle("2bitsym", "4bitsym"),
     "cycle 4bitsym-8bit": cycle("4bitsym", "8bit"),
     "cycle 2bitsym-4bitsym-8bit": cycle("2bitsym", "4bitsym", "8bit"),
+    # CPT cycles the activations too (act_cycle: input bits of every linear layer)
+    "cycle activations 4-8 bit": {"act_cycle": [4, 8], "quant_cycle_period": S.period,
+                                  "quant_switch_epoch": S.cycle_end},
+    "cycle 2bitsym-4bitsym, activations 4-8 bit": {**cycle("2bitsym", "4bitsym"),
+                                                  "act_cycle": [4, 8]},
 }
 
 # %% [markdown]
