@@ -28,6 +28,10 @@ def test_added_keys_keep_existing_cache_keys():
 @pytest.mark.parametrize("overrides,expect", [
     (["prune_rewind=true"], "needs prune: l1 and init_from"),
     (["act_cycle=[2, 8]"], "period >= 2"),
+    (["switch_types=[2bitsym, 8bit]"], "including quant"),
+    (["switch_types=[Binary, 4bitsym]"], "not Binary"),
+    (["switch_types=[2bitsym, 4bitsym]", "clip=octav"], "clip: prop"),
+    (["switch_feature_weight=1.0"], "needs switch_types"),
     (["act_cycle=[2, 8]", "quant_cycle_period=2"], "go together"),
     (["act_cycle=[2, 9]", "quant_cycle_period=2", "quant_switch_epoch=2"], "2..8"),
     (["act_cycle=[4]", "quant_cycle_period=2", "quant_switch_epoch=2"], "at least"),
@@ -200,6 +204,25 @@ def test_act_cycle_cycles_the_activation_bits_then_settles(mnist, mnist_subset, 
     model, metrics = train(cfg, tmp_path, data=mnist_subset(1000, 1000), **QUIET)
     seen.append({m.act_bits for m in model.modules() if isinstance(m, BitLinear)})
     assert seen == [{3}, {8}] and len(metrics) == 5
+
+
+def test_switchable_precision_trains_one_set_of_weights_for_every_type(mnist, mnist_subset,
+                                                                        tmp_path):
+    """switch_types: every type of the shared weights is evaluated per epoch and learns;
+    the saved model is the main type's, and the narrow type gets its gradient from the
+    widest one (a model trained with only 8bit in the list would differ)."""
+    from bitnetlib.training.layers import BitLinear
+    base = ["epochs=2", "augment=false", "widths=[32]", "lr=0.003", "quant=4bitsym"]
+    cfg = load_config(None, [*base, "switch_types=[2bitsym, 4bitsym, 8bit]",
+                             "switch_feature_weight=1.0"])
+    model, metrics = train(cfg, tmp_path / "s", data=mnist_subset(3000, 2000), **QUIET)
+    accs = metrics[-1]["switch_test_acc"]
+    assert set(accs) == {"2bitsym", "4bitsym", "8bit"} and min(accs.values()) > 70.0
+    assert accs["4bitsym"] == metrics[-1]["test_acc"]
+    assert {m.quantizer.name for m in model.modules() if isinstance(m, BitLinear)} == {"4bitsym"}
+    pair = load_config(None, [*base, "switch_types=[4bitsym, 8bit]"])
+    other, _ = train(pair, tmp_path / "p", data=mnist_subset(3000, 2000), **QUIET)
+    assert not torch.equal(model.state_dict()["1.weight"], other.state_dict()["1.weight"])
 
 
 def test_quant_switch_changes_levels_at_the_epoch(mnist, mnist_subset, tmp_path):

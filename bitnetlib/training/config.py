@@ -67,6 +67,9 @@ class TrainConfig:
     act_bits: int = 8             # bits of the activations into every BitLinear
     act_quant: str = "absmax"     # their scale: per-row absmax, or 'lsq' (learned, bitnetlib.training.lsq)
     dropout: float = 0.0          # dropout on the input of every hidden BitLinear (training only)
+    switch_types: list = field(default_factory=list)  # switchable precision: the weight types
+                                  # trained at once (bitnetlib.training.switchable)
+    switch_feature_weight: float = 0.0  # weight of its feature loss (narrow vs widest)
     act_cycle: list = field(default_factory=list)  # activation bits cycled like quant_cycle
                                   # (same period, until quant_switch_epoch; then act_bits)
 
@@ -77,7 +80,7 @@ class TrainConfig:
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period", "act_bits",
               "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing", "dropout",
-              "prune_rewind", "act_cycle")
+              "prune_rewind", "act_cycle", "switch_types", "switch_feature_weight")
 
 def _check_type(key: str, value, tp):
     origin = typing.get_origin(tp) or tp

@@ -27,6 +27,7 @@ from .schedule import (act_bits_at, epoch_data, epoch_generator, linear_quant_at
                        set_act_bits, set_linear_quant, update_clips)
 from .stats import model_stats
 from .swa import WeightAverage
+from .switchable import accuracy_per_type, make_switchable_step
 
 
 @torch.no_grad()
@@ -176,7 +177,8 @@ def prepare(cfg: TrainConfig, run_dir: Path, state, device, data):
                            opt=opt, swa=swa, averaged=None, start=state.start,
                            metrics=state.metrics,
                            teacher=teacher, clean_logits=clean_logits,
-                           step_fn=make_step_fn(cfg))
+                           step_fn=make_switchable_step(cfg) if cfg.switch_types
+                           else make_step_fn(cfg))
 
 
 def set_epoch_quant(R, epoch: int):
@@ -209,6 +211,9 @@ def run_epoch(R, epoch: int, progress: bool) -> dict:
     m = dict(epoch=epoch + 1, lr=lr_at(cfg, epoch), train_loss=train_loss,
              train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
              seconds=seconds, layers=model_stats(R.model))
+    if cfg.switch_types:
+        m["switch_test_acc"] = accuracy_per_type(R.model, cfg.switch_types, cfg.quant,
+                                                 R.data.test_x, R.data.test_y, evaluate)
     if R.swa is not None and epoch >= cfg.swa_start_epoch:
         R.averaged, swa_m = swa_step(R.swa, R.model, cfg, epoch, R.data)
         m.update(swa_m)

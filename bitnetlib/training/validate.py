@@ -30,6 +30,7 @@ EPOCH_OR_OFF = (lambda v: v >= -1, "-1 (off) or a 0-based epoch >= 0")
 # every numeric key: (test, the valid range as an error states it); floats must also be finite
 RANGES = {
     "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "switch_feature_weight": (lambda v: v >= 0, ">= 0"),
     "cnn_channels": (lambda v: v >= 1, ">= 1"),
     "epochs": (lambda v: v >= 1, ">= 1"),
     "batch_size": (lambda v: v >= 1, ">= 1"),
@@ -115,6 +116,7 @@ def _validate_added(cfg):
     if cfg.prune == "none" and cfg.prune_density != 1.0:
         raise ConfigError(f"config key 'prune_density': {cfg.prune_density} needs prune: "
                           f"l1 or random")
+    _check_switchable(cfg)
     if cfg.prune_rewind and (cfg.prune != "l1" or not cfg.init_from):
         raise ConfigError("config key 'prune_rewind': needs prune: l1 and init_from (the "
                           "trained run whose weights choose the masks)")
@@ -153,6 +155,24 @@ def _validate_schedule(cfg):
     if cfg.quant_cycle_period and not (cfg.quant_cycle or cfg.act_cycle):
         raise ConfigError(f"config key 'quant_cycle_period': {cfg.quant_cycle_period} needs "
                           f"quant_cycle or act_cycle (what to cycle through)")
+
+
+def _check_switchable(cfg):
+    """``switch_types``: 2+ known types, ``quant`` among them, prop clip (one clip for
+    all), no other schedule of the weight type."""
+    if not cfg.switch_types:
+        if cfg.switch_feature_weight:
+            raise ConfigError("config key 'switch_feature_weight': needs switch_types")
+        return
+    _check_types("switch_types", cfg.switch_types)
+    if len(set(cfg.switch_types)) < 2 or cfg.quant not in cfg.switch_types or \
+            {"Binary", "None"} & set(cfg.switch_types):
+        raise ConfigError(f"config key 'switch_types': expected 2 or more types including "
+                          f"quant ({cfg.quant!r}), not Binary or None (their clips differ), "
+                          f"got {cfg.switch_types!r}")
+    if cfg.clip != "prop" or cfg.start_quant or cfg.quant_cycle or cfg.quant_per_layer:
+        raise ConfigError("config key 'switch_types': needs clip: prop and no start_quant, "
+                          "quant_cycle or quant_per_layer")
 
 
 def _check_act_cycle(cfg):
