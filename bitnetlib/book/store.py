@@ -4,6 +4,7 @@
                            configuration (the same key as its run-cache directory)
         config.yaml        the resolved configuration
         metrics.json       per epoch: losses, accuracies, seconds, per-layer statistics
+                           (code histograms of the final epoch only: compact_metrics)
         model.pt           the final weights: the model's float32 state dict and its
                            config, as ``training.rundir.load_run`` reads it (no
                            optimizer state, no checkpoint)
@@ -43,6 +44,24 @@ def publish(run_dir, key: str, provenance: dict) -> Path:
     return publish_files(key, files, provenance)
 
 
+PER_EPOCH_ONLY_LAST = ("histogram", "levels")
+
+
+def compact_metrics(metrics: list) -> list:
+    """The metrics as the store keeps them: every epoch's losses, accuracies and per-layer
+    clip, entropy and sizes, but the code histogram (and its levels) of the final epoch
+    only, the one the chapters read (an 8-bit run's histograms are most of its file).
+
+    >>> m = [{"layers": [{"entropy": 1.0, "histogram": [1, 2], "levels": [-1, 1]}]}] * 2
+    >>> compact_metrics(m)[0], compact_metrics(m)[1] == m[1]
+    ({'layers': [{'entropy': 1.0}]}, True)
+    """
+    out = [{**e, "layers": [{k: v for k, v in layer.items() if k not in PER_EPOCH_ONLY_LAST}
+                            for layer in e["layers"]]} if "layers" in e else e
+           for e in metrics[:-1]]
+    return out + metrics[-1:]
+
+
 def publish_files(key: str, files: dict, provenance: dict) -> Path:
     """Write ``{name: bytes}`` and run.json as store entry ``key`` (atomically)."""
     missing = [n for n in RUN_FILES if n not in files]
@@ -57,7 +76,7 @@ def publish_files(key: str, files: dict, provenance: dict) -> Path:
     try:
         for name, data in files.items():
             if name == "metrics.json":          # the compact form, whatever the worker wrote
-                data = json_text(json.loads(data)).encode()
+                data = json_text(compact_metrics(json.loads(data))).encode()
             (tmp / name).write_bytes(data)
         (tmp / "run.json").write_text(json.dumps(provenance, indent=1))
         os.rename(tmp, final)
