@@ -20,6 +20,7 @@ from .space import SearchError, Space
 DIRECTIONS = ("maximize", "minimize")       # acc_c, packed bytes
 OBJECTIVES = ("acc_c", "packed_bytes")
 SAMPLERS = ("nsga2", "tpe")
+SEED_STRIDE = 1_000_003      # sampler seed: SEED_STRIDE * seed + trials so far
 
 
 def default_storage(study: str) -> str:
@@ -81,7 +82,8 @@ def open_study(name: str, space: Space, url=None, sampler: str = "nsga2", seed: 
                population: int = 20):
     """Create or load study ``name`` at ``url`` (default: ``default_storage``). The
     sampler's seed moves on with the trials already there, so that a resumed study
-    does not draw its first points again."""
+    does not draw its first points again; processes sharing a study should each have
+    their own ``seed`` (the same one draws the same points: correct, but wasted)."""
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     st = storage(url or default_storage(name))
@@ -91,7 +93,7 @@ def open_study(name: str, space: Space, url=None, sampler: str = "nsga2", seed: 
         raise SearchError(f"study {name!r}: directions {study.directions}, expected "
                           f"{list(DIRECTIONS)} ({', '.join(OBJECTIVES)})")
     check_space(study, space)
-    study.sampler = make_sampler(sampler, seed + len(study.trials), population)
+    study.sampler = make_sampler(sampler, SEED_STRIDE * seed + len(study.trials), population)
     return study
 
 

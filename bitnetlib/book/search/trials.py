@@ -13,10 +13,12 @@ last epoch's test accuracy are kept as trial attributes beside it.
     trial_files(cfg_values)      on a Dask worker: train and check, return the run's
                                  files (``store.publish_files`` takes them)
 """
+import fcntl
 import json
+import os
 
 from ...training.config import make_config
-from ...training.rundir import cache_root, store_root
+from ...training.rundir import RunDirError, cache_root, store_root
 from .. import store
 from ..cache import (cached_result, config_key, finished_dir, publish, run_cached,
                      verify_cached)
@@ -38,10 +40,27 @@ def measure(cfg) -> dict:
                 key=config_key(cfg), stored=run_dir.parent == store_root())
 
 
+def after_other_training(train, run_dir):
+    """``train()``; if another process is training the same run (two trials of a shared
+    study on the same point), wait until it ends and call ``train()`` again, which then
+    finds the finished run."""
+    try:
+        return train()
+    except RunDirError as e:
+        if "in use by another training" not in str(e):
+            raise
+    fd = os.open(run_dir / ".lock", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)           # blocks while the other one trains
+    finally:
+        os.close(fd)
+    return train()
+
+
 def train_here(cfg, publish_run: bool = False) -> dict:
     """Train (or find) the run in this process and measure it; with ``publish_run`` the
     run is copied into the results store first (as ``BITNET_PUBLISH=1`` does)."""
-    run_cached(cfg)
+    after_other_training(lambda: run_cached(cfg), cache_root() / config_key(cfg))
     found = finished_dir(cfg)
     if publish_run and found.parent != store_root():
         publish(cfg, found)
@@ -60,8 +79,8 @@ def check_run(run_dir) -> dict:
 def trial_files(cfg_values: dict, threads: int = 1) -> dict:
     """On a worker: ``compute.train_files`` and the C-engine check of the run, whose
     verify.json and header travel back with the run's files."""
-    result = train_files(cfg_values, threads)
     run_dir = cache_root() / config_key(make_config(cfg_values, "task"))
+    result = after_other_training(lambda: train_files(cfg_values, threads), run_dir)
     check_run(run_dir)
     for name in CHECK_FILES:
         result["files"][name] = (run_dir / name).read_bytes()
