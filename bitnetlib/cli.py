@@ -6,7 +6,7 @@
     bitnet verify RUN_DIR [--header PATH] [--json]
     bitnet mcu RUN_DIR [--kernel baseline|fast] [--images N] [--timed N] [--json]
     bitnet results [list|runs|size|fill] [--json] [--chapters ...] [--scheduler ADDR]
-    bitnet search --study NAME --trials N [--storage URL] [--scheduler ADDR] [--workers N]
+    bitnet search [--study NAME] [--trials N] [--storage URL] [--scheduler ADDR] [--workers N]
                   [--sampler nsga2|tpe] [--budget BYTES] [--set key=value ...]
 
 Exit codes: 0 success; 1 a check found differences (verify: C engine vs integer
@@ -149,11 +149,13 @@ def list_type(item=str):
 
 
 def add_search_command(sub):
+    from .book.mixed import STUDY, TRIALS           # chapter 28's study
     p = sub.add_parser("search", help="mixed-precision search with Optuna: per-layer types "
                                       "and widths, C-engine accuracy vs packed bytes")
-    p.add_argument("--study", required=True, help="study name")
-    p.add_argument("--trials", required=True, type=count_type(1),
-                   help="completed trials the study should have (rerun to resume)")
+    p.add_argument("--study", default=STUDY, help=f"study name (default {STUDY}: chapter 28's)")
+    p.add_argument("--trials", default=TRIALS, type=count_type(1),
+                   help=f"completed trials the study should have (default {TRIALS}); rerun "
+                        f"to resume, a larger number extends the study")
     p.add_argument("--storage", help="database URL (default sqlite:///results/optuna/STUDY.db)")
     p.add_argument("--scheduler", help="Dask scheduler address (default $BITNET_SCHEDULER, "
                                        "else a LocalCluster)")

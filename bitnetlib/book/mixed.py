@@ -10,6 +10,7 @@ from ..training.mixed import assignments, packed_bytes
 from .chapter import chapter
 
 BASE = "configs/fc_4bitsym_64x3_aug.yaml"
+STUDY, TRIALS = "fc_mixed", 100   # chapter 28's Optuna study at full (``make search``)
 PROFILES = dict(
     smoke=dict(epochs=3, widths=[32, 32], types=["2bitsym", "4bitsym", "8bit"], max_trials=0,
                train_subset=4000, augment=False, threads=1, compile=False),

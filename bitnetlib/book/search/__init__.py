@@ -7,15 +7,17 @@ book's run cache and results store, in this process or on Dask.
     study     the study's storage (SQLite in results/optuna/ by default) and space
     loop      ask and tell, here or on a Dask cluster; resumable
     report    the trials as rows, the Pareto front, best-so-far (chapter 28)
+    chapter   chapter 28's study (read at full, run at smoke) and reference models
 
 ``search(...)`` is ``bitnet search``.
 """
+from .chapter import STUDY, TRIALS, chapter_study, handpicked_rows, short
 from .loop import completed, run
 from .report import best, best_so_far, front, trial_rows
 from .space import Space, SearchError, default_space, space_from_args
 from .study import (SAMPLERS, MissingStudy, default_storage, load_study, open_study)
 
-__all__ = ["completed", "run", "best", "best_so_far", "front", "trial_rows", "Space", "SearchError",
+__all__ = ["STUDY", "TRIALS", "chapter_study", "handpicked_rows", "short", "completed", "run", "best", "best_so_far", "front", "trial_rows", "Space", "SearchError",
            "default_space", "space_from_args", "SAMPLERS", "MissingStudy", "default_storage",
            "load_study", "open_study", "search"]
 

@@ -95,6 +95,13 @@ class Space:
                 raise SearchError(f"parameter {n}={params[n]!r}: expected one of {choices}")
         return [params[n] for n in wn], [params[n] for n in tn]
 
+    def point(self, widths, types) -> dict:
+        """The parameters of hidden ``widths`` and per-layer ``types`` (checked)."""
+        wn, tn = self.names()
+        params = {**dict(zip(wn, widths)), **dict(zip(tn, types))}
+        self.layers(params)
+        return params
+
     def packed_bytes(self, params: dict) -> int:
         widths, types = self.layers(params)
         return fc_weight_bytes([IN_FEATURES, *widths, N_CLASSES], types)
