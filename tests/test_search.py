@@ -199,3 +199,11 @@ def test_a_point_in_training_elsewhere_is_waited_for(tmp_path):
     fcntl.flock(fd, fcntl.LOCK_EX)                      # "another training"
     threading.Timer(0.5, lambda: os.close(fd)).start()
     assert after_other_training(train, tmp_path) == 2
+
+
+def test_the_chapter_at_full_names_make_search_without_a_study(run_dirs):
+    from types import SimpleNamespace
+    S = SimpleNamespace(profile="full", study="fc_mixed")
+    with pytest.raises(search.MissingStudy, match="make search"):
+        search.chapter_study(S, search.default_space("full"))
+    assert not (run_dirs / "results" / "optuna" / "fc_mixed.db").exists()   # nothing made
