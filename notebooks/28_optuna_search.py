@@ -58,6 +58,7 @@ from IPython.display import Markdown, display
 from bitnetlib import book as bk
 from bitnetlib.book import search
 from bitnetlib.book.mixed import BASE, STUDY, TRIALS, budget_bytes, mixed_settings
+from bitnetlib.training.mixed import pareto_front
 from bitnetlib.training.prune import pruned_copy
 from bitnetlib.training.train import evaluate
 
@@ -107,7 +108,7 @@ display(Markdown(bk.markdown_table([
     dict(model=h["name"], widths=h["widths"], packed_bytes=h["packed_bytes"],
          acc_c=h["acc_c"]) for h in hand if h["uniform"] or h is best_hand])))
 
-# %% mystnb={"figure": {"caption": "C-engine test accuracy against packed weight bytes: every trained trial (grey), the Pareto front of the trials (line), chapter 22's uniform models (coloured) and its best model within the budget (star); the dotted line is the byte budget.", "name": "fig-optuna-pareto"}}
+# %% mystnb={"figure": {"caption": "C-engine test accuracy against packed weight bytes: every trained trial (grey) and their Pareto front (solid line); chapter 22's models at its fixed widths: the uniform ones (coloured dots), its per-layer assignments (crosses), their Pareto front (dashed) and the best of them within the budget (star); the dotted line is the byte budget.", "name": "fig-optuna-pareto"}}
 front = search.front(rows)
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 trained = [r for r in rows if r["state"] == "COMPLETE"]
@@ -115,6 +116,12 @@ ax.scatter([r["packed_bytes"] for r in trained], [r["acc_c"] for r in trained], 
            color="0.6", label="searched (trials)")
 ax.plot([r["packed_bytes"] for r in front], [r["acc_c"] for r in front], "k-", lw=1,
         label="Pareto front of the search")
+mixed22 = [h for h in hand if not h["uniform"]]
+ax.scatter([h["packed_bytes"] for h in mixed22], [h["acc_c"] for h in mixed22], s=18, marker="x",
+           color="C4", alpha=0.7, label="chapter 22's per-layer assignments")
+front22 = [hand[i] for i in pareto_front([(h["packed_bytes"], h["acc_c"]) for h in hand])]
+ax.plot([h["packed_bytes"] for h in front22], [h["acc_c"] for h in front22], "--", color="C4",
+        lw=1, label="Pareto front of chapter 22's models")
 for i, h in enumerate(h for h in hand if h["uniform"]):
     ax.scatter(h["packed_bytes"], h["acc_c"], s=40, color=f"C{i}", zorder=3, label=h["name"])
 ax.scatter(best_hand["packed_bytes"], best_hand["acc_c"], s=120, marker="*", color="k",
@@ -195,7 +202,7 @@ display(Markdown(bk.markdown_table(pruned_rows)))
 # %% tags=["remove-input"]
 a, b, c = (r["acc_fakequant"] for r in pruned_rows)
 display(Markdown(
-    f"Pruning half the weights costs {a - b:.2f} points without fine-tuning and "
+    f"Keeping {prune_density:g} of the weights per layer costs {a - b:.2f} points without fine-tuning and "
     f"{a - c:.2f} points after {S.finetune_epochs} epoch(s) of fine-tuning. The packed size "
     f"stays {best_found['packed_bytes']} bytes: the engine's weight format is dense, so the "
     f"zeros pay off only with a sparse format (chapter 18)."))
