@@ -162,7 +162,7 @@ def test_trials_on_a_local_dask_cluster(run_dirs):
     space = tiny_space()
     study = search.open_study("dask", space)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         counts = search.run(study, space, 3, client=client, progress=False)
     assert counts["completed"] == 3 and counts["failed"] == 0
     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
