@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?= smoke
 
-.PHONY: test book book-run book-html check-book venv clean toolchain wasm-toolchain results results-size
+.PHONY: test book book-run book-html check-book venv clean toolchain wasm-toolchain results results-size search
 
 venv: $(STAMP)
 
@@ -102,6 +102,15 @@ results: $(STAMP) toolchain
 
 results-size: $(STAMP)
 	@$(BIN)/bitnet results size
+
+# Chapter 28's Optuna search (bitnetlib/book/search): per-layer types and widths, C-engine
+# accuracy vs packed bytes. Trials train on Dask like `make results` (BITNET_SCHEDULER, else a
+# LocalCluster), each run is published to results/runs, the study is results/optuna/STUDY.db;
+# rerun it after an interruption. Then `make results CHAPTERS=28_optuna_search` (pruning runs).
+#   make search                                   the chapter's study (fc_mixed, 100 trials)
+#   make search TRIALS=150 SEARCH_ARGS="--sampler tpe --study fc_tpe --storage postgresql://..."
+search: $(STAMP)
+	$(BIN)/bitnet search $(if $(STUDY),--study $(STUDY)) $(if $(TRIALS),--trials $(TRIALS)) $(SEARCH_ARGS)
 
 clean:
 	rm -rf _build

@@ -6,6 +6,8 @@
     bitnet verify RUN_DIR [--header PATH] [--json]
     bitnet mcu RUN_DIR [--kernel baseline|fast] [--images N] [--timed N] [--json]
     bitnet results [list|runs|size|fill] [--json] [--chapters ...] [--scheduler ADDR]
+    bitnet search [--study NAME] [--trials N] [--storage URL] [--scheduler ADDR] [--workers N]
+                  [--sampler nsga2|tpe] [--budget BYTES] [--set key=value ...]
 
 Exit codes: 0 success; 1 a check found differences (verify: C engine vs integer
 model, mcu: firmware vs host engine; results fill: chapters that still stop); 2 bad
@@ -119,6 +121,62 @@ def add_results_command(sub):
     p.set_defaults(func=cmd_results)
 
 
+def cmd_search(args):
+    from .book import search
+    space = search.space_from_args(args.profile, args.types, args.widths, args.hidden,
+                                   args.budget, args.set)
+    r = search.search(args.study, space, args.trials, args.storage,
+                      args.scheduler or compute_scheduler(), args.workers, args.sampler,
+                      args.seed, args.population, progress=not args.no_progress)
+    print(f"study {args.study}: {r['completed']} completed trial(s); this call trained "
+          f"{r['trained']}, found {r['stored']} already stored, {r['failed']} failed "
+          f"({args.storage or search.default_storage(args.study)})")
+
+
+def compute_scheduler():
+    from .book.compute import scheduler_from_env
+    return scheduler_from_env()
+
+
+def list_type(item=str):
+    """An argparse type: a comma-separated list (``16,32,64``)."""
+    def parse(text):
+        try:
+            return [item(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return parse
+
+
+def add_search_command(sub):
+    from .book.mixed import STUDY, TRIALS           # chapter 28's study
+    p = sub.add_parser("search", help="mixed-precision search with Optuna: per-layer types "
+                                      "and widths, C-engine accuracy vs packed bytes")
+    p.add_argument("--study", default=STUDY, help=f"study name (default {STUDY}: chapter 28's)")
+    p.add_argument("--trials", default=TRIALS, type=count_type(1),
+                   help=f"completed trials the study should have (default {TRIALS}); rerun "
+                        f"to resume, a larger number extends the study")
+    p.add_argument("--storage", help="database URL (default sqlite:///results/optuna/STUDY.db)")
+    p.add_argument("--scheduler", help="Dask scheduler address (default $BITNET_SCHEDULER, "
+                                       "else a LocalCluster)")
+    p.add_argument("--workers", type=count_type(0),
+                   help="LocalCluster workers (default: cores; 0: train in this process)")
+    p.add_argument("--sampler", choices=("nsga2", "tpe"), default="nsga2")
+    p.add_argument("--population", type=count_type(2), default=20, help="NSGA-II generation size")
+    p.add_argument("--budget", type=float, help="packed bytes at most (default: the uniform "
+                                                "4bitsym model of chapter 22; 0: none)")
+    p.add_argument("--profile", choices=("smoke", "full"), default="full",
+                   help="chapter 22's recipe and width choices of this profile")
+    p.add_argument("--types", type=list_type(), help="weight types, e.g. Binary,Ternary,8bit")
+    p.add_argument("--widths", type=list_type(int), help="hidden width choices, e.g. 16,32,64")
+    p.add_argument("--hidden", type=count_type(1), help="hidden layers (default: chapter 22's, full 3, smoke 2)")
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="training recipe overrides of every trial (config keys)")
+    p.add_argument("--seed", type=count_type(0), default=0, help="sampler seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_search)
+
+
 class Parser(argparse.ArgumentParser):
     """Usage errors in one line on stderr (exit code 2) that points at --help."""
 
@@ -171,6 +229,7 @@ def add_commands(sub):
     p.set_defaults(func=cmd_verify)
     add_mcu_command(sub)
     add_results_command(sub)
+    add_search_command(sub)
 
 
 def add_mcu_command(sub):

@@ -53,21 +53,13 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from bitnetlib import book as bk
-from bitnetlib.training.mixed import assignments, packed_bytes, pareto_front
+from bitnetlib.book.mixed import BASE, budget_bytes, handpicked, handpicked_grid, mixed_settings
+from bitnetlib.training.mixed import packed_bytes, pareto_front
 from bitnetlib.training.models import layer_quants
 
-S = bk.chapter(
-    globals(),
-    smoke=dict(epochs=3, widths=[32, 32], types=["2bitsym", "4bitsym", "8bit"], max_trials=0,
-               train_subset=4000, augment=False, threads=1, compile=False),
-    full=dict(epochs=60, widths=[64, 64, 64],
-              types=["Binary", "Ternary", "2bitsym", "4bitsym", "8bit"], max_trials=40,
-              train_subset=0, augment=True, threads=0, compile=True))
-BASE = "configs/fc_4bitsym_64x3_aug.yaml"
-common = dict(widths=S.widths, epochs=S.epochs, train_subset=S.train_subset,
-              augment=S.augment, compile=S.compile, device=device, seed=seed)
+S, common = mixed_settings(globals())       # the profiles live in bitnetlib/book/mixed.py
 n_layers = len(S.widths) + 1
-budget = packed_bytes(S.widths, [budget_type] * n_layers)
+budget = budget_bytes(S, budget_type)
 short = lambda quants: "/".join(q.replace("bitsym", "s").replace("bit", "b") for q in quants)
 
 # %% [markdown]
@@ -77,14 +69,9 @@ short = lambda quants: "/".join(q.replace("bitsym", "s").replace("bit", "b") for
 # mixed ones `quant_per_layer` (names below shorten 2bitsym to 2s and 8bit to 8b).
 
 # %%
-uniform_grid = [{"quant": t} for t in S.types]
-lowered = [[budget_type] * i + [low_type] + [budget_type] * (n_layers - i - 1)
-           for i in range(n_layers)]
-searched = assignments(S.widths, S.types, budget, S.max_trials, seed)
-mixed = [a for a in lowered + searched if len(set(a)) > 1]
-mixed = [a for i, a in enumerate(mixed) if a not in mixed[:i]]          # each once
-runs = bk.sweep(uniform_grid + [{"quant_per_layer": a} for a in mixed], base=BASE,
-                common=common, desc="per-layer types")
+_, lowered, searched, _ = handpicked(S, budget_type, low_type, seed)
+runs = bk.sweep(handpicked_grid(S, budget_type, low_type, seed), base=BASE, common=common,
+                desc="per-layer types")
 for r in runs:
     r.quants, r.bytes = layer_quants(r.cfg), packed_bytes(S.widths, layer_quants(r.cfg))
 uniform, candidates = runs[:len(S.types)], [r for r in runs if r.bytes <= budget]

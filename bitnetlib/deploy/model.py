@@ -89,6 +89,26 @@ def set_layout(layers: list, layout: str, conv_flat: bool = None):
         l.layout, l.centre = ("cols" if cols else "rows"), cols and i == 0
 
 
+def fc_weight_bytes(sizes, wtypes, layout: str = "rows") -> int:
+    """``Exported.weight_bytes`` of an FC net before it is trained: layer sizes
+    [in, w1, ..., out], one weight type per layer, the layout of ``set_layout``.
+
+    >>> fc_weight_bytes([256, 64, 64, 64, 10], ["4bitsym"] * 4)     # the 12 KB model
+    12608
+    >>> fc_weight_bytes([256, 64, 10], ["Ternary", "8bit"]), fc_weight_bytes([256, 64, 10], ["Ternary", "8bit"], "cols")
+    (3968, 4736)
+    """
+    if layout not in LAYOUTS:
+        raise ExportError(f"layout {layout!r}: valid layouts are {', '.join(LAYOUTS)}")
+    if len(wtypes) != len(sizes) - 1:
+        raise ExportError(f"{len(sizes) - 1} layers but {len(wtypes)} weight types given")
+    total = 0
+    for n_in, n_out, t in zip(sizes, sizes[1:], wtypes):
+        cols = layout == "cols" and t in COLS_TYPES         # cols: the transposed matrix
+        total += packing.packed_bytes(*((n_in, n_out) if cols else (n_out, n_in)), t)
+    return total
+
+
 def with_layout(exp: Exported, layout: str, conv_flat: bool = None) -> Exported:
     """A copy of ``exp`` in another layout (``set_layout``), with its own model_id."""
     layers = [LayerSpec(**{**l.__dict__}) for l in exp.layers]

@@ -46,6 +46,16 @@ def per_word(wtype: str) -> int:
     return weight_type(wtype).per_word
 
 
+def packed_bytes(n_rows: int, n: int, wtype: str) -> int:
+    """Bytes of ``n_rows`` rows of ``n`` weights as ``pack`` writes them: each row in
+    ``ceil(n / per_word)`` uint32 words (padding included), known without the weights.
+
+    >>> packed_bytes(64, 256, "4bitsym"), packed_bytes(64, 256, "Ternary")
+    (8192, 3328)
+    """
+    return 4 * n_rows * -(-n // per_word(wtype))
+
+
 def encode(int_w: np.ndarray, wtype: str) -> np.ndarray:
     """Integer weights -> field values (int64, same shape); an unencodable value is an error."""
     lut = {v: f for f, v in enumerate(field_values(wtype))}
