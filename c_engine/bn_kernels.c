@@ -441,6 +441,7 @@ static bn_status decode_ternary(const uint32_t *row, size_t n, int16_t *out)
 static int16_t decode_field(uint8_t wtype, uint32_t f)
 {
     int16_t v = (int16_t)f;
+    (void)v;                    /* unused when the build has only FP130, Ternary or NF4 */
     switch (wtype) {            /* only the build's types (BN_WTYPES): less flash */
 #if BN_HAS_WTYPE(1)
     case BN_W_BINARY: return (int16_t)(2 * v - 1);

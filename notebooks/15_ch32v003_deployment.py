@@ -282,6 +282,30 @@ for k, t in terms.items():
 # row-by-row kernel tests every weight, so its cost scales with the number of weights;
 # the fast kernels pay per non-zero input and per table entry instead.
 #
+# ## Ternary inference against 2-bit and 4-bit
+#
+# The research plan's item "actually implement ternary inference": 1.58-bit weights
+# (5 trits per byte) store the 64/64/64 network in less than half the 4-bit bytes.
+# What they cost and buy on the chip, beside 2bitsym and 4bitsym at the same shape:
+
+# %% tags=["remove-input"]
+tern = [n for n in ("FC Ternary 64/64/64", "FC 2bitsym 64/64/64", "FC 4bitsym 64/64/64")
+        if (n, "fast") in ok]
+display(Markdown(bk.markdown_table([
+    {"model": n, "accuracy %": f"{accuracy[n]:.2f}", "weights B": f"{ok[(n, 'fast')]['weight_bytes']:,}",
+     "fast cycles": f"{ok[(n, 'fast')]['cycles_mean']:,.0f}",
+     "baseline cycles": f"{ok[(n, 'baseline')]['cycles_mean']:,.0f}" if (n, "baseline") in ok else "-",
+     "flash B": f"{ok[(n, 'fast')]['flash_bytes']:,}"} for n in tern])))
+if len(tern) == 3:
+    t, b2, b4 = (ok[(n, "fast")] for n in tern)
+    display(Markdown(
+        f"Ternary runs at {t['cycles_mean'] / b4['cycles_mean']:.2f}x the 4bitsym network's "
+        f"fast cycles and {t['cycles_mean'] / b2['cycles_mean']:.2f}x 2bitsym's, in "
+        f"{t['weight_bytes'] / b4['weight_bytes']:.0%} of 4bitsym's weight bytes, at "
+        f"{accuracy[tern[0]] - accuracy[tern[2]]:+.2f} points of accuracy against it "
+        f"(profile `{S.profile}`)."))
+
+# %% [markdown]
 # ## Provenance
 
 # %% tags=["hide-input"]

@@ -190,6 +190,21 @@ def test_flat_conv_layout_same_integers(runs, mnist):
     assert np.array_equal(outs[0][1], outs[1][1])
 
 
+def test_headers_at_a_reused_path_each_load_their_own_model(runs, mnist, tmp_path):
+    """Headers written one after another to the same name in temporary directories (as
+    the firmware builds do): each loads as its own model, though the file system may
+    hand a deleted file's inode to the next one (cling once skipped such a file)."""
+    import tempfile
+    _, _, exp = pipeline.export_run(runs["4bitsym"][0], mnist)
+    x = I.input_codes(mnist.test_x[:50])
+    for layout in ("rows", "cols", "rows"):
+        e = dmodel.with_layout(exp, layout)
+        with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+            h = dmodel.write_header(e, f"{tmp}/model.h")
+            _, logits = G.EngineModel(h, e.model_id).run(x.astype(np.int8))
+        assert np.array_equal(logits, I.run(e, x).logits)
+
+
 def test_unknown_type_and_corrupt_weights_are_errors():
     act = np.ones(8, np.int8)
     words = np.full((1, 1), 0xFFFFFFFF, np.uint32)

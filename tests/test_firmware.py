@@ -94,6 +94,25 @@ def test_flash_overflow_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("kernel", ["baseline", "fast"])
+@pytest.mark.parametrize("wtype", ["Binary", "Ternary", "2bitsym", "4bitsym", "4bit", "8bit",
+                                   "FP130", "NF4"])
+def test_every_single_type_build_compiles(wtype, kernel, tmp_path):
+    """A build holds only its model's types (BN_WTYPES): each type on its own must
+    compile warning-free (-Werror), in the layout its kernel set uses."""
+    from bitnetlib.deploy import packing
+    rng = np.random.default_rng(0)
+    levels = np.array(packing.field_values(wtype))
+    layers = [dmodel.LayerSpec("0", "fc", wtype, 256, 16, rng.choice(levels, (16, 256))),
+              dmodel.LayerSpec("1", "fc", wtype, 16, 10, rng.choice(levels, (10, 16)))]
+    exp = dmodel.Exported(layers, 256, 10)
+    exp.model_id = exp.fingerprint()
+    exp = dmodel.with_layout(exp, "cols" if kernel == "fast" else "rows")
+    header = dmodel.write_header(exp, tmp_path / "m.h")
+    fw = firmware.build(exp, header, kernel, tmp_path / "b")
+    assert 0 < fw["flash"] <= firmware.FLASH_LIMIT
+
+
+@pytest.mark.parametrize("kernel", ["baseline", "fast"])
 def test_cnn_firmware_matches_host_and_fits(cnn_run, mnist, kernel, tmp_path):
     """Conv layers on the MCU: the plain-multiply conv (baseline) and the shift-add,
     centred, zero-skipping conv (fast) against the host engine, every accumulator;

@@ -157,8 +157,9 @@ class EngineModel:
         g, sym = lib(), f"bn_model_{hid:08x}"
         if not hasattr(g, sym):
             import cppyy
-            try:
-                cppyy.include(str(header))
+            try:    # the text, not the path: cling skips a file whose inode it has seen,
+                    # and a deleted temporary header's inode comes back for the next one
+                cppyy.cppdef(header.read_text())
             except Exception as e:  # cling reports compile errors as ImportError/SyntaxError
                 raise EngineError(f"{header}: does not compile as a model header: {e}") from e
             if not hasattr(g, sym):
