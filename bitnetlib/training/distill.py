@@ -84,7 +84,8 @@ def teacher_targets(cfg, teacher, x, batch: int = 4096):
             outs.append(torch.cat(forward_with_features(teacher, x[i:i + batch]), 1))
         else:
             outs.append(teacher(x[i:i + batch]))
-    return torch.cat(outs) if outs else x.new_empty((0, N_CLASSES))
+    width = N_CLASSES + (classifier(teacher).in_features if cfg.distill_feature_weight > 0 else 0)
+    return torch.cat(outs) if outs else x.new_empty((0, width))
 
 
 def attach_teacher(cfg, model, teacher):
