@@ -38,6 +38,10 @@
 #
 # At `full` this chapter trains the same configurations (the teacher, and the student
 # with and without KD for each seed); at `smoke` a small teacher and short runs.
+#
+# Three later sections follow issues 13 and 14 (the ViT report): distillation of the
+# teacher's features and the teacher's frozen classifier beside the logits alone;
+# multi-step distillation through an assistant network; and teachers of three sizes.
 
 # %% tags=["parameters"]
 profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
