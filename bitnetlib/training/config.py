@@ -72,6 +72,9 @@ class TrainConfig:
     switch_feature_weight: float = 0.0  # weight of its feature loss (narrow vs widest)
     act_cycle: list = field(default_factory=list)  # activation bits cycled like quant_cycle
                                   # (same period, until quant_switch_epoch; then act_bits)
+    distill_feature_weight: float = 0.0  # feature distillation: weight of the MSE between the
+                                  # last hidden features of student and teacher (bitnetlib.training.distill)
+    distill_frozen_head: bool = False  # the student's classifier takes the teacher's, frozen
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at
@@ -80,7 +83,8 @@ class TrainConfig:
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period", "act_bits",
               "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing", "dropout",
-              "prune_rewind", "act_cycle", "switch_types", "switch_feature_weight")
+              "prune_rewind", "act_cycle", "switch_types", "switch_feature_weight",
+              "distill_feature_weight", "distill_frozen_head")
 
 def _check_type(key: str, value, tp):
     origin = typing.get_origin(tp) or tp

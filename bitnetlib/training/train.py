@@ -18,6 +18,8 @@ from tqdm import tqdm
 
 from .config import TrainConfig, config_dict
 from .data import load_mnist
+from .distill import (attach_teacher, distillation_loss, make_feature_step,  # noqa: F401
+                      teacher_targets, uses_teacher)
 from .models import N_CLASSES, build_model
 from .prune import enforce_masks, prune_model
 from .rundir import (atomic_write, inspect_run, load_checkpoint, load_run, make_run_dir,
@@ -53,19 +55,6 @@ def log_line(epoch, cfg, m) -> str:
             f"w_clip/entropy[bits]: {layers}")
 
 
-def distillation_loss(logits, yb, teacher_logits, alpha: float, temperature: float,
-                      label_smoothing: float = 0.0):
-    """(1 - alpha) CE(labels) + alpha T^2 KL(teacher_T || student_T), Hinton et al. 2015;
-    plain cross entropy without a teacher. ``label_smoothing`` softens the labels' CE."""
-    ce = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
-    if teacher_logits is None:
-        return ce
-    kd = F.kl_div(F.log_softmax(logits / temperature, -1),
-                  F.log_softmax(teacher_logits / temperature, -1),
-                  log_target=True, reduction="batchmean")
-    return (1 - alpha) * ce + alpha * temperature ** 2 * kd
-
-
 def loss_and_logits(model, xb, yb, tb=None, alpha=0.0, temperature=1.0, label_smoothing=0.0):
     logits = model(xb)
     return distillation_loss(logits, yb, tb, alpha, temperature, label_smoothing), logits
@@ -73,9 +62,9 @@ def loss_and_logits(model, xb, yb, tb=None, alpha=0.0, temperature=1.0, label_sm
 
 def make_step_fn(cfg):
     """The forward + loss of one batch; compiled (inductor) when ``cfg.compile``."""
-    fn = functools.partial(loss_and_logits, alpha=cfg.distill_alpha,
-                           temperature=cfg.distill_temperature,
-                           label_smoothing=cfg.label_smoothing)
+    fn = make_feature_step(cfg) if cfg.distill_feature_weight > 0 else functools.partial(
+        loss_and_logits, alpha=cfg.distill_alpha, temperature=cfg.distill_temperature,
+        label_smoothing=cfg.label_smoothing)
     if not cfg.compile:
         return fn
     # one process may train many models (a chapter's sweep, a Dask worker): past the
@@ -87,7 +76,7 @@ def make_step_fn(cfg):
 
 def load_teacher(cfg: TrainConfig, device):
     """The distillation teacher (a finished run's model), or None."""
-    if cfg.distill_alpha <= 0:
+    if not uses_teacher(cfg):
         return None
     _, teacher = load_run(cfg.teacher, device)
     return teacher.eval()
@@ -171,8 +160,10 @@ def prepare(cfg: TrainConfig, run_dir: Path, state, device, data):
     if state.ckpt is not None:
         load_checkpoint(state.ckpt, model, opt, swa)
     teacher = load_teacher(cfg, device)
+    if teacher is not None:
+        attach_teacher(cfg, model, teacher)       # width checks, frozen classifier
     # the clean images are the same every epoch: their teacher logits are computed once
-    clean_logits = None if teacher is None else predict_logits(teacher, data.train_x)
+    clean_logits = None if teacher is None else teacher_targets(cfg, teacher, data.train_x)
     return SimpleNamespace(cfg=cfg, run_dir=run_dir, device=device, data=data, model=model,
                            opt=opt, swa=swa, averaged=None, start=state.start,
                            metrics=state.metrics,
@@ -202,7 +193,7 @@ def run_epoch(R, epoch: int, progress: bool) -> dict:
     set_epoch_quant(R, epoch)
     x, y, order = epoch_data(cfg, R.data, epoch_generator(cfg, epoch, R.device))
     t_logits = None if R.teacher is None else torch.cat(
-        [R.clean_logits, predict_logits(R.teacher, x[R.clean_logits.shape[0]:])])
+        [R.clean_logits, teacher_targets(cfg, R.teacher, x[R.clean_logits.shape[0]:])])
     train_loss, train_acc = train_epoch(R.model, R.opt, x, y, order, cfg.batch_size, R.step_fn,
                                         progress, f"epoch {epoch + 1}/{cfg.epochs}", t_logits,
                                         enforce_masks if cfg.prune != "none" else None)

@@ -31,6 +31,7 @@ EPOCH_OR_OFF = (lambda v: v >= -1, "-1 (off) or a 0-based epoch >= 0")
 RANGES = {
     "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "switch_feature_weight": (lambda v: v >= 0, ">= 0"),
+    "distill_feature_weight": (lambda v: v >= 0, ">= 0 (0: off)"),
     "cnn_channels": (lambda v: v >= 1, ">= 1"),
     "epochs": (lambda v: v >= 1, ">= 1"),
     "batch_size": (lambda v: v >= 1, ">= 1"),
@@ -117,6 +118,7 @@ def _validate_added(cfg):
         raise ConfigError(f"config key 'prune_density': {cfg.prune_density} needs prune: "
                           f"l1 or random")
     _check_switchable(cfg)
+    _check_feature_distill(cfg)
     if cfg.prune_rewind and (cfg.prune != "l1" or not cfg.init_from):
         raise ConfigError("config key 'prune_rewind': needs prune: l1 and init_from (the "
                           "trained run whose weights choose the masks)")
@@ -184,3 +186,17 @@ def _check_act_cycle(cfg):
         raise ConfigError(f"config keys 'act_cycle' and 'quant_cycle_period': expected at least "
                           f"2 bit widths of 2..8 and a period >= 2 epochs, got {cfg.act_cycle!r} "
                           f"and {cfg.quant_cycle_period}")
+
+
+def _check_feature_distill(cfg):
+    """Feature distillation and the frozen classifier need a teacher, and neither goes
+    with switchable precision (its step has its own losses) or a pruned classifier."""
+    for key in ("distill_feature_weight", "distill_frozen_head"):
+        if getattr(cfg, key) and not cfg.teacher:
+            raise ConfigError(f"config key {key!r}: {getattr(cfg, key)!r} needs a teacher "
+                              f"RUN_DIR (or run:<key>)")
+        if getattr(cfg, key) and cfg.switch_types:
+            raise ConfigError(f"config key {key!r}: not supported with switch_types")
+    if cfg.distill_frozen_head and cfg.prune != "none":
+        raise ConfigError("config key 'distill_frozen_head': not supported with prune "
+                          "(the masks would change the teacher's classifier)")
