@@ -72,6 +72,11 @@ class TrainConfig:
     switch_feature_weight: float = 0.0  # weight of its feature loss (narrow vs widest)
     act_cycle: list = field(default_factory=list)  # activation bits cycled like quant_cycle
                                   # (same period, until quant_switch_epoch; then act_bits)
+    selfcomp: str = "none"        # 'layer' or 'channel': learned bit depth per layer or per
+                                  # output row of every BitLinear (bitnetlib.training.selfcomp)
+    selfcomp_gamma: float = 0.01  # weight of the size penalty (mean bits per weight)
+    selfcomp_bits: float = 8.0    # initial bit depth
+    selfcomp_lr_mult: float = 10.0  # learning rate of bit depths and exponents / lr
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at
@@ -80,7 +85,8 @@ class TrainConfig:
 ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period", "act_bits",
               "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing", "dropout",
-              "prune_rewind", "act_cycle", "switch_types", "switch_feature_weight")
+              "prune_rewind", "act_cycle", "switch_types", "switch_feature_weight",
+              "selfcomp", "selfcomp_gamma", "selfcomp_bits", "selfcomp_lr_mult")
 
 def _check_type(key: str, value, tp):
     origin = typing.get_origin(tp) or tp
