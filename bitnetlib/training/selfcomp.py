@@ -74,10 +74,11 @@ class SelfCompLinear(BitLinear):
                          act_bits)
         self.granularity = granularity
         rows = out_features if granularity == "channel" else 1
-        with torch.no_grad():      # 2^e * 2^(b-1) = max|w| of the group: nothing clipped
+        with torch.no_grad():      # 2^e (2^(B-1) - 1) = max|w| of the group: nothing clipped
             amax = self.weight.abs().amax(1, keepdim=True) if rows > 1 else \
                 self.weight.abs().max().view(1, 1)
-            e0 = torch.log2(amax.clamp_min(1e-8)) - (init_bits - 1)
+            top = max(2 ** (round(init_bits) - 1) - 1, 0.5)
+            e0 = torch.log2(amax.clamp_min(1e-8) / top)
         self.bits = nn.Parameter(torch.full((rows, 1), float(init_bits)))
         self.exponent = nn.Parameter(e0.clone())
 
