@@ -136,24 +136,24 @@ display(Markdown(
     f"and {smallest.last['test_acc']:.2f}% test accuracy; the fixed type closest in size, "
     f"{near.cfg.quant}, has {total_bytes(near.last['layers']):.0f} bytes and "
     f"{near.last['test_acc']:.2f}% ({smallest.last['test_acc'] - near.last['test_acc']:+.2f} "
-    f"points). {bk.profile_note(S).split(':')[0]}."))
+    f"points)."))
 
 # %% [markdown]
 # ## Learned bits over the epochs
 #
 # The mean bit depth of every layer after each epoch (per channel: the mean over the
-# layer's channels). The plan's "starving" would show as bits that keep falling while
+# layer's channels), from the initial `init_bits` at epoch 0. The plan's "starving" would show as bits that keep falling while
 # the accuracy does.
 
-# %% mystnb={"figure": {"caption": "Mean learned bits per weight of each linear layer after every epoch, one panel per granularity and penalty weight; layer 1 sees the 256 input pixels, layer 4 gives the logits.", "name": "fig-selfcomp-epochs"}}
+# %% mystnb={"figure": {"caption": "Mean learned bits per weight of each linear layer after every epoch (epoch 0: the initial depth), one panel per granularity and penalty weight; layer 1 sees the 256 input pixels, layer 4 gives the logits.", "name": "fig-selfcomp-epochs"}}
 fig, axes = plt.subplots(len(granularities), len(S.gammas), sharex=True, sharey=True,
                          figsize=(2.6 * len(S.gammas) + 1, 2.4 * len(granularities)), squeeze=False)
 for r in learned:
     ax = axes[granularities.index(r.cfg.selfcomp)][S.gammas.index(r.cfg.selfcomp_gamma)]
-    ep = [m["epoch"] for m in r.metrics]
+    ep = [0] + [m["epoch"] for m in r.metrics]          # epoch 0: the initial bit depth
     for i in range(len(r.last["layers"])):
-        ax.plot(ep, [m["layers"][i]["mean_bits"] for m in r.metrics], marker=".",
-                label=f"layer {i + 1}")
+        ax.plot(ep, [r.cfg.selfcomp_bits] + [m["layers"][i]["mean_bits"] for m in r.metrics],
+                marker=".", label=f"layer {i + 1}")
     ax.set_title(f"per {r.cfg.selfcomp}, gamma {r.cfg.selfcomp_gamma:g}", fontsize=8)
 for ax in axes[-1]:
     ax.set_xlabel("epoch")
