@@ -65,7 +65,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from bitnetlib import book as bk
-from bitnetlib.training.selfcomp import total_bytes
+from bitnetlib.training.selfcomp import engine_types, total_bytes
 
 S, common = bk.headline_settings(globals(), smoke=dict(gammas=[0.01, 1.0], lr_mult=100.0),
                                  full=dict(gammas=[0.001, 0.01, 0.1, 1.0], lr_mult=10.0))
@@ -87,11 +87,11 @@ bk.require([*fixed_cfgs.values(), *(bk.resolve_config({**common, **o}, BASE) for
 fixed = bk.sweep([{"quant": q} for q in types], base=BASE, common=common, desc="fixed types")
 learned = bk.sweep(grid, base=BASE, common=common, desc="self-compression")
 display(Markdown(bk.profile_note(S)))
-rows = [dict(model=r.cfg.quant, bytes=total_bytes(r.last["layers"]),
+rows = [dict(model=r.cfg.quant, bytes=round(total_bytes(r.last["layers"])),
              mean_bits=bk.total_bits(r.metrics) / bk.n_weights(r.metrics),
              zero_channels="", test_acc=r.last["test_acc"]) for r in fixed]
 rows += [dict(model=f"selfcomp {r.cfg.selfcomp}, gamma {r.cfg.selfcomp_gamma:g}",
-              bytes=total_bytes(r.last["layers"]),
+              bytes=round(total_bytes(r.last["layers"])),
               mean_bits=bk.total_bits(r.metrics) / bk.n_weights(r.metrics),
               zero_channels=f"{100 * np.mean([s['zero_channels'] for s in r.last['layers']]):.1f}%",
               test_acc=r.last["test_acc"]) for r in learned]
@@ -197,6 +197,57 @@ display(Markdown(
     f"in {better} of {len(pairs)} cases and at most as large in {smaller}; the per-channel "
     f"models removed {100 * max(map(zero_share, per_channel), default=0):.1f}% of their "
     f"channels at most (mean over layers)."))
+
+# %% [markdown]
+# ## From learned bits to engine types
+#
+# The engine runs fixed types only. A deployable reading of a learned bit allocation:
+# give each layer the engine type of the fewest bits that has at least the layer's
+# learned mean bits (`bitnetlib.training.selfcomp.engine_types`; Binary 1, Ternary 1.6,
+# 2bitsym 2, 4bitsym 4, 8bit 8), and train that per-layer assignment (`quant_per_layer`,
+# chapter 22) from scratch with the same recipe. These runs depend on the learned runs'
+# results, so at `full` they are named only once those are in the store.
+
+# %%
+mapped_types = {id(r): engine_types(r.last["layers"]) for r in learned}
+assignments = list(dict.fromkeys(tuple(t) for t in mapped_types.values()))
+mapped_cfgs = [bk.resolve_config({**common, "quant_per_layer": list(a)}, BASE) for a in assignments]
+bk.require(mapped_cfgs)
+mapped = dict(zip(assignments, bk.sweep([{"quant_per_layer": list(a)} for a in assignments],
+                                        base=BASE, common=common, desc="engine types")))
+rows = [dict(learned=f"selfcomp {r.cfg.selfcomp}, gamma {r.cfg.selfcomp_gamma:g}",
+             learned_bytes=round(total_bytes(r.last["layers"])), learned_acc=r.last["test_acc"],
+             engine_types="/".join(mapped_types[id(r)]),
+             engine_bytes=round(total_bytes(mapped[tuple(mapped_types[id(r)])].last["layers"])),
+             engine_acc=mapped[tuple(mapped_types[id(r)])].last["test_acc"]) for r in learned]
+display(Markdown(bk.markdown_table(rows)))
+
+# %% mystnb={"figure": {"caption": "Each self-compressing model (open marker) and the per-layer engine-type model trained from its learned bits (filled, joined by an arrow), beside the fixed-type models (line).", "name": "fig-selfcomp-engine"}}
+fig, ax = plt.subplots(figsize=(7.5, 4.2))
+ax.plot(fb, [r.last["test_acc"] for r in fixed], "k.-", label="fixed types")
+for r in learned:
+    m = mapped[tuple(mapped_types[id(r)])]
+    c = "C0" if r.cfg.selfcomp == "layer" else "C3"
+    a = (total_bytes(r.last["layers"]), r.last["test_acc"])
+    b = (total_bytes(m.last["layers"]), m.last["test_acc"])
+    ax.scatter(*a, marker="s" if r.cfg.selfcomp == "layer" else "^", facecolors="none",
+               edgecolors=c, zorder=3)
+    ax.scatter(*b, marker="o", color=c, zorder=3)
+    ax.annotate("", b, a, arrowprops=dict(arrowstyle="->", color=c, lw=0.8))
+for g, marker, c in (("layer", "s", "C0"), ("channel", "^", "C3")):
+    ax.scatter([], [], marker=marker, facecolors="none", edgecolors=c,
+               label=f"self-compression per {g}")
+    ax.scatter([], [], marker="o", color=c, label=f"its engine types (per {g})")
+ax.set(xscale="log", xlabel="weight bytes", ylabel="test accuracy [%]")
+ax.legend(fontsize=7)
+plt.show()
+
+# %% tags=["remove-input"]
+gain = [mapped[tuple(mapped_types[id(r)])].last["test_acc"] - r.last["test_acc"] for r in learned]
+display(Markdown(
+    f"Trained as engine types, the {len(learned)} learned allocations ({len(assignments)} distinct "
+    f"assignments) change the test accuracy by {min(gain):+.2f} to {max(gain):+.2f} points "
+    f"against the self-compressing models they come from."))
 
 # %% [markdown]
 # At `smoke` the runs are two epochs on a subset with a raised learning rate for `b` and

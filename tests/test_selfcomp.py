@@ -132,3 +132,22 @@ def test_export_refuses_selfcomp_runs():
     with pytest.raises(ExportError, match="selfcomp='channel'") as e:
         check_deployable(make_config({"selfcomp": "channel"}), "runs/x")
     assert "\n" not in str(e.value)
+
+
+def test_bit_depths_train_at_their_own_learning_rate():
+    from types import SimpleNamespace
+    from bitnetlib.training.train import make_optimizer, set_epoch_quant
+    cfg = make_config({"widths": [8], "selfcomp": "channel", "selfcomp_lr_mult": 5.0,
+                       "scheduler": "constant"})
+    model = build_model(cfg)
+    opt = make_optimizer(model, cfg)
+    set_epoch_quant(SimpleNamespace(cfg=cfg, model=model, opt=opt), 0)
+    assert [g["lr"] for g in opt.param_groups] == [cfg.lr, 5 * cfg.lr]
+    assert isinstance(model[1].quantizer, selfcomp.SelfCompQuantizer)    # kept its type
+    plain = make_config({"widths": [8]})                 # other runs: one group, as before
+    assert len(make_optimizer(build_model(plain), plain).param_groups) == 1
+
+
+def test_engine_types_cover_the_learned_bits():
+    types = selfcomp.engine_types([{"mean_bits": b} for b in (1.0, 1.7, 2.0, 7.9)])
+    assert types == ["Binary", "2bitsym", "2bitsym", "8bit"]

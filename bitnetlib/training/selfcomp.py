@@ -15,13 +15,15 @@ inputs of a removed channel; ours counts each row's bits times its length only.
 
 ``SelfCompLinear`` is a BitLinear (RMSNorm, 8-bit activations, the same fused
 Function) whose weight is ``selfcomp_quant``'s, with the gradient reaching w, b and e.
-The C engine has no such types: ``export.check_deployable`` refuses these runs.
+The C engine has no such types: ``export.check_deployable`` refuses these runs;
+``engine_types`` reads a learned allocation as a deployable ``quant_per_layer`` (each
+layer's mean bits rounded up to an engine type), to be trained as such (chapter 29).
 """
 import torch
 import torch.nn as nn
 
 from .layers import BitLinear, _BitLinearFn, quant_layers
-from .quant import NoQuant
+from .quant import QUANTIZERS, NoQuant
 
 GRANULARITIES = ("layer", "channel")
 
@@ -143,7 +145,8 @@ def mean_bits(model) -> torch.Tensor:
 
 
 def selfcomp_step(step_fn, gamma: float):
-    """``step_fn``'s loss plus ``gamma`` times the model's mean bits per weight."""
+    """``step_fn``'s loss plus ``gamma`` times the model's mean bits per weight (the
+    run's ``train_loss`` includes it)."""
     def step(model, xb, yb, tb=None):
         loss, logits = step_fn(model, xb, yb, tb)
         return loss + gamma * mean_bits(model), logits
@@ -169,3 +172,18 @@ def total_bytes(layer_stats: list) -> float:
 def is_selfcomp(cfg) -> bool:
     return getattr(cfg, "selfcomp", "none") != "none"
 
+
+
+ENGINE_TYPES = ("Binary", "Ternary", "2bitsym", "4bitsym", "8bit")   # by bits per weight
+
+
+def engine_types(layer_stats: list) -> list:
+    """Per layer of one epoch's ``model_stats``, the engine type of the fewest bits that
+    has at least the layer's learned mean bits (8bit above 8): the learned bit
+    allocation as a deployable ``quant_per_layer``.
+
+    >>> engine_types([{"mean_bits": 0.0}, {"mean_bits": 1.5}, {"mean_bits": 3.2}, {"mean_bits": 9.1}])
+    ['Binary', 'Ternary', '4bitsym', '8bit']
+    """
+    return [next((t for t in ENGINE_TYPES if QUANTIZERS[t].bits >= s["mean_bits"]), "8bit")
+            for s in layer_stats]
