@@ -80,7 +80,7 @@ def test_channel_at_zero_bits_is_exactly_zero_and_costs_nothing():
 
 def test_mean_bits_is_total_bits_over_total_weights():
     model = build_model(make_config({"widths": [8], "selfcomp": "layer", "selfcomp_bits": 6.0}))
-    assert float(mean_bits(model)) == 6.0
+    assert float(mean_bits(model).detach()) == 6.0
 
 
 def test_penalty_lowers_the_bits(mnist, mnist_subset, tmp_path):
