@@ -75,6 +75,11 @@ class TrainConfig:
     distill_feature_weight: float = 0.0  # feature distillation: weight of the MSE between the
                                   # last hidden features of student and teacher (bitnetlib.training.distill)
     distill_frozen_head: bool = False  # the student's classifier takes the teacher's, frozen
+    selfcomp: str = "none"        # 'layer' or 'channel': learned bit depth per layer or per
+                                  # output row of every BitLinear (bitnetlib.training.selfcomp)
+    selfcomp_gamma: float = 0.01  # weight of the size penalty (mean bits per weight)
+    selfcomp_bits: float = 8.0    # initial bit depth
+    selfcomp_lr_mult: float = 10.0  # learning rate of bit depths and exponents / lr
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at
@@ -84,7 +89,9 @@ ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "prune_density", "swa_start_epoch", "quant_cycle", "quant_cycle_period", "act_bits",
               "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing", "dropout",
               "prune_rewind", "act_cycle", "switch_types", "switch_feature_weight",
-              "distill_feature_weight", "distill_frozen_head")
+              "distill_feature_weight", "distill_frozen_head",
+              "selfcomp", "selfcomp_gamma", "selfcomp_bits", "selfcomp_lr_mult")
+
 
 def _check_type(key: str, value, tp):
     origin = typing.get_origin(tp) or tp

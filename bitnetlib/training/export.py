@@ -121,6 +121,9 @@ def check_deployable(cfg, source="run") -> None:
         raise ExportError(f"{source}: act_quant={cfg.act_quant!r}, act_bits={cfg.act_bits}, "
                           f"but the engine uses 8-bit activations scaled by ShiftNorm "
                           f"(act_quant: absmax, act_bits: 8)")
+    if cfg.selfcomp != "none":
+        raise ExportError(f"{source}: selfcomp={cfg.selfcomp!r}, but the engine runs only its "
+                          f"fixed weight types, not learned bit depths; train with selfcomp: none")
     no_zero = sorted({q for q in layer_quants(cfg) if 0.0 not in
                       [float(v) for v in get_quantizer(q).levels]})
     if cfg.prune != "none" and no_zero:

@@ -15,16 +15,19 @@ import torch.nn as nn
 from .layers import BitConv2d, BitLinear, InputQuant
 from .prune import add_weight_masks
 from .quant import get_quantizer
+from .selfcomp import SelfCompLinear
 
 N_CLASSES = 10
 
 
 def fc_head(in_features: int, widths, quants, norm: str = "rmsnorm", act=None,
-            dropout: float = 0.0) -> list:
+            dropout: float = 0.0, selfcomp=None) -> list:
     """BitLinear layers in_features -> widths... -> 10, with ReLU between them; ``act``:
     BitLinear's act_bits / act_quant keywords (None: 8-bit absmax). ``dropout`` > 0: a
     Dropout before every hidden BitLinear (it commutes with the ReLU inside the layer;
-    an identity at inference, so export skips it)."""
+    an identity at inference, so export skips it). ``selfcomp``: SelfCompLinear's
+    granularity and init_bits (learned bit depths, bitnetlib.training.selfcomp) in place
+    of the types in ``quants``."""
     sizes = [in_features, *widths, N_CLASSES]
     if len(quants) != len(sizes) - 1:
         raise ValueError(f"{len(sizes) - 1} linear layers but {len(quants)} quant types given")
@@ -32,6 +35,10 @@ def fc_head(in_features: int, widths, quants, norm: str = "rmsnorm", act=None,
     for i, q in enumerate(quants):
         if i > 0 and dropout > 0:
             layers.append(nn.Dropout(dropout))
+        if selfcomp:
+            layers.append(SelfCompLinear(sizes[i], sizes[i + 1], relu_input=i > 0, norm=norm,
+                                         act_bits=(act or {}).get("act_bits", 8), **selfcomp))
+            continue
         layers.append(BitLinear(sizes[i], sizes[i + 1], get_quantizer(q), relu_input=i > 0,
                                 norm=norm, **(act or {})))
     return layers
@@ -39,8 +46,9 @@ def fc_head(in_features: int, widths, quants, norm: str = "rmsnorm", act=None,
 
 class FCModel(nn.Sequential):
     def __init__(self, widths, quants, in_features: int = 256, norm: str = "rmsnorm", act=None,
-                 dropout: float = 0.0):
-        super().__init__(nn.Flatten(), *fc_head(in_features, widths, quants, norm, act, dropout))
+                 dropout: float = 0.0, selfcomp=None):
+        super().__init__(nn.Flatten(), *fc_head(in_features, widths, quants, norm, act, dropout,
+                                                selfcomp))
 
 
 class CNNModel(nn.Sequential):
@@ -87,7 +95,10 @@ def build_model(cfg) -> nn.Module:
     that training sets and a saved state dict restores."""
     act = dict(act_bits=cfg.act_bits, act_quant=cfg.act_quant)
     if cfg.model == "fc":
-        model = FCModel(cfg.widths, layer_quants(cfg), norm=cfg.norm, act=act, dropout=cfg.dropout)
+        sc = dict(granularity=cfg.selfcomp, init_bits=cfg.selfcomp_bits) \
+            if getattr(cfg, "selfcomp", "none") != "none" else None
+        model = FCModel(cfg.widths, layer_quants(cfg), norm=cfg.norm, act=act, dropout=cfg.dropout,
+                        selfcomp=sc)
     elif cfg.model == "cnn":
         model = CNNModel(cfg.cnn_channels, cfg.widths, layer_quants(cfg), cfg.conv_quant,
                          cfg.norm, act, cfg.dropout)

@@ -15,6 +15,9 @@ def model_stats(model) -> list:
     code capacity used (an untrained model's clip is 0: it has no codes yet)."""
     stats = []
     for layer in quant_layers(model):
+        if hasattr(layer, "selfcomp_stats"):      # learned bit depths (training.selfcomp)
+            stats.append(layer.selfcomp_stats())
+            continue
         q, n = layer.quantizer, layer.weight.numel()
         entry = {"type": q.name, "shape": list(layer.weight.shape), "clip": float(layer.clip),
                  "n_weights": n, "bits": q.bits * n, "bytes": q.bits * n / 8}

@@ -25,6 +25,7 @@ from .prune import enforce_masks, prune_model
 from .rundir import (atomic_write, inspect_run, load_checkpoint, load_run, make_run_dir,
                      model_from, remove_run_files, remove_stale_temps, resolve_device,
                      run_lock, save_json)
+from .selfcomp import param_groups, selfcomp_step
 from .schedule import (act_bits_at, epoch_data, epoch_generator, linear_quant_at, lr_at,
                        set_act_bits, set_linear_quant, update_clips)
 from .stats import model_stats
@@ -114,7 +115,8 @@ def train_epoch(model, opt, x, y, order, batch_size: int, step_fn=loss_and_logit
 
 def make_optimizer(model, cfg):
     # no weight decay, as in the write-up; foreach keeps the step to a few kernels
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+    # (self-compression: bit depths and exponents in a group of their own, see selfcomp)
+    return torch.optim.Adam(param_groups(model, cfg.selfcomp_lr_mult), lr=cfg.lr, fused=True)
 
 
 def initial_weights(model, cfg: TrainConfig, device):
@@ -169,7 +171,8 @@ def prepare(cfg: TrainConfig, run_dir: Path, state, device, data):
                            metrics=state.metrics,
                            teacher=teacher, clean_logits=clean_logits,
                            step_fn=make_switchable_step(cfg) if cfg.switch_types
-                           else make_step_fn(cfg))
+                           else make_step_fn(cfg) if cfg.selfcomp == "none"
+                           else selfcomp_step(make_step_fn(cfg), cfg.selfcomp_gamma))
 
 
 def set_epoch_quant(R, epoch: int):
@@ -184,7 +187,7 @@ def set_epoch_quant(R, epoch: int):
     changed = epoch > 0 and quant_now != linear_quant_at(cfg, epoch - 1)
     update_clips(R.model, cfg, epoch, force=epoch == cfg.quant_switch_epoch or changed)
     for group in R.opt.param_groups:
-        group["lr"] = lr_at(cfg, epoch)
+        group["lr"] = lr_at(cfg, epoch) * group.get("lr_mult", 1.0)
 
 
 def run_epoch(R, epoch: int, progress: bool) -> dict:

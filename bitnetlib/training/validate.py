@@ -18,6 +18,7 @@ CHOICES = {
     "norm": ("rmsnorm", "layernorm"),
     "prune": ("none", "l1", "random"),
     "act_quant": ("absmax", "lsq"),
+    "selfcomp": ("none", "layer", "channel"),
 }
 
 
@@ -61,6 +62,9 @@ RANGES = {
     "swa_start_epoch": EPOCH_OR_OFF,
     "quant_cycle_period": (lambda v: v >= 0, "0 (no cycle) or a period >= 2 epochs"),
     "act_bits": (lambda v: 2 <= v <= 8, "2..8"),
+    "selfcomp_gamma": (lambda v: v >= 0, ">= 0"),
+    "selfcomp_bits": (lambda v: 1 <= v <= 16, "1..16 bits"),
+    "selfcomp_lr_mult": (lambda v: v > 0, "> 0"),
 }
 
 
@@ -119,6 +123,7 @@ def _validate_added(cfg):
                           f"l1 or random")
     _check_switchable(cfg)
     _check_feature_distill(cfg)
+    _check_selfcomp(cfg)
     if cfg.prune_rewind and (cfg.prune != "l1" or not cfg.init_from):
         raise ConfigError("config key 'prune_rewind': needs prune: l1 and init_from (the "
                           "trained run whose weights choose the masks)")
@@ -200,3 +205,24 @@ def _check_feature_distill(cfg):
     if cfg.distill_frozen_head and cfg.prune != "none":
         raise ConfigError("config key 'distill_frozen_head': not supported with prune "
                           "(the masks would change the teacher's classifier)")
+
+
+SELFCOMP_DEFAULTS = dict(selfcomp_gamma=0.01, selfcomp_bits=8.0, selfcomp_lr_mult=10.0)
+
+
+def _check_selfcomp(cfg):
+    """Self-compression replaces every BitLinear's weight type by learned bit depths:
+    its keys need it, and the options that set or mask the weight type exclude it."""
+    if cfg.selfcomp == "none":
+        for key, default in SELFCOMP_DEFAULTS.items():
+            if getattr(cfg, key) != default:
+                raise ConfigError(f"config key {key!r}: {getattr(cfg, key)} needs selfcomp: "
+                                  f"layer or channel")
+        return
+    clash = [k for k, on in (("model", cfg.model != "fc"), ("prune", cfg.prune != "none"), ("quant_per_layer", cfg.quant_per_layer),
+                             ("start_quant", cfg.start_quant), ("quant_cycle", cfg.quant_cycle),
+                             ("switch_types", cfg.switch_types),
+                             ("act_quant", cfg.act_quant != "absmax")) if on]
+    if clash:
+        raise ConfigError(f"config key 'selfcomp': {cfg.selfcomp!r} learns the linear layers' "
+                          f"bit depths, not supported with {', '.join(clash)}")
