@@ -114,10 +114,16 @@ display(Markdown(bk.profile_note(S)))
 
 
 # %% tags=["hide-input"]
+SLOW_TIMED = 10     # baseline CNN and 8bit rounds run 10-60M cycles: cycles counted on
+                    # this many images (every image is still checked against the host)
+
+
 def emulate(cfg, kernel):
     """mcu_run's result dict, or {'error': first line of the reason} when it cannot run."""
+    slow = kernel == "baseline" and (cfg.model == "cnn" or cfg.quant == "8bit")
     try:
-        return bk.mcu_cached(cfg, kernel=kernel, images=n_images)
+        return bk.mcu_cached(cfg, kernel=kernel, images=n_images,
+                             timed=min(SLOW_TIMED, n_images) if slow else None)
     except DEPLOY_ERRORS as e:          # flash overflow, unsupported layer ...
         lines = str(e).splitlines() or [type(e).__name__]
         reason = [l for l in lines if l.startswith("error:")] or lines[-1:]

@@ -115,7 +115,7 @@ def test_mcu_cached_reuses_result_until_the_firmware_sources_change(tmp_path, mo
     monkeypatch.setattr(bcache, "run_dir_of", lambda cfg: tmp_path)
     calls = []
 
-    def fake_run(run_dir, kernel, images, build_dir, log):
+    def fake_run(run_dir, kernel, images, build_dir, log, timed=None):
         calls.append((run_dir, kernel, images))
         return {"cycles_mean": 1000.0 + len(calls)}
     monkeypatch.setattr(pipeline, "mcu_run", fake_run)

@@ -319,18 +319,19 @@ def firmware_source_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def mcu_cached(cfg, kernel: str = "fast", images: int = 10, recompute=None) -> dict:
-    """``bitnetlib.pipeline.mcu_run`` of a cached run in the emulated CH32V003, stored in the
-    run directory as mcu_<kernel>_<images>.json keyed by ``firmware_source_hash``. The
-    firmware is built in a temporary directory (build products stay out of the store)."""
+def mcu_cached(cfg, kernel: str = "fast", images: int = 10, recompute=None, timed=None) -> dict:
+    """``bitnetlib.pipeline.mcu_run`` of a cached run in the emulated CH32V003 (every image
+    checked, cycles counted on ``timed`` of them, default all), stored in the run
+    directory as mcu_<kernel>_<images>[_t<timed>].json keyed by ``firmware_source_hash``.
+    The firmware is built in a temporary directory (build products stay out of the store)."""
     from .. import pipeline
-    run_dir = run_dir_of(cfg)
+    run_dir, suffix = run_dir_of(cfg), "" if timed is None else f"_t{timed}"
 
     def compute():
         with tempfile.TemporaryDirectory(prefix="bitnet-fw-") as tmp:
-            return pipeline.mcu_run(run_dir, kernel=kernel, images=images, build_dir=tmp,
-                                    log=lambda s: None)
-    return cached_result(run_dir / f"mcu_{kernel}_{images}.json", "firmware",
+            return pipeline.mcu_run(run_dir, kernel=kernel, images=images, timed=timed,
+                                    build_dir=tmp, log=lambda s: None)
+    return cached_result(run_dir / f"mcu_{kernel}_{images}{suffix}.json", "firmware",
                          firmware_source_hash(), compute, "mcu_seconds", recompute)
 
 
