@@ -114,13 +114,14 @@ display(Markdown(bk.profile_note(S)))
 
 
 # %% tags=["hide-input"]
-SLOW_TIMED = 10     # baseline CNN and 8bit rounds run 10-60M cycles: cycles counted on
-                    # this many images (every image is still checked against the host)
+SLOW_TIMED = 10     # the baseline CNN and the 8bit rounds (row kernels, __mulsi3) run
+                    # 10-60M cycles: cycles counted on this many images (every image is
+                    # still checked against the host)
 
 
 def emulate(cfg, kernel):
     """mcu_run's result dict, or {'error': first line of the reason} when it cannot run."""
-    slow = kernel == "baseline" and (cfg.model == "cnn" or cfg.quant == "8bit")
+    slow = (kernel == "baseline" and cfg.model == "cnn") or cfg.quant == "8bit"
     try:
         return bk.mcu_cached(cfg, kernel=kernel, images=n_images,
                              timed=min(SLOW_TIMED, n_images) if slow else None)
