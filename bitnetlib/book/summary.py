@@ -24,13 +24,15 @@ def _stored_json(entry, name):
 
 
 def seed_runs(cfg) -> list:
-    """Store entries of the same configuration with any seed (mean over seeds)."""
-    want = {k: v for k, v in config_dict(cfg).items() if k != "seed"}
+    """Store entries of the same configuration with any seed (mean over seeds); the
+    thread count is no part of the recipe (the seed study trains single-threaded)."""
+    other = ("seed", "threads")
+    want = {k: v for k, v in config_dict(cfg).items() if k not in other}
     out = []
     for key, _ in store.entries():
         entry = store.stored(key)
         c = yaml.safe_load((entry / "config.yaml").read_text())
-        if {k: v for k, v in c.items() if k != "seed"} == want:
+        if {k: v for k, v in c.items() if k not in other} == want:
             out.append(entry)
     return out
 
