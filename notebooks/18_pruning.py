@@ -99,11 +99,16 @@ for i, m in enumerate(METHODS):
             label=f"{m}, pruned")
     ax.plot(S.densities, [tuned[m, d].last["test_acc"] for d in S.densities], "-o", color=f"C{i}",
             ms=4, label=f"{m}, fine-tuned {S.finetune_epochs} epoch(s)")
-ax.axhline(dense_acc, ls=":", color="k", label="dense")
-ax.set(xlabel="density (fraction of weights kept)", ylabel="test accuracy [%]", xscale="log")
-ax.minorticks_off()
-ax.set_xticks(S.densities, [f"{d:g}" for d in S.densities])
-ax.legend(fontsize=8)
+def density_axes(ax, densities):
+    """The dense model's line and the log density axis, ticked at the densities."""
+    ax.axhline(dense_acc, ls=":", color="k", label="dense")
+    ax.set(xlabel="density (fraction of weights kept)", ylabel="test accuracy [%]", xscale="log")
+    ax.minorticks_off()
+    ax.set_xticks(densities, [f"{d:g}" for d in densities])
+    ax.legend(fontsize=8)
+
+
+density_axes(ax, S.densities)
 plt.show()
 
 # %%
@@ -194,11 +199,7 @@ fig, ax = plt.subplots(figsize=(7, 4))
 for key, style in (("iterative_rewind", "o-"), ("one_shot_rewind", "s--"),
                    ("one_shot_finetune", "^:"), ("dense_from_scratch", "D-.")):
     ax.plot(S.lottery_densities, [r[key] for r in lt_rows], style, label=key.replace("_", " "))
-ax.axhline(dense_acc, ls=":", color="k", label="dense")
-ax.set(xlabel="density (fraction of weights kept)", ylabel="test accuracy [%]", xscale="log")
-ax.minorticks_off()
-ax.set_xticks(S.lottery_densities, [f"{d:g}" for d in S.lottery_densities])
-ax.legend(fontsize=8)
+density_axes(ax, S.lottery_densities)
 plt.show()
 
 # %% tags=["remove-input"]
