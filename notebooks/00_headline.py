@@ -45,23 +45,11 @@ from bitnetlib import book as bk
 from bitnetlib.book import seeds
 from bitnetlib.book.cache import RUNS_READ
 from bitnetlib.book.provenance import runs_note
-from bitnetlib.deploy import firmware
 from bitnetlib.deploy.model import packed_stats
-from bitnetlib.pipeline import DEPLOY_ERRORS, export_run
+from bitnetlib.pipeline import export_run
 
 S, common = bk.headline_settings(globals())
 n_mcu_images = mcu_images or (3 if S.profile == "smoke" else 100)
-
-
-def emulated(cfg) -> dict:
-    """The firmware in the emulated CH32V003 (fast kernels, first ``n_mcu_images`` test
-    images; see the deployment chapter), or {'why': reason} when there is no number."""
-    if not firmware.have_toolchain():
-        return dict(why="no RISC-V toolchain")
-    try:
-        return bk.mcu_cached(cfg, kernel="fast", images=n_mcu_images)
-    except DEPLOY_ERRORS as e:        # the firmware cannot run this model (e.g. RAM)
-        return dict(why=f"{type(e).__name__}: {str(e).splitlines()[0][:60]}")
 
 
 bk.require(bk.resolve_config(common, full if S.profile == "full" else smoke)
@@ -77,7 +65,7 @@ for name, (full_cfg, smoke_cfg) in bk.HEADLINE_MODELS.items():
                       bytes=sum(s["packed_bytes"] for s in packed_stats(exp)),
                       c_vs_python=v["mismatch_c_int"], int_vs_fakequant=v["mismatch_int_fakequant"],
                       train_s=sum(m["seconds"] for m in metrics), epochs=len(metrics),
-                      mcu=emulated(cfg))
+                      mcu=bk.emulated(cfg, kernel="fast", images=n_mcu_images))
 headline_runs = dict(RUNS_READ)
 
 # %% [markdown]

@@ -72,7 +72,6 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from bitnetlib import book as bk
-from bitnetlib.pipeline import DEPLOY_ERRORS
 from bitnetlib.deploy import cycles
 from bitnetlib.deploy import firmware
 from bitnetlib.wtypes import COLS_TYPES
@@ -120,15 +119,10 @@ SLOW_TIMED = 10     # the baseline CNN and the 8bit rounds (row kernels, __mulsi
 
 
 def emulate(cfg, kernel):
-    """mcu_run's result dict, or {'error': first line of the reason} when it cannot run."""
+    """mcu_run's result dict, or {'why': first line of the reason} when it cannot run."""
     slow = (kernel == "baseline" and cfg.model == "cnn") or cfg.quant == "8bit"
-    try:
-        return bk.mcu_cached(cfg, kernel=kernel, images=n_images,
-                             timed=min(SLOW_TIMED, n_images) if slow else None)
-    except DEPLOY_ERRORS as e:          # flash overflow, unsupported layer ...
-        lines = str(e).splitlines() or [type(e).__name__]
-        reason = [l for l in lines if l.startswith("error:")] or lines[-1:]
-        return {"error": reason[0][:160]}
+    return bk.emulated(cfg, kernel=kernel, images=n_images,
+                       timed=min(SLOW_TIMED, n_images) if slow else None)
 
 
 results = {(name, k): emulate(cfg, k) for name, cfg in models.items() for k in kernels}
@@ -142,14 +136,14 @@ def fits(r) -> str:
 
 def speed_row(name, kernel, r):
     row = {"model": name, "kernel": kernel}
-    if "error" in r:
-        return {**row, "cycles": f"not built: {r['error'][:60]}"}
+    if "why" in r:
+        return {**row, "cycles": f"not built: {r['why'][:60]}"}
     return {**row, "cycles": f"{r['cycles_mean']:,.0f}", "ms at 48 MHz": f"{r['ms_at_48mhz']:.2f}",
             "fits": fits(r), "mismatches": r["mismatch_vs_host"]}
 
 
 def memory_row(name, kernel, r):
-    if "error" in r:
+    if "why" in r:
         return {"model": name, "kernel": kernel, "flash B": "not built"}
     return {"model": name, "kernel": kernel, "accuracy %": f"{accuracy[name]:.2f}",
             "flash B": f"{r['flash_bytes']:,}", "weights B": f"{r['weight_bytes']:,}",
@@ -161,15 +155,15 @@ display(Markdown("Memory, instructions and the training run's accuracy of the sa
                  + bk.markdown_table([memory_row(n, k, r) for (n, k), r in results.items()])))
 
 # %% tags=["hide-input"]
-ok = {key: r for key, r in results.items() if "error" not in r}
+ok = {key: r for key, r in results.items() if "why" not in r}
 print(f"{len(ok)} of {len(results)} model/kernel pairs ran; firmware vs host engine "
       f"mismatches (prediction or any layer's accumulators) over {n_images} images each: "
       f"{sum(r['mismatch_vs_host'] for r in ok.values())}")
 print("instructions outside RV32EC:", "none" if all(r["rv32ec_only"] for r in ok.values())
       else "FOUND")
 for (name, k), r in results.items():
-    if "error" in r:
-        print(f"{name}, {k}: {r['error']}")
+    if "why" in r:
+        print(f"{name}, {k}: {r['why']}")
 
 # %% [markdown]
 # ## Flash and SRAM
@@ -203,7 +197,7 @@ axr.legend(fontsize=8, loc="lower right")
 plt.show()
 
 # %% tags=["hide-input"]
-over_flash = sorted({n for (n, k), r in results.items() if "flash overflow" in r.get("error", "")}
+over_flash = sorted({n for (n, k), r in results.items() if "flash overflow" in r.get("why", "")}
                     | {n for (n, k), r in ok.items() if r["flash_bytes"] > firmware.FLASH_LIMIT})
 over_ram = sorted({n for (n, k), r in ok.items() if r["ram_bytes"] > firmware.RAM_LIMIT})
 print("need more than 16 KB of flash:", over_flash or "none")

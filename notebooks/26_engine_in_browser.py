@@ -65,9 +65,8 @@ from IPython.display import HTML, Markdown, display
 
 from bitnetlib import book as bk
 from bitnetlib.book import engine_page
-from bitnetlib.deploy import firmware, intmodel, wasm
+from bitnetlib.deploy import intmodel, wasm
 from bitnetlib.deploy.engine import EngineModel
-from bitnetlib.pipeline import DEPLOY_ERRORS
 
 S, common = bk.headline_settings(globals(), smoke=dict(mcu_images=3, page_images=1000),
                                  full=dict(mcu_images=100, page_images=1000))
@@ -77,12 +76,9 @@ MODELS = ["FC 4bitsym 64/64/64", "CNN 64"]     # names in bk.HEADLINE_MODELS
 def emulated_cycles(cfg):
     """Mean cycles per image of the fast firmware in the emulated CH32V003 (chapter 15),
     or why there is no number."""
-    if not firmware.have_toolchain():
-        return "not measured (no RISC-V toolchain)"
-    try:
-        r = bk.mcu_cached(cfg, kernel="fast", images=S.mcu_images)
-    except DEPLOY_ERRORS as e:        # the firmware cannot run this model (e.g. RAM)
-        return f"does not run there ({type(e).__name__}: {str(e).splitlines()[0][:80]})"
+    r = bk.emulated(cfg, kernel="fast", images=S.mcu_images)
+    if "why" in r:
+        return f"not measured ({r['why'][:100]})"
     fits = ("fits its 16 KB flash and 2 KB SRAM" if r["fits_ch32v003"] else
             "does not fit its 16 KB flash and 2 KB SRAM: measured on a larger virtual chip")
     return (f"{r['cycles_mean']:,.0f} cycles per image = {r['ms_at_48mhz']:.2f} ms at 48 MHz "

@@ -6,6 +6,7 @@ import torch
 from bitnetlib import book as bk
 from bitnetlib import pipeline
 from bitnetlib.book import cache as bcache
+from bitnetlib.book import derived
 from bitnetlib.training.config import ConfigError
 from bitnetlib.training.data import REPO_ROOT
 
@@ -112,7 +113,7 @@ def test_every_chapter_has_parameters_kernel_and_provenance():
 
 def test_mcu_cached_reuses_result_until_the_firmware_sources_change(tmp_path, monkeypatch):
     monkeypatch.delenv("BITNET_RECOMPUTE", raising=False)
-    monkeypatch.setattr(bcache, "run_dir_of", lambda cfg: tmp_path)
+    monkeypatch.setattr(derived, "run_dir_of", lambda cfg: tmp_path)
     calls = []
 
     def fake_run(run_dir, kernel, images, build_dir, log, timed=None):
@@ -123,6 +124,6 @@ def test_mcu_cached_reuses_result_until_the_firmware_sources_change(tmp_path, mo
     assert bk.mcu_cached(TINY, kernel="fast", images=3) == first and len(calls) == 1
     bk.mcu_cached(TINY, kernel="baseline", images=3)      # another kernel: another entry
     assert calls[-1] == (tmp_path, "baseline", 3) and len(calls) == 2
-    monkeypatch.setattr(bcache, "firmware_source_hash", lambda: "changed")
+    monkeypatch.setattr(derived, "firmware_source_hash", lambda: "changed")
     assert bk.mcu_cached(TINY, kernel="fast", images=3)["cycles_mean"] == 1003.0
     assert not list(tmp_path.glob("*.tmp"))

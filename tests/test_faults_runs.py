@@ -20,6 +20,7 @@ import torch
 from bitnetlib import pipeline
 from bitnetlib import book as bk
 from bitnetlib.book import cache
+from bitnetlib.book import derived
 from bitnetlib.cli import main
 from bitnetlib.deploy import engine as G
 from bitnetlib.deploy import intmodel as I
@@ -298,7 +299,7 @@ def test_disk_full_in_a_text_write(tmp_path, capsys, monkeypatch):
     assert rc == 2 and "config.yaml: disk full" in err
     assert no_temp_files(run)
     with pytest.raises(rundir.RunDirError, match="disk full"):
-        cache.cached_result(tmp_path / "r.json", "k", "1", lambda: {"a": 1}, "s")
+        derived.cached_result(tmp_path / "r.json", "k", "1", lambda: {"a": 1}, "s")
     assert no_temp_files(tmp_path)
 
 
@@ -338,7 +339,7 @@ def test_cache_corrupt_metrics(cached):
 def test_cache_corrupt_stored_result_is_computed_again(tmp_path):
     path = tmp_path / "verify.json"
     path.write_text('{"engine": "abc", "result": ')
-    r = cache.cached_result(path, "engine", "abc", lambda: {"n": 3}, "seconds")
+    r = derived.cached_result(path, "engine", "abc", lambda: {"n": 3}, "seconds")
     assert r["n"] == 3 and json.loads(path.read_text())["result"]["n"] == 3
 
 

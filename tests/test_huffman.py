@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from bitnetlib import pipeline
-from bitnetlib.book import cache
+from bitnetlib.book import derived
 from bitnetlib.deploy import codestats, firmware, huffbench, huffman, packing
 from bitnetlib.deploy.engine import EngineError, status_name
 from bitnetlib.deploy.model import Exported, LayerSpec
@@ -139,7 +139,7 @@ def test_decoder_sources_decide_no_firmware_run():
     """firmware_source_hash leaves the coder out (its files exist under those names)."""
     names = {p.name for d in ("c_engine", "firmware", "bitnetlib/deploy")
              for p in (REPO / d).iterdir()}
-    assert set(cache.NOT_FIRMWARE) <= names
+    assert set(derived.NOT_FIRMWARE) <= names
 
 
 @pytest.mark.skipif(not firmware.have_toolchain(), reason="RISC-V toolchain missing")

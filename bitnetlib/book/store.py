@@ -10,8 +10,8 @@
                            optimizer state, no checkpoint)
         run.json           provenance: date, commit, machine, torch, wall seconds
         last_model.pt      runs with weight averaging (swa) only: the last epoch's weights
-        verify.json        C engine vs integer model vs fake-quant (``cache.verify_cached``)
-        mcu_<kernel>_<n>.json  the emulated CH32V003 (``cache.mcu_cached``); both keyed
+        verify.json        C engine vs integer model vs fake-quant (``derived.verify_cached``)
+        mcu_<kernel>_<n>.json  the emulated CH32V003 (``derived.mcu_cached``); both keyed
                            by a hash of the sources that computed them
         bitnet_model.h     the exported C header, written by the C-engine check
 

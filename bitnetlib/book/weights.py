@@ -7,8 +7,8 @@ from ..deploy import codestats, huffbench
 from ..training.data import REPO_ROOT
 from ..training.export import export_model
 from ..training.ptq import post_training_quantize
-from .cache import (cache_root, cached_result, config_key, resolve_config, run_cached,
-                    run_dir_of)
+from .cache import cache_root, config_key, resolve_config, run_cached, run_dir_of
+from .derived import cached_result
 
 BENCH_SOURCES = ("c_engine/bitnet.h", "c_engine/bn_huffman.h", "c_engine/bn_huffman.c",
                  "firmware/huffbench.c", "firmware/startup.S", "firmware/ch32v003.ld",

@@ -9,7 +9,7 @@ the emulated CH32V003.
                input, with instructions and cycles (the cycle model of ``cycles``)
                per layer: the whole round and bn_huff_decode alone
 
-Nothing here is part of an inference firmware run (book.cache.firmware_source_hash
+Nothing here is part of an inference firmware run (book.derived.firmware_source_hash
 leaves this module and the decoder's sources out).
 """
 import subprocess

@@ -69,7 +69,7 @@ def train_here(cfg, publish_run: bool = False) -> dict:
 
 def check_run(run_dir) -> dict:
     """``pipeline.verify`` of a run directory, stored there as verify.json (the format
-    of ``cache.verify_cached``: keyed by the C engine's source hash)."""
+    of ``derived.verify_cached``: keyed by the C engine's source hash)."""
     from ... import pipeline
     from ...deploy import engine
     return cached_result(run_dir / "verify.json", "engine", engine.source_hash(),
