@@ -15,9 +15,13 @@
  */
 #include "bitnet.h"
 
+#ifndef BN_RUN4_ASM
+#define BN_RUN4_ASM 0     /* 1: tile4 and the 4bitsym pass from bn_kernels_rv32e.S (RV32E firmware) */
+#endif
+
 #if (BN_LAYOUTS & 2u)
 
-static int32_t u2i_f(uint32_t u)   /* exact int32 value of a two's-complement word */
+static inline int32_t u2i_f(uint32_t u)   /* exact int32 value of a two's-complement word */
 {
     return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)(~u) - 1;
 }
@@ -25,7 +29,7 @@ static int32_t u2i_f(uint32_t u)   /* exact int32 value of a two's-complement wo
 /* product tables: t[f] = weight(f) * d, built by additions and shifts (inlined
  * into the pass of their type) */
 
-#if BN_HAS_FC_WTYPE(4)
+#if BN_HAS_FC_WTYPE(4) && !BN_RUN4_ASM
 static void tab_4bitsym(int16_t *t, uint32_t d)     /* 2f - 15 */
 {
     uint32_t d2 = d << 1, v = d;                /* t[8 + k] = (2k + 1) d = -t[7 - k] */
@@ -115,9 +119,6 @@ static void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
 #define SUM4(t, TB, o0, o1, o2, o3)                                                      \
     (LK(t, 0, TB, o0) + LK(t, 1, TB, o1) + LK(t, 2, TB, o2) + LK(t, 3, TB, o3))
 
-#ifndef BN_RUN4_ASM
-#define BN_RUN4_ASM 0     /* 1: tile4 from bn_kernels_rv32e.S (RV32E firmware) */
-#endif
 #ifndef BN_TILE_K
 #define BN_TILE_K 8       /* non-zero inputs per chunk of the 4-bit kernels (stack:
                              BN_TILE_K entries of 36 bytes on RV32) */
@@ -412,7 +413,14 @@ static BN_HOT void NAME(const uint32_t *w, size_t wpc, const int8_t *act, size_t
 }
 
 #if BN_HAS_FC_WTYPE(4)
+#if BN_RUN4_ASM
+/* bn_kernels_rv32e.S: the same pass in RV32EC (word-wise skip, paired table stores) */
+void bn_pass4sym_rv32e(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,
+                       size_t n_out, int32_t c, uint32_t *u, uint32_t zero);
+#define pass_4bitsym bn_pass4sym_rv32e
+#else
 DEFINE_PASS4(pass_4bitsym, tab_4bitsym)
+#endif
 #endif
 #if BN_HAS_FC_WTYPE(5)
 DEFINE_PASS4(pass_4bit, tab_4bit)

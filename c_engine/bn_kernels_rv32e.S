@@ -70,6 +70,12 @@
 #define SL1 slli F, W, 1
 
 bn_tile4_rv32e:
+    slli F, a1, 5                     /* end = e + 36 k */
+    slli t0, a1, 2
+    add F, F, t0
+    add a1, F, a0
+    .globl bn_tile4e_rv32e            /* (e, end, n_out, acc, zero): end = e + 36 k */
+bn_tile4e_rv32e:
     addi sp, sp, -FRAME
     sw ra, 0(sp)
     sw gp, 4(sp)
@@ -77,18 +83,15 @@ bn_tile4_rv32e:
     sw s0, 12(sp)
     sw s1, 16(sp)
     sw a4, FR_ZERO(sp)
-    slli F, a1, 5                     /* END = e + 36 k */
-    slli t0, a1, 2
-    add F, F, t0
-    add F, F, a0
-    sw F, FR_END(sp)
+    sw a1, FR_END(sp)
+    la F, .Lstore                     /* k = 0: no inputs (zero: stores zeros) */
+    beq a1, a0, 2f
     la F, .Lfirst                     /* k even: from the first half, e */
-    andi t0, a1, 1
-    beqz t0, 1f
+    sub t0, a1, a0                    /* 36 k: bit 2 is k's parity (9 k odd iff k odd) */
+    andi t0, t0, 4
+    beqz t0, 2f
     addi a0, a0, -36                  /* k odd: from the second half, e - 36 */
     la F, .Lsecond
-1:  bnez a1, 2f
-    la F, .Lstore                     /* k = 0: no inputs (zero: stores zeros) */
 2:  sw a0, FR_ESTART(sp)
     sw F, FR_ENTRY(sp)
     andi t0, a2, 7
@@ -193,3 +196,165 @@ bn_tile4_rv32e:
     .error "tile4 load / store sequences are not 8 words"
     .endif
     .size bn_tile4_rv32e, . - bn_tile4_rv32e
+
+/*
+ * bn_pass4sym_rv32e: the pass over the inputs of a 4bitsym cols layer (pass_4bitsym
+ * of bn_kernels_fast.c, whose C version the host runs), bit-exact with it:
+ *
+ *   void bn_pass4sym_rv32e(const uint32_t *w, size_t wpc, const int8_t *act,
+ *                          size_t n_in, size_t n_out, int32_t c, uint32_t *acc,
+ *                          uint32_t zero);
+ *
+ * Skips inputs equal to c four at a time (one word compared with c in all four
+ * bytes: 8 cycles per four skipped inputs), builds the product table of each other
+ * input in its entry (bn_tab4) with eight word stores: word k holds t[2k] (low half)
+ * and t[2k + 1] = t[2k] + 2d (high half), t[f] = (2f - 15) d; as integers
+ * w_k = t[2k] + 65536 t[2k + 1] + 65536 [t[2k] < 0], an arithmetic progression of
+ * step 4d * 65537 plus the low half's borrow (words 0-3 when d > 0, 4-7 when d < 0);
+ * and hands every BN_TILE_K entries, and the last ones, to bn_tile4e_rv32e. The scan
+ * state lives in s0 s1 gp tp, which the tile kernel saves and restores.
+ */
+#ifndef BN_TILE_K
+#define BN_TILE_K 7
+#endif
+#define P_RA 0
+#define P_S0 4
+#define P_S1 8
+#define P_GP 12
+#define P_TP 16
+#define P_NOUT 20
+#define P_ACC 24
+#define P_ZERO 28
+#define P_WPC4 32
+#define P_CW 36
+#define P_ENT 40                      /* BN_TILE_K entries of 36 bytes */
+#define P_ELIM (P_ENT + 36 * BN_TILE_K)
+#define PFRAME P_ELIM
+
+/* registers: s0 input pointer, s1 its column, gp end of the inputs, tp c; t0 4
+ * columns' stride, t1 end - 3 (a word fits), t2 end of the entries, a3 next entry,
+ * ra one column's stride, a5 c in all four bytes; a0 a1 a2 a4 scratch (the build's
+ * values in x8-x15: compressed stores) */
+#if BN_HOT_FLASH
+    .section .text.bn_pass4sym_rv32e, "ax"
+#else
+    .section .ramfunc.bn_pass4sym_rv32e, "ax"
+#endif
+    .globl bn_pass4sym_rv32e
+    .type bn_pass4sym_rv32e, @function
+    .balign 4
+bn_pass4sym_rv32e:
+    lw t0, 0(sp)                      /* acc, zero: the 7th and 8th arguments */
+    lw t1, 4(sp)
+    addi sp, sp, -PFRAME
+    sw ra, P_RA(sp)
+    sw s0, P_S0(sp)
+    sw s1, P_S1(sp)
+    sw gp, P_GP(sp)
+    sw tp, P_TP(sp)
+    sw a4, P_NOUT(sp)
+    sw t0, P_ACC(sp)
+    sw t1, P_ZERO(sp)
+    mv s1, a0
+    mv s0, a2
+    add gp, a2, a3
+    mv tp, a5
+    slli ra, a1, 2
+    sw ra, P_WPC4(sp)
+    andi a5, a5, 255                  /* c in all four bytes */
+    slli a4, a5, 8
+    or a5, a5, a4
+    slli a4, a5, 16
+    or a5, a5, a4
+    sw a5, P_CW(sp)
+    slli t0, ra, 2
+    addi t1, gp, -3
+    addi t2, sp, P_ELIM
+    addi a3, sp, P_ENT
+    andi a4, s0, 3                    /* words from an aligned input on */
+    bnez a4, .Pbyte
+    bgeu s0, t1, .Pbyte
+.Pwords:
+    lw a4, 0(s0)
+    bne a4, a5, .Pbyte
+    addi s0, s0, 4
+    add s1, s1, t0
+    bltu s0, t1, .Pwords
+    bgeu s0, gp, .Pdone
+.Pbyte:
+    lb a4, 0(s0)
+    beq a4, tp, .Pnext
+    sub a4, a4, tp                    /* d != 0 */
+    sw s1, 0(a3)
+    slli a1, a4, 16
+    add a0, a1, a4                    /* d * 65537 */
+    slli a2, a0, 2                    /* the step */
+    slli a1, a1, 1
+    add a0, a0, a1                    /* w_4 without the borrow */
+    bltz a4, .Pneg
+    lui a1, 16                        /* d > 0: w_3 = w_4 - step + 65536 */
+    add a1, a1, a0
+    sub a1, a1, a2
+.Pstore:
+    sw a0, 20(a3)
+    add a0, a0, a2
+    sw a0, 24(a3)
+    add a0, a0, a2
+    sw a0, 28(a3)
+    add a0, a0, a2
+    sw a0, 32(a3)
+    sw a1, 16(a3)
+    sub a1, a1, a2
+    sw a1, 12(a3)
+    sub a1, a1, a2
+    sw a1, 8(a3)
+    sub a1, a1, a2
+    sw a1, 4(a3)
+    addi a3, a3, 36
+    bgeu a3, t2, .Pchunk
+.Pnext:
+    addi s0, s0, 1
+    add s1, s1, ra
+    bgeu s0, gp, .Pdone
+    andi a4, s0, 3
+    bnez a4, .Pbyte
+    bltu s0, t1, .Pwords
+    j .Pbyte
+.Pneg:                                /* d < 0: w_4 + 65536, w_3 = w_4 - step */
+    sub a1, a0, a2
+    lui a4, 16
+    add a0, a0, a4
+    j .Pstore
+.Pchunk:                              /* BN_TILE_K entries: accumulate them */
+    addi a0, sp, P_ENT
+    mv a1, a3
+    lw a2, P_NOUT(sp)
+    lw a3, P_ACC(sp)
+    lw a4, P_ZERO(sp)
+    jal bn_tile4e_rv32e
+    sw zero, P_ZERO(sp)
+    lw ra, P_WPC4(sp)
+    lw a5, P_CW(sp)
+    slli t0, ra, 2
+    addi t1, gp, -3
+    addi t2, sp, P_ELIM
+    addi a3, sp, P_ENT
+    j .Pnext
+.Pdone:                               /* the last entries; or none at all: acc = 0 */
+    addi a0, sp, P_ENT
+    lw a4, P_ZERO(sp)
+    bne a3, a0, 1f
+    beqz a4, .Pret
+1:  mv a1, a3
+    lw a2, P_NOUT(sp)
+    lw a3, P_ACC(sp)
+    jal bn_tile4e_rv32e
+.Pret:
+    lw ra, P_RA(sp)
+    lw s0, P_S0(sp)
+    lw s1, P_S1(sp)
+    lw gp, P_GP(sp)
+    lw tp, P_TP(sp)
+    addi sp, sp, PFRAME
+    ret
+    .size bn_pass4sym_rv32e, . - bn_pass4sym_rv32e
