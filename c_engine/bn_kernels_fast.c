@@ -306,10 +306,18 @@ static BN_HOT void pass_ternary(const uint32_t *w, size_t wpc, const int8_t *act
 }
 #endif
 
+/* The 4bitsym-only firmware (its pass in assembly) keeps acc_init in flash: its SRAM
+ * goes to larger chunks (BN_TILE_K entries), which save more than it costs. */
+#if BN_RUN4_ASM && BN_FC_WTYPES == 0x10
+#define BN_INIT_MEM
+#else
+#define BN_INIT_MEM BN_HOT_AUX
+#endif
+
 /* acc[o] = c * wsum[o] without a multiplier (wsum NULL: 0): one pass over the
  * outputs per set bit of |c| (the MNIST background has two or three), the first
  * one storing, subtracting when c < 0. */
-static BN_HOT_AUX void acc_init(int32_t c, const int32_t *wsum, size_t n_out, uint32_t *acc)
+static BN_INIT_MEM void acc_init(int32_t c, const int32_t *wsum, size_t n_out, uint32_t *acc)
 {
     uint32_t m = !wsum ? 0u : c < 0 ? 0u - (uint32_t)c : (uint32_t)c;
     uint32_t *a = acc, *end = acc + n_out;

@@ -214,9 +214,14 @@ bn_tile4e_rv32e:
  * and hands every BN_TILE_K entries, and the last ones, to bn_tile4e_rv32e. The scan
  * state lives in s0 s1 gp tp, which the tile kernel saves and restores.
  */
-#ifndef BN_TILE_K
-#define BN_TILE_K 7
+#ifndef BN_TILE_K_SYM                 /* 4bitsym-only firmware: acc_init in flash, */
+#if BN_FC_WTYPES == 0x10              /* its SRAM to the chunk (bn_kernels_fast.c) */
+#define BN_TILE_K_SYM 12
+#else
+#define BN_TILE_K_SYM 8
 #endif
+#endif
+#define BN_TILE_K BN_TILE_K_SYM
 #define P_RA 0
 #define P_S0 4
 #define P_S1 8
@@ -358,3 +363,90 @@ bn_pass4sym_rv32e:
     addi sp, sp, PFRAME
     ret
     .size bn_pass4sym_rv32e, . - bn_pass4sym_rv32e
+
+#if BN_SHIFTNORM_ASM
+/*
+ * bn_shiftnorm_relu (bitnet.h) in RV32EC, for the fast firmware
+ * (-DBN_SHIFTNORM_ASM=1; bn_kernels.c then leaves out its C version, the oracle the
+ * host runs): the same result, status and argmax (the first largest). The max pass
+ * takes two values per step; the output pass has one branch for ReLU zeros.
+ */
+#if BN_HOT_FLASH
+    .section .text.bn_shiftnorm_relu, "ax"
+#else
+    .section .ramfunc.bn_shiftnorm_relu, "ax"
+#endif
+    .globl bn_shiftnorm_relu
+    .type bn_shiftnorm_relu, @function
+    .balign 4
+bn_shiftnorm_relu:                    /* (acc, n, out, shift, argmax) */
+    mv a5, a0
+    li a0, -1                         /* BN_ERR_NULL */
+    beqz a5, .Sret
+    beqz a2, .Sret
+    li a0, -4                         /* BN_ERR_SHAPE */
+    beqz a1, .Sret
+    slli a1, a1, 2
+    add a1, a1, a5                    /* end */
+    lw t2, 0(a5)                      /* max */
+    mv a0, a5                         /* best */
+    mv t0, a5
+    sub t1, a1, a5                    /* 4 n */
+    andi t1, t1, 4
+    add t0, t0, t1                    /* n odd: acc[0] is the start, pairs after it */
+    bgeu t0, a1, 3f
+1:  lw t1, 0(t0)
+    blt t2, t1, 4f
+2:  lw t1, 4(t0)
+    blt t2, t1, 5f
+6:  addi t0, t0, 8
+    bltu t0, a1, 1b
+    j 3f
+4:  mv t2, t1                         /* a new max at t0 */
+    mv a0, t0
+    j 2b
+5:  mv t2, t1                         /* at t0 + 4 */
+    addi a0, t0, 4
+    j 6b
+3:  li t1, 0                          /* s: the bit length of max >> 7 (max > 127) */
+    li t0, 127
+    bge t0, t2, 8f
+    srli t2, t2, 7
+7:  addi t1, t1, 1
+    srli t2, t2, 1
+    bnez t2, 7b
+8:  li t2, 0                          /* half = s ? 1 << (s - 1) : 0 */
+    beqz t1, 9f
+    addi t2, t1, -1
+    li t0, 1
+    sll t2, t0, t2
+9:  beqz a3, 10f
+    sb t1, 0(a3)
+10: beqz a4, 11f
+    sub t0, a0, a5
+    srli t0, t0, 2
+    sh t0, 0(a4)
+11: mv a3, a2                         /* out */
+    li a4, 128
+12: lw a0, 0(a5)
+    addi a5, a5, 4
+    blez a0, 14f                      /* ReLU */
+    add a0, a0, t2                    /* uint32: + half, >> s */
+    srl a0, a0, t1
+    bgeu a0, a4, 15f
+13: sb a0, 0(a3)
+    addi a3, a3, 1
+    bltu a5, a1, 12b
+    li a0, 0
+    ret
+14: sb zero, 0(a3)
+    addi a3, a3, 1
+    bltu a5, a1, 12b
+    li a0, 0
+    ret
+15: li a0, 127
+    j 13b
+.Sret:
+    ret
+    .size bn_shiftnorm_relu, . - bn_shiftnorm_relu
+#endif
