@@ -220,7 +220,7 @@ DEFINE_RUN4(1)
 static const uint32_t tern_lut[256] = { TL64(0), TL64(64), TL64(128), TL64(192) };
 
 /* t[4 ta + tb] = (ta - 1) da + (tb - 1) db; entries 3, 7, 11..15 never read */
-static void tab_tern2(int16_t *t, uint32_t da, uint32_t db)
+static BN_HOT void tab_tern2(int16_t *t, uint32_t da, uint32_t db)
 {
     t[0] = (int16_t)u2i_f(0u - da - db);
     t[1] = (int16_t)u2i_f(0u - da);
