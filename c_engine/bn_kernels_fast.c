@@ -103,13 +103,6 @@ static void tab_2bitsym(int16_t *t, uint32_t d)     /* 2f - 3 */
 }
 #endif
 
-#if BN_HAS_FC_WTYPE(1)
-static void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
-{
-    t[0] = (int16_t)u2i_f(0u - d);
-    t[1] = (int16_t)u2i_f(d);
-}
-#endif
 
 /* Accumulate kernels: G = 4 non-zero inputs per pass (their tables contiguous, TB
  * bytes each, at t), one pass over the out accumulators. A column word holds PER
@@ -202,7 +195,86 @@ static BN_HOT void run4_b##B(const uint32_t *const *col, const unsigned char *t,
 DEFINE_RUN4(2)
 #endif
 #if BN_HAS_FC_WTYPE(1)
-DEFINE_RUN4(1)
+/* Binary: four inputs share one 16-entry table, t[i] = sum over k of (bit k of i ?
+ * d_k : -d_k), so one lookup serves four input-weight pairs. A column word holds 32
+ * outputs' bits, output o at bit 31 - o; the four columns' bits of outputs at bits
+ * 4n + s (n = 0..7) are gathered into the nibbles of one word z_s (input k at bit
+ * 4n + k), 14 operations for 8 outputs. */
+#define M1 0x11111111u
+#define TB1(t, o) ((uint32_t)(int32_t)(*(const int16_t *)((const unsigned char *)(t) + (o))))
+static BN_HOT void tab_bin4(int16_t *t, const uint32_t *d)
+{
+    uint32_t v = 0u - d[0] - d[1] - d[2] - d[3];
+    size_t k, h, i;
+    t[0] = (int16_t)u2i_f(v);
+    for (k = 0, h = 1; k < 4; k++, h <<= 1)      /* t[h + i] = t[i] + 2 d_k */
+        for (i = 0; i < h; i++)
+            t[h + i] = (int16_t)u2i_f((uint32_t)(int32_t)t[i] + (d[k] << 1));
+}
+
+static BN_HOT void run4_b1(const uint32_t *const *col, const int16_t *t, size_t n_out,
+                           uint32_t *a)
+{
+    const uint32_t *c0 = col[0], *c1 = col[1], *c2 = col[2], *c3 = col[3];
+    size_t j, full = n_out >> 5, rem = n_out & 31u, o;
+    for (j = 0; j < full; j++, a += 32) {
+        uint32_t x0 = c0[j], x1 = c1[j], x2 = c2[j], x3 = c3[j];
+        uint32_t *p = a + 31;                   /* output 31 - s - 4n */
+        do {
+            uint32_t z = (x0 & M1) | ((x1 & M1) << 1) | ((x2 & M1) << 2) | ((x3 & M1) << 3);
+            x0 >>= 1; x1 >>= 1; x2 >>= 1; x3 >>= 1;
+            p[0] += TB1(t, (z << 1) & 30u);
+            p[-4] += TB1(t, (z >> 3) & 30u);
+            p[-8] += TB1(t, (z >> 7) & 30u);
+            p[-12] += TB1(t, (z >> 11) & 30u);
+            p[-16] += TB1(t, (z >> 15) & 30u);
+            p[-20] += TB1(t, (z >> 19) & 30u);
+            p[-24] += TB1(t, (z >> 23) & 30u);
+            p[-28] += TB1(t, (z >> 27) & 30u);
+        } while (--p > a + 27);
+    }
+    if (rem) {                                  /* the last word: outputs 0..rem-1 */
+        uint32_t x0 = c0[full], x1 = c1[full], x2 = c2[full], x3 = c3[full];
+        for (o = 0; o < rem; o++) {
+            unsigned b = 31u - (unsigned)o;
+            uint32_t i = ((x0 >> b) & 1u) | (((x1 >> b) & 1u) << 1) | (((x2 >> b) & 1u) << 2)
+                         | (((x3 >> b) & 1u) << 3);
+            a[o] += TB1(t, i << 1);
+        }
+    }
+}
+
+/* inputs four at a time (columns and d), the last 1-3 padded with d = 0 */
+static BN_HOT void pass_binary(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,
+                               size_t n_out, int32_t c, uint32_t *u, uint32_t zero)
+{
+    int16_t tab[16];
+    const uint32_t *col[4];
+    uint32_t d[4];
+    const int8_t *p = act, *end = act + n_in;
+    size_t k = 0;
+    (void)zero;                     /* acc set up by acc_init */
+    do {
+        if (*p != c) {
+            col[k] = w;
+            d[k] = (uint32_t)(*p - c);
+            if (++k == 4) {
+                tab_bin4(tab, d);
+                run4_b1(col, tab, n_out, u);
+                k = 0;
+            }
+        }
+        w += wpc;
+    } while (++p < end);
+    if (k) {
+        for (; k < 4; k++) {
+            col[k] = col[0];
+            d[k] = 0;
+        }
+        tab_bin4(tab, d);
+        run4_b1(col, tab, n_out, u);
+    }
+}
 #endif
 
 #if BN_HAS_FC_WTYPE(2)
@@ -441,9 +513,6 @@ DEFINE_PASS4(pass_nf4, tab_nf4)
 #endif
 #if BN_HAS_FC_WTYPE(3)
 DEFINE_PASS(pass_2bitsym, tab_2bitsym, run4_b2, 4)
-#endif
-#if BN_HAS_FC_WTYPE(1)
-DEFINE_PASS(pass_binary, tab_binary, run4_b1, 2)
 #endif
 
 bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t *act,
