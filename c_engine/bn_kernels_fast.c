@@ -289,7 +289,16 @@ static BN_HOT void pass_binary(const uint32_t *w, size_t wpc, const int8_t *act,
 #define TL4(b) TL(b), TL((b) + 1), TL((b) + 2), TL((b) + 3)
 #define TL16(b) TL4(b), TL4((b) + 4), TL4((b) + 8), TL4((b) + 12)
 #define TL64(b) TL16(b), TL16((b) + 16), TL16((b) + 32), TL16((b) + 48)
-static const uint32_t tern_lut[256] = { TL64(0), TL64(64), TL64(128), TL64(192) };
+#ifndef BN_TERN_ASM
+#define BN_TERN_ASM 0     /* 1: run4_tern from bn_kernels_rv32e.S (RV32E firmware) */
+#endif
+#if BN_TERN_ASM
+#define tern_lut bn_tern_lut  /* read by the assembly kernel */
+const uint32_t bn_tern_lut[256];
+#else
+static
+#endif
+const uint32_t tern_lut[256] = { TL64(0), TL64(64), TL64(128), TL64(192) };
 
 /* t[4 ta + tb] = (ta - 1) da + (tb - 1) db; entries 3, 7, 11..15 never read */
 static BN_HOT void tab_tern2(int16_t *t, uint32_t da, uint32_t db)
@@ -323,6 +332,11 @@ static BN_HOT void tab_tern2(int16_t *t, uint32_t da, uint32_t db)
         p[4] += TK(t, (y01 << 1) & 30u) + TK(t, ((y23 << 1) & 30u) + 32u);             \
         p += 5;                                                                         \
     } while (0)
+#if BN_TERN_ASM
+uint32_t bn_run4_tern_rv32e(const uint32_t *const *col, const unsigned char *t,
+                            size_t n_out, uint32_t *p);
+#define run4_tern bn_run4_tern_rv32e
+#else
 static BN_HOT uint32_t run4_tern(const uint32_t *const *col, const unsigned char *t,
                                  size_t n_out, uint32_t *p)
 {
@@ -342,6 +356,7 @@ last:
     }
     return bad & (TERN_BAD | TERN_BAD << 2);
 }
+#endif
 
 /* inputs four at a time (columns and d), the last 1-3 padded with d = 0 */
 static BN_HOT void pass_ternary(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,

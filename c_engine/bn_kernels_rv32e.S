@@ -450,3 +450,107 @@ bn_shiftnorm_relu:                    /* (acc, n, out, shift, argmax) */
     ret
     .size bn_shiftnorm_relu, . - bn_shiftnorm_relu
 #endif
+
+#if BN_TERN_ASM
+/*
+ * bn_run4_tern_rv32e: run4_tern of bn_kernels_fast.c (Ternary, four inputs per pass,
+ * two pair tables t and t + 32 bytes) in RV32EC, bit-exact with it, for the fast
+ * firmware (-DBN_TERN_ASM=1):
+ *
+ *   uint32_t bn_run4_tern_rv32e(const uint32_t *const *col, const unsigned char *t,
+ *                               size_t n_out, uint32_t *p);
+ *
+ * Per column byte (5 outputs, most significant byte first, so at addresses +3..+0 of
+ * a little-endian word): its four inputs' bytes spread by bn_tern_lut into
+ * y01 = lut[b0] << 2 | lut[b1] and y23, then per output two lookups and one
+ * read-modify-write of the accumulator. Returns the TERN_BAD bits seen (bytes > 242).
+ * Registers: byte pointers a4 a5 t0 t1; y01 s0, y23 s1; p a3, end a2, t a1, lut t2;
+ * scratch a0 ra; bytes left in the word gp; TERN_BAD bits tp.
+ */
+#if BN_HOT_FLASH
+    .section .text.bn_run4_tern_rv32e, "ax"
+#else
+    .section .ramfunc.bn_run4_tern_rv32e, "ax"
+#endif
+    .globl bn_run4_tern_rv32e
+    .type bn_run4_tern_rv32e, @function
+    .balign 4
+#define COMMA ,
+/* lut entry of the byte at B into R */
+#define TLUT(R, B) lbu R, 0(B); slli R, R, 2; add R, R, t2; lw R, 0(R)
+/* output at byte offset OFF of p: field EXT of y01 and y23 */
+#define TOUT(E01, E23, OFF) \
+    E01; andi a0, a0, 30; add a0, a0, a1; lh a0, 0(a0); \
+    E23; andi ra, ra, 30; add ra, ra, a1; lh ra, 32(ra); \
+    add a0, a0, ra; lw ra, OFF(a3); add ra, ra, a0; sw ra, OFF(a3)
+bn_run4_tern_rv32e:
+    addi sp, sp, -20
+    sw s0, 0(sp)
+    sw s1, 4(sp)
+    sw ra, 8(sp)
+    sw gp, 12(sp)
+    sw tp, 16(sp)
+    lw a4, 0(a0)
+    lw a5, 4(a0)
+    lw t0, 8(a0)
+    lw t1, 12(a0)
+    addi a4, a4, 3
+    addi a5, a5, 3
+    addi t0, t0, 3
+    addi t1, t1, 3
+    slli a2, a2, 2
+    add a2, a2, a3
+    la t2, bn_tern_lut
+    li tp, 0
+.Tword:
+    li gp, 4
+.Tbyte:
+    TLUT(s0, a4)
+    TLUT(a0, a5)
+    slli s0, s0, 2
+    or s0, s0, a0
+    TLUT(s1, t0)
+    TLUT(a0, t1)
+    slli s1, s1, 2
+    or s1, s1, a0
+    or tp, tp, s0
+    or tp, tp, s1
+    addi a0, a3, 20                   /* at most 5 outputs left: the last group */
+    bgeu a0, a2, .Tlast
+    TOUT(srli a0 COMMA s0 COMMA 15, srli ra COMMA s1 COMMA 15, 0)
+    TOUT(srli a0 COMMA s0 COMMA 11, srli ra COMMA s1 COMMA 11, 4)
+    TOUT(srli a0 COMMA s0 COMMA 7, srli ra COMMA s1 COMMA 7, 8)
+    TOUT(srli a0 COMMA s0 COMMA 3, srli ra COMMA s1 COMMA 3, 12)
+    TOUT(slli a0 COMMA s0 COMMA 1, slli ra COMMA s1 COMMA 1, 16)
+    addi a3, a3, 20
+    addi a4, a4, -1
+    addi a5, a5, -1
+    addi t0, t0, -1
+    addi t1, t1, -1
+    addi gp, gp, -1
+    bnez gp, .Tbyte
+    addi a4, a4, 8                    /* byte +3 of the next word */
+    addi a5, a5, 8
+    addi t0, t0, 8
+    addi t1, t1, 8
+    j .Tword
+.Tlast:                               /* outputs k < end - p: fields 16 - 4k of y << 1 */
+    slli s0, s0, 1
+    slli s1, s1, 1
+    li gp, 16
+1:  bgeu a3, a2, 2f
+    TOUT(srl a0 COMMA s0 COMMA gp, srl ra COMMA s1 COMMA gp, 0)
+    addi a3, a3, 4
+    addi gp, gp, -4
+    j 1b
+2:  lui a0, 0x5000                    /* TERN_BAD | TERN_BAD << 2 */
+    and a0, a0, tp
+    lw s0, 0(sp)
+    lw s1, 4(sp)
+    lw ra, 8(sp)
+    lw gp, 12(sp)
+    lw tp, 16(sp)
+    addi sp, sp, 20
+    ret
+    .size bn_run4_tern_rv32e, . - bn_run4_tern_rv32e
+#endif
