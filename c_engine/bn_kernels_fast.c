@@ -401,6 +401,31 @@ static BN_HOT void pass_ternary(const uint32_t *w, size_t wpc, const int8_t *act
 #define BN_INIT_MEM BN_HOT_AUX
 #endif
 
+#if BN_RUN4_ASM
+/* bn_kernels_rv32e.S: acc[o] = c * wsum[o] in one pass when |c| has 1-3 set bits at
+ * b1 < b2 < b3 (d2 = b2 - b1, d3 = b3 - b2; -1: absent), neg = -1 when c < 0 */
+void bn_accinit3_rv32e(const int32_t *wsum, size_t n_out, uint32_t *acc, uint32_t b1,
+                       int32_t d2, int32_t d3, uint32_t neg);
+
+static int accinit3(int32_t c, const int32_t *wsum, size_t n_out, uint32_t *acc)
+{
+    uint32_t m = c < 0 ? 0u - (uint32_t)c : (uint32_t)c;
+    int32_t b[3] = {-1, -1, -1}, i;
+    size_t k = 0;
+    for (i = 0; m; i++, m >>= 1)
+        if (m & 1u) {
+            if (k == 3)
+                return 1;           /* four or more set bits: acc_init */
+            b[k++] = i;
+        }
+    if (k == 0)
+        return 1;                   /* c = 0: acc_init zeroes */
+    bn_accinit3_rv32e(wsum, n_out, acc, (uint32_t)b[0], k > 1 ? b[1] - b[0] : -1,
+                      k > 2 ? b[2] - b[1] : -1, c < 0 ? 0xFFFFFFFFu : 0u);
+    return 0;
+}
+#endif
+
 /* acc[o] = c * wsum[o] without a multiplier (wsum NULL: 0): one pass over the
  * outputs per set bit of |c| (the MNIST background has two or three), the first
  * one storing, subtracting when c < 0. */
@@ -583,8 +608,12 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
     if (wpc != bn_row_words(wtype, n_out))
         return BN_ERR_SHAPE;
     c = wsum ? act[0] : 0;
-    if (wsum || !tiles)
-        acc_init(c, wsum, n_out, u);
+    if (wsum || !tiles) {
+#if BN_RUN4_ASM
+        if (!wsum || accinit3(c, wsum, n_out, u))
+#endif
+            acc_init(c, wsum, n_out, u);
+    }
     pass(w, wpc, act, n_in, n_out, c, u, (uint32_t)(tiles && !wsum));
     return BN_OK;
 }

@@ -216,7 +216,7 @@ bn_tile4e_rv32e:
  */
 #ifndef BN_TILE_K_SYM                 /* 4bitsym-only firmware: acc_init in flash, */
 #if BN_FC_WTYPES == 0x10              /* its SRAM to the chunk (bn_kernels_fast.c) */
-#define BN_TILE_K_SYM 12
+#define BN_TILE_K_SYM 10
 #else
 #define BN_TILE_K_SYM 8
 #endif
@@ -554,3 +554,43 @@ bn_run4_tern_rv32e:
     ret
     .size bn_run4_tern_rv32e, . - bn_run4_tern_rv32e
 #endif
+
+/*
+ * bn_accinit3_rv32e: acc_init of bn_kernels_fast.c (acc[o] = c * wsum[o]) in one pass
+ * when |c| = 2^b1 + 2^b2 + 2^b3 has 1 to 3 set bits (the MNIST background mostly has
+ * 2 or 3; bn_fc_cols finds them): per output Horner's
+ * ((w << (b3 - b2)) + w) << (b2 - b1)) + w) << b1, the absent steps skipped (d < 0),
+ * then the sign (neg = -1 when c < 0: 0 - sum, as acc_init).
+ *
+ *   void bn_accinit3_rv32e(const int32_t *wsum, size_t n_out, uint32_t *acc,
+ *                          uint32_t b1, int32_t d2, int32_t d3, uint32_t neg);
+ */
+#if BN_HOT_FLASH
+    .section .text.bn_accinit3_rv32e, "ax"
+#else
+    .section .ramfunc.bn_accinit3_rv32e, "ax"
+#endif
+    .globl bn_accinit3_rv32e
+    .type bn_accinit3_rv32e, @function
+    .balign 4
+bn_accinit3_rv32e:
+    lw t0, 0(sp)                      /* neg */
+    slli a1, a1, 2
+    add a1, a1, a2                    /* end of acc */
+1:  lw t2, 0(a0)
+    mv t1, t2
+    bltz a5, 2f
+    sll t1, t1, a5
+    add t1, t1, t2
+2:  bltz a4, 3f
+    sll t1, t1, a4
+    add t1, t1, t2
+3:  sll t1, t1, a3
+    xor t1, t1, t0
+    sub t1, t1, t0
+    sw t1, 0(a2)
+    addi a0, a0, 4
+    addi a2, a2, 4
+    bltu a2, a1, 1b
+    ret
+    .size bn_accinit3_rv32e, . - bn_accinit3_rv32e
