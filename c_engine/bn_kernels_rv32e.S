@@ -199,47 +199,56 @@ bn_tile4e_rv32e:
 
 /*
  * bn_pass4sym_rv32e: the pass over the inputs of a 4bitsym cols layer (pass_4bitsym
- * of bn_kernels_fast.c, whose C version the host runs), bit-exact with it:
+ * of bn_kernels_fast.c, whose C version the host runs) with the tile kernel inside
+ * (one frame, no call per chunk), bit-exact with it:
  *
  *   void bn_pass4sym_rv32e(const uint32_t *w, size_t wpc, const int8_t *act,
  *                          size_t n_in, size_t n_out, int32_t c, uint32_t *acc,
  *                          uint32_t zero);
  *
- * Skips inputs equal to c four at a time (one word compared with c in all four
+ * Scan: skips inputs equal to c four at a time (one word compared with c in all four
  * bytes: 8 cycles per four skipped inputs), builds the product table of each other
  * input in its entry (bn_tab4) with eight word stores: word k holds t[2k] (low half)
  * and t[2k + 1] = t[2k] + 2d (high half), t[f] = (2f - 15) d; as integers
  * w_k = t[2k] + 65536 t[2k + 1] + 65536 [t[2k] < 0], an arithmetic progression of
- * step 4d * 65537 plus the low half's borrow (words 0-3 when d > 0, 4-7 when d < 0);
- * and hands every BN_TILE_K entries, and the last ones, to bn_tile4e_rv32e. The scan
- * state lives in s0 s1 gp tp, which the tile kernel saves and restores.
+ * step 4d * 65537 plus the low half's borrow (words 0-3 when d > 0, 4-7 when d < 0).
+ * Every BN_TILE_K entries, and the last ones, the tile loop of bn_tile4_rv32e runs
+ * on them (same registers, its state in this frame); then the scan goes on.
  */
 #ifndef BN_TILE_K_SYM                 /* 4bitsym-only firmware: acc_init in flash, */
 #if BN_FC_WTYPES == 0x10              /* its SRAM to the chunk (bn_kernels_fast.c) */
-#define BN_TILE_K_SYM 10
+#define BN_TILE_K_SYM 12
 #else
 #define BN_TILE_K_SYM 8
 #endif
 #endif
-#define BN_TILE_K BN_TILE_K_SYM
-#define P_RA 0
-#define P_S0 4
-#define P_S1 8
-#define P_GP 12
-#define P_TP 16
-#define P_NOUT 20
-#define P_ACC 24
-#define P_ZERO 28
-#define P_WPC4 32
-#define P_CW 36
-#define P_ENT 40                      /* BN_TILE_K entries of 36 bytes */
-#define P_ELIM (P_ENT + 36 * BN_TILE_K)
-#define PFRAME P_ELIM
+#define M_RA 0                        /* the caller's registers */
+#define M_S0 4
+#define M_S1 8
+#define M_GP 12
+#define M_TP 16
+#define M_ACC 20                      /* the layer */
+#define M_ZERO 24
+#define M_WPC4 28
+#define M_CW 32
+#define M_INEND 36
+#define M_C 40
+#define M_FULL 44                     /* acc + 4 * (n_out & ~7) */
+#define M_REM 48                      /* n_out % 8 */
+#define M_LAST 52                     /* 1: the chunk running is the last */
+#define M_P 56                        /* the scan, while a chunk runs */
+#define M_COL 60
+#define M_END 64                      /* the chunk: end of its entries */
+#define M_ODD 68                      /* 4 when it has an odd number of entries */
+#define M_REMW 72                     /* n_out % 8, 0 once the last tile is stored */
+#define M_ENT 76                      /* BN_TILE_K_SYM entries of 36 bytes */
+#define M_ELIM (M_ENT + 36 * BN_TILE_K_SYM)
+#define PFRAME M_ELIM
 
-/* registers: s0 input pointer, s1 its column, gp end of the inputs, tp c; t0 4
+/* scan registers: s0 input pointer, s1 its column, gp end of the inputs, tp c; t0 4
  * columns' stride, t1 end - 3 (a word fits), t2 end of the entries, a3 next entry,
  * ra one column's stride, a5 c in all four bytes; a0 a1 a2 a4 scratch (the build's
- * values in x8-x15: compressed stores) */
+ * values in x8-x15: compressed stores). Tile registers: as bn_tile4_rv32e. */
 #if BN_HOT_FLASH
     .section .text.bn_pass4sym_rv32e, "ax"
 #else
@@ -252,30 +261,38 @@ bn_pass4sym_rv32e:
     lw t0, 0(sp)                      /* acc, zero: the 7th and 8th arguments */
     lw t1, 4(sp)
     addi sp, sp, -PFRAME
-    sw ra, P_RA(sp)
-    sw s0, P_S0(sp)
-    sw s1, P_S1(sp)
-    sw gp, P_GP(sp)
-    sw tp, P_TP(sp)
-    sw a4, P_NOUT(sp)
-    sw t0, P_ACC(sp)
-    sw t1, P_ZERO(sp)
+    sw ra, M_RA(sp)
+    sw s0, M_S0(sp)
+    sw s1, M_S1(sp)
+    sw gp, M_GP(sp)
+    sw tp, M_TP(sp)
+    sw t0, M_ACC(sp)
+    sw t1, M_ZERO(sp)
+    andi t1, a4, 7
+    sw t1, M_REM(sp)
+    andi t1, a4, -8                   /* full tiles end at acc + 4 (n_out & ~7) */
+    slli t1, t1, 2
+    add t0, t0, t1
+    sw t0, M_FULL(sp)
+    sw zero, M_LAST(sp)
     mv s1, a0
     mv s0, a2
     add gp, a2, a3
+    sw gp, M_INEND(sp)
     mv tp, a5
+    sw tp, M_C(sp)
     slli ra, a1, 2
-    sw ra, P_WPC4(sp)
+    sw ra, M_WPC4(sp)
     andi a5, a5, 255                  /* c in all four bytes */
     slli a4, a5, 8
     or a5, a5, a4
     slli a4, a5, 16
     or a5, a5, a4
-    sw a5, P_CW(sp)
+    sw a5, M_CW(sp)
     slli t0, ra, 2
     addi t1, gp, -3
-    addi t2, sp, P_ELIM
-    addi a3, sp, P_ENT
+    addi t2, sp, M_ELIM
+    addi a3, sp, M_ENT
     andi a4, s0, 3                    /* words from an aligned input on */
     bnez a4, .Pbyte
     bgeu s0, t1, .Pbyte
@@ -316,7 +333,7 @@ bn_pass4sym_rv32e:
     sub a1, a1, a2
     sw a1, 4(a3)
     addi a3, a3, 36
-    bgeu a3, t2, .Pchunk
+    bgeu a3, t2, .Mchunk
 .Pnext:
     addi s0, s0, 1
     add s1, s1, ra
@@ -330,38 +347,133 @@ bn_pass4sym_rv32e:
     lui a4, 16
     add a0, a0, a4
     j .Pstore
-.Pchunk:                              /* BN_TILE_K entries: accumulate them */
-    addi a0, sp, P_ENT
-    mv a1, a3
-    lw a2, P_NOUT(sp)
-    lw a3, P_ACC(sp)
-    lw a4, P_ZERO(sp)
-    jal bn_tile4e_rv32e
-    sw zero, P_ZERO(sp)
-    lw ra, P_WPC4(sp)
-    lw a5, P_CW(sp)
-    slli t0, ra, 2
-    addi t1, gp, -3
-    addi t2, sp, P_ELIM
-    addi a3, sp, P_ENT
-    j .Pnext
 .Pdone:                               /* the last entries; or none at all: acc = 0 */
-    addi a0, sp, P_ENT
-    lw a4, P_ZERO(sp)
-    bne a3, a0, 1f
-    beqz a4, .Pret
-1:  mv a1, a3
-    lw a2, P_NOUT(sp)
-    lw a3, P_ACC(sp)
-    jal bn_tile4e_rv32e
+    li a4, 1
+    sw a4, M_LAST(sp)
+    addi a0, sp, M_ENT
+    bne a3, a0, .Mchunk
+    lw a4, M_ZERO(sp)
+    bnez a4, .Mchunk
 .Pret:
-    lw ra, P_RA(sp)
-    lw s0, P_S0(sp)
-    lw s1, P_S1(sp)
-    lw gp, P_GP(sp)
-    lw tp, P_TP(sp)
+    lw ra, M_RA(sp)
+    lw s0, M_S0(sp)
+    lw s1, M_S1(sp)
+    lw gp, M_GP(sp)
+    lw tp, M_TP(sp)
     addi sp, sp, PFRAME
     ret
+
+.Mchunk:                              /* entries sp + M_ENT .. a3: the tile loop */
+    sw s0, M_P(sp)
+    sw s1, M_COL(sp)
+    sw a3, M_END(sp)
+    addi F, sp, M_ENT                 /* 36 k: bit 2 is k's parity; k = 0: 1 */
+    sub F, a3, F
+    seqz W, F
+    andi F, F, 4
+    or F, F, W
+    sw F, M_ODD(sp)
+    lw F, M_REM(sp)
+    sw F, M_REMW(sp)
+    lw ACC, M_ACC(sp)
+    li OFF, 0
+    lw F, M_FULL(sp)
+    bgeu ACC, F, .Mpartial            /* n_out < 8: only the last tile */
+.Mtile:
+    lw F, M_ZERO(sp)
+    bnez F, .Mzero
+    .option push
+    .option norvc                     /* 4 bytes each: .Mpartial jumps into them */
+.Mload:
+    lw A7, 28(ACC)
+    lw A6, 24(ACC)
+    lw A5, 20(ACC)
+    lw A4, 16(ACC)
+    lw A3, 12(ACC)
+    lw A2, 8(ACC)
+    lw A1, 4(ACC)
+    lw A0, 0(ACC)
+.Mload_end:
+    .option pop
+.Mgo:
+    addi E, sp, M_ENT
+    lw END, M_END(sp)
+    lw F, M_ODD(sp)
+    bnez F, .Modd
+.Mfirst:
+    VISIT(0)
+.Msecond:
+    VISIT(36)
+    addi E, E, 72
+    bltu E, END, .Mfirst
+.Mstore:
+    lw F, M_FULL(sp)
+    bgeu ACC, F, .Mstore_part
+    .option push
+    .option norvc
+.Mstore_all:
+    sw A7, 28(ACC)
+    sw A6, 24(ACC)
+    sw A5, 20(ACC)
+    sw A4, 16(ACC)
+    sw A3, 12(ACC)
+    sw A2, 8(ACC)
+    sw A1, 4(ACC)
+    sw A0, 0(ACC)
+.Mstore_end:
+    .option pop
+    addi OFF, OFF, 4
+    addi ACC, ACC, 32
+    lw F, M_FULL(sp)
+    bltu ACC, F, .Mtile
+.Mpartial:                            /* the last tile, n_out % 8 outputs, or none */
+    lw W, M_REMW(sp)
+    beqz W, .Mresume
+    lw F, M_ZERO(sp)
+    bnez F, .Mzero
+    slli W, W, 2                      /* loads of outputs rem - 1 .. 0 */
+    la F, .Mload_end
+    sub F, F, W
+    jr F
+.Mstore_part:
+    lw W, M_REMW(sp)
+    sw zero, M_REMW(sp)               /* after these stores: the chunk is done */
+    slli W, W, 2
+    la F, .Mstore_end
+    sub F, F, W
+    jr F
+.Modd:                                /* k odd: from the second half of e - 36 */
+    beq E, END, .Mstore               /* k = 0: no inputs (zero: stores zeros) */
+    addi E, E, -36
+    j .Msecond
+.Mzero:
+    li A0, 0
+    li A1, 0
+    li A2, 0
+    li A3, 0
+    li A4, 0
+    li A5, 0
+    li A6, 0
+    li A7, 0
+    j .Mgo
+.Mresume:                             /* back to the scan, or return */
+    sw zero, M_ZERO(sp)
+    lw a4, M_LAST(sp)
+    bnez a4, .Pret
+    lw s0, M_P(sp)
+    lw s1, M_COL(sp)
+    lw gp, M_INEND(sp)
+    lw tp, M_C(sp)
+    lw ra, M_WPC4(sp)
+    lw a5, M_CW(sp)
+    slli t0, ra, 2
+    addi t1, gp, -3
+    addi t2, sp, M_ELIM
+    addi a3, sp, M_ENT
+    j .Pnext
+    .if (.Mload_end - .Mload) != 32 || (.Mstore_end - .Mstore_all) != 32
+    .error "pass4sym load / store sequences are not 8 words"
+    .endif
     .size bn_pass4sym_rv32e, . - bn_pass4sym_rv32e
 
 #if BN_SHIFTNORM_ASM
