@@ -217,7 +217,7 @@ bn_tile4e_rv32e:
  */
 #ifndef BN_TILE_K_SYM                 /* 4bitsym-only firmware: acc_init in flash, */
 #if BN_FC_WTYPES == 0x10              /* its SRAM to the chunk (bn_kernels_fast.c) */
-#define BN_TILE_K_SYM 12
+#define BN_TILE_K_SYM 14
 #else
 #define BN_TILE_K_SYM 8
 #endif
@@ -249,11 +249,7 @@ bn_tile4e_rv32e:
  * columns' stride, t1 end - 3 (a word fits), t2 end of the entries, a3 next entry,
  * ra one column's stride, a5 c in all four bytes; a0 a1 a2 a4 scratch (the build's
  * values in x8-x15: compressed stores). Tile registers: as bn_tile4_rv32e. */
-#if BN_HOT_FLASH
-    .section .text.bn_pass4sym_rv32e, "ax"
-#else
-    .section .ramfunc.bn_pass4sym_rv32e, "ax"
-#endif
+    .section .text.bn_pass4sym_rv32e, "ax"  /* the set-up, once per layer: flash */
     .globl bn_pass4sym_rv32e
     .type bn_pass4sym_rv32e, @function
     .balign 4
@@ -273,6 +269,9 @@ bn_pass4sym_rv32e:
     andi t1, a4, -8                   /* full tiles end at acc + 4 (n_out & ~7) */
     slli t1, t1, 2
     add t0, t0, t1
+    lw t1, M_ZERO(sp)                 /* zero: FULL - 2 (compares as FULL: acc and */
+    slli t1, t1, 1                    /* FULL are multiples of 4), bit 1 the flag */
+    sub t0, t0, t1
     sw t0, M_FULL(sp)
     sw zero, M_LAST(sp)
     mv s1, a0
@@ -293,6 +292,17 @@ bn_pass4sym_rv32e:
     addi t1, gp, -3
     addi t2, sp, M_ELIM
     addi a3, sp, M_ENT
+    la a4, .Pscan
+    jr a4
+#if BN_HOT_FLASH
+    .section .text.bn_pass4sym_scan, "ax"
+#else
+    .section .ramfunc.bn_pass4sym_scan, "ax"
+#endif
+    .type bn_pass4sym_scan, @function
+    .balign 4
+bn_pass4sym_scan:                     /* the scan and the tile loop: SRAM */
+.Pscan:
     andi a4, s0, 3                    /* words from an aligned input on */
     bnez a4, .Pbyte
     bgeu s0, t1, .Pbyte
@@ -352,7 +362,8 @@ bn_pass4sym_rv32e:
     sw a4, M_LAST(sp)
     addi a0, sp, M_ENT
     bne a3, a0, .Mchunk
-    lw a4, M_ZERO(sp)
+    lw a4, M_FULL(sp)                 /* bit 1: zero, acc not set up yet */
+    andi a4, a4, 2
     bnez a4, .Mchunk
 .Pret:
     lw ra, M_RA(sp)
@@ -377,11 +388,11 @@ bn_pass4sym_rv32e:
     sw F, M_REMW(sp)
     lw ACC, M_ACC(sp)
     li OFF, 0
-    lw F, M_FULL(sp)
+    lw F, M_FULL(sp)                  /* F: FULL, minus 2 while zero (see .Mresume) */
     bgeu ACC, F, .Mpartial            /* n_out < 8: only the last tile */
 .Mtile:
-    lw F, M_ZERO(sp)
-    bnez F, .Mzero
+    andi W, F, 2
+    bnez W, .Mzero
     .option push
     .option norvc                     /* 4 bytes each: .Mpartial jumps into them */
 .Mload:
@@ -422,15 +433,14 @@ bn_pass4sym_rv32e:
     sw A0, 0(ACC)
 .Mstore_end:
     .option pop
-    addi OFF, OFF, 4
+    addi OFF, OFF, 4                  /* F: FULL still (the stores keep it) */
     addi ACC, ACC, 32
-    lw F, M_FULL(sp)
     bltu ACC, F, .Mtile
 .Mpartial:                            /* the last tile, n_out % 8 outputs, or none */
     lw W, M_REMW(sp)
     beqz W, .Mresume
-    lw F, M_ZERO(sp)
-    bnez F, .Mzero
+    andi E, F, 2
+    bnez E, .Mzero
     slli W, W, 2                      /* loads of outputs rem - 1 .. 0 */
     la F, .Mload_end
     sub F, F, W
@@ -457,7 +467,10 @@ bn_pass4sym_rv32e:
     li A7, 0
     j .Mgo
 .Mresume:                             /* back to the scan, or return */
-    sw zero, M_ZERO(sp)
+    lw a4, M_FULL(sp)                 /* acc is set up now: not zero any more */
+    addi a4, a4, 2
+    andi a4, a4, -4
+    sw a4, M_FULL(sp)
     lw a4, M_LAST(sp)
     bnez a4, .Pret
     lw s0, M_P(sp)
@@ -474,7 +487,7 @@ bn_pass4sym_rv32e:
     .if (.Mload_end - .Mload) != 32 || (.Mstore_end - .Mstore_all) != 32
     .error "pass4sym load / store sequences are not 8 words"
     .endif
-    .size bn_pass4sym_rv32e, . - bn_pass4sym_rv32e
+    .size bn_pass4sym_scan, . - bn_pass4sym_scan
 
 #if BN_SHIFTNORM_ASM
 /*
