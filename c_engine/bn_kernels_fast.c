@@ -412,16 +412,20 @@ static int accinit3(int32_t c, const int32_t *wsum, size_t n_out, uint32_t *acc)
     uint32_t m = c < 0 ? 0u - (uint32_t)c : (uint32_t)c;
     int32_t b[3] = {-1, -1, -1}, i;
     size_t k = 0;
+    uint32_t *a, *end = acc + n_out;
     for (i = 0; m; i++, m >>= 1)
         if (m & 1u) {
             if (k == 3)
-                return 1;           /* four or more set bits: acc_init */
+                break;              /* a fourth set bit: one more pass below */
             b[k++] = i;
         }
-    if (k == 0)
-        return 1;                   /* c = 0: acc_init zeroes */
+    if (k == 0 || (m >> 1))
+        return 1;                   /* c = 0 (acc_init zeroes), or five set bits */
     bn_accinit3_rv32e(wsum, n_out, acc, (uint32_t)b[0], k > 1 ? b[1] - b[0] : -1,
                       k > 2 ? b[2] - b[1] : -1, c < 0 ? 0xFFFFFFFFu : 0u);
+    if (m)                          /* the fourth bit, at i */
+        for (a = acc; a < end; a++, wsum++)
+            *a = c < 0 ? *a - ((uint32_t)*wsum << i) : *a + ((uint32_t)*wsum << i);
     return 0;
 }
 #endif
