@@ -238,10 +238,9 @@ bn_tile4e_rv32e:
 #define M_LAST 52                     /* 1: the chunk running is the last */
 #define M_P 56                        /* the scan, while a chunk runs */
 #define M_COL 60
-#define M_END 64                      /* the chunk: end of its entries */
-#define M_ODD 68                      /* 4 when it has an odd number of entries */
-#define M_REMW 72                     /* n_out % 8, 0 once the last tile is stored */
-#define M_ENT 76                      /* BN_TILE_K_SYM entries of 36 bytes */
+#define M_END 64                      /* the chunk: end of its entries, minus 1 when
+                                         their number is odd or 0 */
+#define M_ENT 68                      /* BN_TILE_K_SYM entries of 36 bytes */
 #define M_ELIM (M_ENT + 36 * BN_TILE_K_SYM)
 #define PFRAME M_ELIM
 
@@ -377,15 +376,14 @@ bn_pass4sym_scan:                     /* the scan and the tile loop: SRAM */
 .Mchunk:                              /* entries sp + M_ENT .. a3: the tile loop */
     sw s0, M_P(sp)
     sw s1, M_COL(sp)
-    sw a3, M_END(sp)
-    addi F, sp, M_ENT                 /* 36 k: bit 2 is k's parity; k = 0: 1 */
+    addi F, sp, M_ENT                 /* 36 k: bit 2 is k's parity */
     sub F, a3, F
-    seqz W, F
+    seqz E, F
     andi F, F, 4
-    or F, F, W
-    sw F, M_ODD(sp)
-    lw F, M_REM(sp)
-    sw F, M_REMW(sp)
+    or F, F, E
+    snez F, F                         /* k odd or 0: end - 1 (compares as end, */
+    sub a3, a3, F                     /* bit 0 the flag) */
+    sw a3, M_END(sp)
     lw ACC, M_ACC(sp)
     li OFF, 0
     lw F, M_FULL(sp)                  /* F: FULL, minus 2 while zero (see .Mresume) */
@@ -409,7 +407,7 @@ bn_pass4sym_scan:                     /* the scan and the tile loop: SRAM */
 .Mgo:
     addi E, sp, M_ENT
     lw END, M_END(sp)
-    lw F, M_ODD(sp)
+    andi F, END, 1
     bnez F, .Modd
 .Mfirst:
     VISIT(0)
@@ -437,8 +435,10 @@ bn_pass4sym_scan:                     /* the scan and the tile loop: SRAM */
     addi ACC, ACC, 32
     bltu ACC, F, .Mtile
 .Mpartial:                            /* the last tile, n_out % 8 outputs, or none */
-    lw W, M_REMW(sp)
+    lw W, M_REM(sp)
     beqz W, .Mresume
+    addi E, ACC, -16                  /* past FULL: the last tile is stored */
+    bgeu E, F, .Mresume
     andi E, F, 2
     bnez E, .Mzero
     slli W, W, 2                      /* loads of outputs rem - 1 .. 0 */
@@ -446,14 +446,14 @@ bn_pass4sym_scan:                     /* the scan and the tile loop: SRAM */
     sub F, F, W
     jr F
 .Mstore_part:
-    lw W, M_REMW(sp)
-    sw zero, M_REMW(sp)               /* after these stores: the chunk is done */
+    lw W, M_REM(sp)
     slli W, W, 2
-    la F, .Mstore_end
-    sub F, F, W
-    jr F
+    la E, .Mstore_end                 /* F: FULL kept for the checks after */
+    sub E, E, W
+    jr E
 .Modd:                                /* k odd: from the second half of e - 36 */
-    beq E, END, .Mstore               /* k = 0: no inputs (zero: stores zeros) */
+    addi F, E, -1
+    beq F, END, .Mstore               /* k = 0: no inputs (zero: stores zeros) */
     addi E, E, -36
     j .Msecond
 .Mzero:
