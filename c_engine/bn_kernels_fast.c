@@ -393,9 +393,9 @@ static BN_HOT void pass_ternary(const uint32_t *w, size_t wpc, const int8_t *act
 }
 #endif
 
-/* The 4bitsym-only firmware (its pass in assembly) keeps acc_init in flash: its SRAM
- * goes to larger chunks (BN_TILE_K entries), which save more than it costs. */
-#if BN_RUN4_ASM && BN_FC_WTYPES == 0x10
+/* The assembly firmware keeps acc_init in flash: bn_accinit3_rv32e does the usual
+ * cases (zero, 1-4 set bits of |c|), and the SRAM goes to the kernels. */
+#if BN_RUN4_ASM
 #define BN_INIT_MEM
 #else
 #define BN_INIT_MEM BN_HOT_AUX
@@ -403,7 +403,8 @@ static BN_HOT void pass_ternary(const uint32_t *w, size_t wpc, const int8_t *act
 
 #if BN_RUN4_ASM
 /* bn_kernels_rv32e.S: acc[o] = c * wsum[o] in one pass when |c| has 1-3 set bits at
- * b1 < b2 < b3 (d2 = b2 - b1, d3 = b3 - b2; -1: absent), neg = -1 when c < 0 */
+ * b1 < b2 < b3 (d2 = b2 - b1, d3 = b3 - b2; -1: absent), neg = -1 when c < 0;
+ * wsum NULL: acc[o] = 0 */
 void bn_accinit3_rv32e(const int32_t *wsum, size_t n_out, uint32_t *acc, uint32_t b1,
                        int32_t d2, int32_t d3, uint32_t neg);
 
@@ -419,8 +420,12 @@ static int accinit3(int32_t c, const int32_t *wsum, size_t n_out, uint32_t *acc)
                 break;              /* a fourth set bit: one more pass below */
             b[k++] = i;
         }
-    if (k == 0 || (m >> 1))
-        return 1;                   /* c = 0 (acc_init zeroes), or five set bits */
+    if (!wsum || c == 0) {          /* acc = 0 */
+        bn_accinit3_rv32e(0, n_out, acc, 0, -1, -1, 0);
+        return 0;
+    }
+    if (m >> 1)
+        return 1;                   /* five or more set bits: acc_init */
     bn_accinit3_rv32e(wsum, n_out, acc, (uint32_t)b[0], k > 1 ? b[1] - b[0] : -1,
                       k > 2 ? b[2] - b[1] : -1, c < 0 ? 0xFFFFFFFFu : 0u);
     if (m)                          /* the fourth bit, at i */
@@ -604,7 +609,10 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
         if (wpc == 0 || w20 < n_out || w20 - 20u >= n_out)
             return BN_ERR_SHAPE;
         c = wsum ? act[0] : 0;
-        acc_init(c, wsum, n_out, u);
+#if BN_RUN4_ASM
+        if (accinit3(c, wsum, n_out, u))
+#endif
+            acc_init(c, wsum, n_out, u);
         pass_ternary(w, wpc, act, n_in, n_out, c, u, &bad);
         return bad ? BN_ERR_CORRUPT : BN_OK;
     }
@@ -614,7 +622,7 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
     c = wsum ? act[0] : 0;
     if (wsum || !tiles) {
 #if BN_RUN4_ASM
-        if (!wsum || accinit3(c, wsum, n_out, u))
+        if (accinit3(c, wsum, n_out, u))
 #endif
             acc_init(c, wsum, n_out, u);
     }

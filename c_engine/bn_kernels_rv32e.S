@@ -235,12 +235,11 @@ bn_tile4e_rv32e:
 #define M_C 40
 #define M_FULL 44                     /* acc + 4 * (n_out & ~7) */
 #define M_REM 48                      /* n_out % 8 */
-#define M_LAST 52                     /* 1: the chunk running is the last */
-#define M_P 56                        /* the scan, while a chunk runs */
-#define M_COL 60
-#define M_END 64                      /* the chunk: end of its entries, minus 1 when
+#define M_P 52                        /* the scan, while a chunk runs */
+#define M_COL 56
+#define M_END 60                      /* the chunk: end of its entries, minus 1 when
                                          their number is odd or 0 */
-#define M_ENT 68                      /* BN_TILE_K_SYM entries of 36 bytes */
+#define M_ENT 64                      /* BN_TILE_K_SYM entries of 36 bytes */
 #define M_ELIM (M_ENT + 36 * BN_TILE_K_SYM)
 #define PFRAME M_ELIM
 
@@ -272,7 +271,6 @@ bn_pass4sym_rv32e:
     slli t1, t1, 1                    /* FULL are multiples of 4), bit 1 the flag */
     sub t0, t0, t1
     sw t0, M_FULL(sp)
-    sw zero, M_LAST(sp)
     mv s1, a0
     mv s0, a2
     add gp, a2, a3
@@ -357,8 +355,6 @@ bn_pass4sym_scan:                     /* the scan and the tile loop: SRAM */
     add a0, a0, a4
     j .Pstore
 .Pdone:                               /* the last entries; or none at all: acc = 0 */
-    li a4, 1
-    sw a4, M_LAST(sp)
     addi a0, sp, M_ENT
     bne a3, a0, .Mchunk
     lw a4, M_FULL(sp)                 /* bit 1: zero, acc not set up yet */
@@ -471,11 +467,10 @@ bn_pass4sym_scan:                     /* the scan and the tile loop: SRAM */
     addi a4, a4, 2
     andi a4, a4, -4
     sw a4, M_FULL(sp)
-    lw a4, M_LAST(sp)
-    bnez a4, .Pret
     lw s0, M_P(sp)
-    lw s1, M_COL(sp)
     lw gp, M_INEND(sp)
+    bgeu s0, gp, .Pret                /* the chunk of .Pdone: the layer is done */
+    lw s1, M_COL(sp)
     lw tp, M_C(sp)
     lw ra, M_WPC4(sp)
     lw a5, M_CW(sp)
@@ -685,7 +680,7 @@ bn_run4_tern_rv32e:
  * when |c| = 2^b1 + 2^b2 + 2^b3 has 1 to 3 set bits (the MNIST background mostly has
  * 2 or 3; bn_fc_cols finds them): per output Horner's
  * ((w << (b3 - b2)) + w) << (b2 - b1)) + w) << b1, the absent steps skipped (d < 0),
- * then the sign (neg = -1 when c < 0: 0 - sum, as acc_init).
+ * then the sign (neg = -1 when c < 0: 0 - sum, as acc_init); wsum NULL: zeros.
  *
  *   void bn_accinit3_rv32e(const int32_t *wsum, size_t n_out, uint32_t *acc,
  *                          uint32_t b1, int32_t d2, int32_t d3, uint32_t neg);
@@ -702,6 +697,7 @@ bn_accinit3_rv32e:
     lw t0, 0(sp)                      /* neg */
     slli a1, a1, 2
     add a1, a1, a2                    /* end of acc */
+    beqz a0, 4f
 1:  lw t2, 0(a0)
     mv t1, t2
     bltz a5, 2f
@@ -717,5 +713,9 @@ bn_accinit3_rv32e:
     addi a0, a0, 4
     addi a2, a2, 4
     bltu a2, a1, 1b
+    ret
+4:  sw zero, 0(a2)                    /* wsum NULL: zeros */
+    addi a2, a2, 4
+    bltu a2, a1, 4b
     ret
     .size bn_accinit3_rv32e, . - bn_accinit3_rv32e
