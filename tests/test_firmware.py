@@ -188,14 +188,18 @@ def test_image_in_sram_build_matches_host(run, mnist, tmp_path):
         assert st == 0 and p == pred[i] and np.array_equal(lg, logits[i])
 
 
-@pytest.mark.parametrize("wtype", ["Binary", "Ternary", "2bitsym", "4bitsym", "4bit", "FP130",
-                                   "NF4"])
-def test_fast_kernels_of_every_type_match_host(wtype, tmp_path):
+@pytest.mark.parametrize("wtype,layout", [("Binary", "cols"), ("Ternary", "cols"),
+                                          ("2bitsym", "cols"), ("4bitsym", "cols"),
+                                          ("4bit", "cols"), ("FP130", "cols"), ("NF4", "cols"),
+                                          ("Binary", "rows")])
+def test_fast_kernels_of_every_type_match_host(wtype, layout, tmp_path):
     """The fast firmware's kernels (assembly where they exist) against the host's
     reference row kernels, every layer's accumulators, on a random 256-44-13 model:
     partial tiles / words / bytes, inputs below the background (d < 0), runs of the
     background (word-wise skip), and backgrounds c whose |c| has 0, 1, 3, 4 and 7 set
-    bits (the one-pass c * wsum and its fall-backs)."""
+    bits (the one-pass c * wsum and its fall-backs). Binary in rows: the fast firmware's
+    rows kernel (the fall-back of models whose cols layout does not fit), a last row
+    word of 12 inputs."""
     from bitnetlib.deploy import packing
     from bitnetlib.deploy.engine import EngineModel
     rng = np.random.default_rng(3)
@@ -205,7 +209,7 @@ def test_fast_kernels_of_every_type_match_host(wtype, tmp_path):
     exp = dmodel.Exported(layers, 256, 13)
     exp.model_id = exp.fingerprint()
     host = EngineModel(dmodel.write_header(exp, tmp_path / "rows.h"), exp.model_id)
-    cols = dmodel.with_layout(exp, "cols")
+    cols = dmodel.with_layout(exp, layout)
     header = dmodel.write_header(cols, tmp_path / "cols.h")
     x = rng.integers(-128, 128, (6, 256)).astype(np.int8)
     for i, c in enumerate([-20, -27, 0, 64, -127, 37]):
