@@ -654,32 +654,42 @@ static BN_HOT void rows_b1_word(const uint32_t *w, size_t wpr, const int16_t *t,
     } while (++a < end);
 }
 
+/* the eight tables of a row word's 32 inputs act[0..], n of them real (n < 32: the
+ * last word) */
+static BN_HOT void rows_b1_tabs(int16_t *t, const int8_t *act, size_t n)
+{
+    size_t k, i;
+    for (k = 0; k < 32; k += 4, t += 16) {
+        uint32_t d0 = k < n ? (uint32_t)(int32_t)act[k] : 0u;
+        uint32_t d1 = k + 1 < n ? (uint32_t)(int32_t)act[k + 1] : 0u;
+        uint32_t d2 = k + 2 < n ? (uint32_t)(int32_t)act[k + 2] : 0u;
+        uint32_t d3 = k + 3 < n ? (uint32_t)(int32_t)act[k + 3] : 0u;
+        uint32_t v = 0u - d0 - d1 - d2 - d3;     /* index bit 3 - m: input m */
+        t[0] = (int16_t)u2i_f(v);
+        t[1] = (int16_t)u2i_f(v += d3 << 1);
+        for (i = 0; i < 2; i++)
+            t[2 + i] = (int16_t)u2i_f((uint32_t)(int32_t)t[i] + (d2 << 1));
+        for (i = 0; i < 4; i++)
+            t[4 + i] = (int16_t)u2i_f((uint32_t)(int32_t)t[i] + (d1 << 1));
+        for (i = 0; i < 8; i++)
+            t[8 + i] = (int16_t)u2i_f((uint32_t)(int32_t)t[i] + (d0 << 1));
+    }
+}
+
 bn_status bn_fc_rows_binary_fast(const uint32_t *w, size_t wpr, const int8_t *act,
                                  size_t n_in, size_t n_out, int32_t *acc)
 {
     int16_t tab[8 * 16];
     uint32_t *u = (uint32_t *)acc, *a;
-    size_t j, g, k, h, i;
+    size_t j;
     if (!w || !act || !acc)
         return BN_ERR_NULL;
     if (n_in == 0 || n_out == 0 || wpr != bn_row_words(BN_W_BINARY, n_in))
         return BN_ERR_SHAPE;
     for (a = u; a < u + n_out; a++)
         *a = 0;
-    for (j = 0; j < wpr; j++, w++) {
-        for (g = 0; g < 8; g++) {
-            int16_t *t = tab + 16 * g;
-            uint32_t v = 0, d[4];
-            for (k = 0; k < 4; k++) {
-                size_t in = 32 * j + 4 * g + k;
-                d[k] = in < n_in ? (uint32_t)(int32_t)act[in] : 0u;
-                v -= d[k];
-            }
-            t[0] = (int16_t)u2i_f(v);
-            for (k = 0, h = 1; k < 4; k++, h <<= 1)      /* bit k: input 3 - k */
-                for (i = 0; i < h; i++)
-                    t[h + i] = (int16_t)u2i_f((uint32_t)(int32_t)t[i] + (d[3 - k] << 1));
-        }
+    for (j = 0; j < wpr; j++, w++, act += 32) {
+        rows_b1_tabs(tab, act, n_in - 32 * j);
         rows_b1_word(w, wpr, tab, n_out, u);
     }
     return BN_OK;
