@@ -7,10 +7,11 @@
  * pass over the accumulators adds t0[f0] + t1[f1] + t2[f2] + t3[f3] per output
  * (column-major words: one word of a column holds per_word outputs' fields, so the
  * field offsets are shift + mask, the lookups are loads with constant offsets).
- * The last 1-3 inputs of a layer run with all-zero tables. On the CH32V003 the
- * 4-bit pass (bn_kernels_rv32e.S) costs 6 cycles per non-zero input-weight pair
- * plus 5 per output per four inputs (measured: 8.1 per pair with the padding and
- * calls, 11 per pair for the whole 256-64-64-64-10 network).
+ * The last 1-3 inputs of a layer run with all-zero tables. 4-bit types hold 8
+ * outputs in registers across a chunk of inputs (tile4), Ternary and Binary share
+ * one table between two / four inputs. On the CH32V003 the hot parts are RV32EC
+ * assembly (bn_kernels_rv32e.S; the 4-bit lookups cost 6 cycles per non-zero
+ * input-weight pair), checked against these C versions by the emulator.
  * |t| <= 128 * 255 fits int16; sums are kept in uint32_t (modular, exact).
  */
 #include "bitnet.h"
@@ -158,7 +159,7 @@ static BN_HOT void tile4(const bn_tab4 *e, size_t k, size_t n_out, uint32_t *a, 
 #endif
 #endif
 
-/* Narrower fields (2bitsym, Binary): four fields per step, the words shifted on. */
+/* 2-bit fields (2bitsym): four fields per step, the words shifted on. */
 #define DEFINE_RUN4(B)                                                                  \
 static BN_HOT void run4_b##B(const uint32_t *const *col, const unsigned char *t,          \
                              size_t n_out, uint32_t *a)                                  \
