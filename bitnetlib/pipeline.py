@@ -19,7 +19,8 @@ from .training.data import load_mnist
 from .training.export import CALIB_IMAGES, check_deployable, export_model
 from .training.rundir import RunDirError, load_run
 
-FC_ENTRIES = ("bn_fc", "bn_fc_cols")   # FC kernels' entry points: they split a round into layers
+# FC kernels' entry points: they split a round into layers
+FC_ENTRIES = ("bn_fc", "bn_fc_cols", "bn_fc_rows_binary_fast")
 # why a trained model cannot be deployed: an option or layer the engine lacks, a header
 # the engine rejects, a firmware that does not build or fit, images it cannot take
 DEPLOY_ERRORS = (ExportError, EngineError, McuError, intmodel.InputError)

@@ -514,6 +514,7 @@ bn_status bn_unpack_flat(uint8_t wtype, const uint32_t *w, size_t words, size_t 
     return BN_OK;
 }
 
+#if !BN_SHIFTNORM_ASM   /* the fast firmware: bn_kernels_rv32e.S */
 BN_HOT_AUX bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out,
                                        uint8_t *shift, uint16_t *argmax)
 {
@@ -558,3 +559,4 @@ BN_HOT_AUX bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out
         *argmax = (uint16_t)(best - acc);
     return BN_OK;
 }
+#endif

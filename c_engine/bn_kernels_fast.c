@@ -7,25 +7,31 @@
  * pass over the accumulators adds t0[f0] + t1[f1] + t2[f2] + t3[f3] per output
  * (column-major words: one word of a column holds per_word outputs' fields, so the
  * field offsets are shift + mask, the lookups are loads with constant offsets).
- * The last 1-3 inputs of a layer run with all-zero tables. On the CH32V003 the
- * 4-bit pass (bn_kernels_rv32e.S) costs 6 cycles per non-zero input-weight pair
- * plus 5 per output per four inputs (measured: 8.1 per pair with the padding and
- * calls, 11 per pair for the whole 256-64-64-64-10 network).
+ * The last 1-3 inputs of a layer run with all-zero tables. 4-bit types hold 8
+ * outputs in registers across a chunk of inputs (tile4), Ternary and Binary share
+ * one table between two / four inputs. On the CH32V003 the hot parts are RV32EC
+ * assembly (bn_kernels_rv32e.S; the 4-bit lookups cost 6 cycles per non-zero
+ * input-weight pair), checked against these C versions by the emulator.
  * |t| <= 128 * 255 fits int16; sums are kept in uint32_t (modular, exact).
  */
 #include "bitnet.h"
 
-#if (BN_LAYOUTS & 2u)
+#ifndef BN_RUN4_ASM
+#define BN_RUN4_ASM 0     /* 1: tile4 and the 4bitsym pass from bn_kernels_rv32e.S (RV32E firmware) */
+#endif
 
-static int32_t u2i_f(uint32_t u)   /* exact int32 value of a two's-complement word */
+static inline int32_t u2i_f(uint32_t u)   /* exact int32 value of a two's-complement word */
 {
     return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
+#if (BN_LAYOUTS & 2u)
+
+
 /* product tables: t[f] = weight(f) * d, built by additions and shifts (inlined
  * into the pass of their type) */
 
-#if BN_HAS_FC_WTYPE(4)
+#if BN_HAS_FC_WTYPE(4) && !BN_RUN4_ASM
 static void tab_4bitsym(int16_t *t, uint32_t d)     /* 2f - 15 */
 {
     uint32_t d2 = d << 1, v = d;                /* t[8 + k] = (2k + 1) d = -t[7 - k] */
@@ -99,13 +105,6 @@ static void tab_2bitsym(int16_t *t, uint32_t d)     /* 2f - 3 */
 }
 #endif
 
-#if BN_HAS_FC_WTYPE(1)
-static void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
-{
-    t[0] = (int16_t)u2i_f(0u - d);
-    t[1] = (int16_t)u2i_f(d);
-}
-#endif
 
 /* Accumulate kernels: G = 4 non-zero inputs per pass (their tables contiguous, TB
  * bytes each, at t), one pass over the out accumulators. A column word holds PER
@@ -115,9 +114,6 @@ static void tab_binary(int16_t *t, uint32_t d)      /* 2f - 1 */
 #define SUM4(t, TB, o0, o1, o2, o3)                                                      \
     (LK(t, 0, TB, o0) + LK(t, 1, TB, o1) + LK(t, 2, TB, o2) + LK(t, 3, TB, o3))
 
-#ifndef BN_RUN4_ASM
-#define BN_RUN4_ASM 0     /* 1: tile4 from bn_kernels_rv32e.S (RV32E firmware) */
-#endif
 #ifndef BN_TILE_K
 #define BN_TILE_K 8       /* non-zero inputs per chunk of the 4-bit kernels (stack:
                              BN_TILE_K entries of 36 bytes on RV32) */
@@ -163,7 +159,7 @@ static BN_HOT void tile4(const bn_tab4 *e, size_t k, size_t n_out, uint32_t *a, 
 #endif
 #endif
 
-/* Narrower fields (2bitsym, Binary): four fields per step, the words shifted on. */
+/* 2-bit fields (2bitsym): four fields per step, the words shifted on. */
 #define DEFINE_RUN4(B)                                                                  \
 static BN_HOT void run4_b##B(const uint32_t *const *col, const unsigned char *t,          \
                              size_t n_out, uint32_t *a)                                  \
@@ -201,7 +197,86 @@ static BN_HOT void run4_b##B(const uint32_t *const *col, const unsigned char *t,
 DEFINE_RUN4(2)
 #endif
 #if BN_HAS_FC_WTYPE(1)
-DEFINE_RUN4(1)
+/* Binary: four inputs share one 16-entry table, t[i] = sum over k of (bit k of i ?
+ * d_k : -d_k), so one lookup serves four input-weight pairs. A column word holds 32
+ * outputs' bits, output o at bit 31 - o; the four columns' bits of outputs at bits
+ * 4n + s (n = 0..7) are gathered into the nibbles of one word z_s (input k at bit
+ * 4n + k), 14 operations for 8 outputs. */
+#define M1 0x11111111u
+#define TB1(t, o) ((uint32_t)(int32_t)(*(const int16_t *)((const unsigned char *)(t) + (o))))
+static BN_HOT void tab_bin4(int16_t *t, const uint32_t *d)
+{
+    uint32_t v = 0u - d[0] - d[1] - d[2] - d[3];
+    size_t k, h, i;
+    t[0] = (int16_t)u2i_f(v);
+    for (k = 0, h = 1; k < 4; k++, h <<= 1)      /* t[h + i] = t[i] + 2 d_k */
+        for (i = 0; i < h; i++)
+            t[h + i] = (int16_t)u2i_f((uint32_t)(int32_t)t[i] + (d[k] << 1));
+}
+
+static BN_HOT void run4_b1(const uint32_t *const *col, const int16_t *t, size_t n_out,
+                           uint32_t *a)
+{
+    const uint32_t *c0 = col[0], *c1 = col[1], *c2 = col[2], *c3 = col[3];
+    size_t j, full = n_out >> 5, rem = n_out & 31u, o;
+    for (j = 0; j < full; j++, a += 32) {
+        uint32_t x0 = c0[j], x1 = c1[j], x2 = c2[j], x3 = c3[j];
+        uint32_t *p = a + 31;                   /* output 31 - s - 4n */
+        do {
+            uint32_t z = (x0 & M1) | ((x1 & M1) << 1) | ((x2 & M1) << 2) | ((x3 & M1) << 3);
+            x0 >>= 1; x1 >>= 1; x2 >>= 1; x3 >>= 1;
+            p[0] += TB1(t, (z << 1) & 30u);
+            p[-4] += TB1(t, (z >> 3) & 30u);
+            p[-8] += TB1(t, (z >> 7) & 30u);
+            p[-12] += TB1(t, (z >> 11) & 30u);
+            p[-16] += TB1(t, (z >> 15) & 30u);
+            p[-20] += TB1(t, (z >> 19) & 30u);
+            p[-24] += TB1(t, (z >> 23) & 30u);
+            p[-28] += TB1(t, (z >> 27) & 30u);
+        } while (--p > a + 27);
+    }
+    if (rem) {                                  /* the last word: outputs 0..rem-1 */
+        uint32_t x0 = c0[full], x1 = c1[full], x2 = c2[full], x3 = c3[full];
+        for (o = 0; o < rem; o++) {
+            unsigned b = 31u - (unsigned)o;
+            uint32_t i = ((x0 >> b) & 1u) | (((x1 >> b) & 1u) << 1) | (((x2 >> b) & 1u) << 2)
+                         | (((x3 >> b) & 1u) << 3);
+            a[o] += TB1(t, i << 1);
+        }
+    }
+}
+
+/* inputs four at a time (columns and d), the last 1-3 padded with d = 0 */
+static BN_HOT void pass_binary(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,
+                               size_t n_out, int32_t c, uint32_t *u, uint32_t zero)
+{
+    int16_t tab[16];
+    const uint32_t *col[4];
+    uint32_t d[4];
+    const int8_t *p = act, *end = act + n_in;
+    size_t k = 0;
+    (void)zero;                     /* acc set up by acc_init */
+    do {
+        if (*p != c) {
+            col[k] = w;
+            d[k] = (uint32_t)(*p - c);
+            if (++k == 4) {
+                tab_bin4(tab, d);
+                run4_b1(col, tab, n_out, u);
+                k = 0;
+            }
+        }
+        w += wpc;
+    } while (++p < end);
+    if (k) {
+        for (; k < 4; k++) {
+            col[k] = col[0];
+            d[k] = 0;
+        }
+        tab_bin4(tab, d);
+        run4_b1(col, tab, n_out, u);
+    }
+}
 #endif
 
 #if BN_HAS_FC_WTYPE(2)
@@ -216,10 +291,19 @@ DEFINE_RUN4(1)
 #define TL4(b) TL(b), TL((b) + 1), TL((b) + 2), TL((b) + 3)
 #define TL16(b) TL4(b), TL4((b) + 4), TL4((b) + 8), TL4((b) + 12)
 #define TL64(b) TL16(b), TL16((b) + 16), TL16((b) + 32), TL16((b) + 48)
-static const uint32_t tern_lut[256] = { TL64(0), TL64(64), TL64(128), TL64(192) };
+#ifndef BN_TERN_ASM
+#define BN_TERN_ASM 0     /* 1: run4_tern from bn_kernels_rv32e.S (RV32E firmware) */
+#endif
+#if BN_TERN_ASM
+#define tern_lut bn_tern_lut  /* read by the assembly kernel */
+const uint32_t bn_tern_lut[256];
+#else
+static
+#endif
+const uint32_t tern_lut[256] = { TL64(0), TL64(64), TL64(128), TL64(192) };
 
 /* t[4 ta + tb] = (ta - 1) da + (tb - 1) db; entries 3, 7, 11..15 never read */
-static void tab_tern2(int16_t *t, uint32_t da, uint32_t db)
+static BN_HOT void tab_tern2(int16_t *t, uint32_t da, uint32_t db)
 {
     t[0] = (int16_t)u2i_f(0u - da - db);
     t[1] = (int16_t)u2i_f(0u - da);
@@ -250,6 +334,11 @@ static void tab_tern2(int16_t *t, uint32_t da, uint32_t db)
         p[4] += TK(t, (y01 << 1) & 30u) + TK(t, ((y23 << 1) & 30u) + 32u);             \
         p += 5;                                                                         \
     } while (0)
+#if BN_TERN_ASM
+uint32_t bn_run4_tern_rv32e(const uint32_t *const *col, const unsigned char *t,
+                            size_t n_out, uint32_t *p);
+#define run4_tern bn_run4_tern_rv32e
+#else
 static BN_HOT uint32_t run4_tern(const uint32_t *const *col, const unsigned char *t,
                                  size_t n_out, uint32_t *p)
 {
@@ -269,6 +358,7 @@ last:
     }
     return bad & (TERN_BAD | TERN_BAD << 2);
 }
+#endif
 
 /* inputs four at a time (columns and d), the last 1-3 padded with d = 0 */
 static BN_HOT void pass_ternary(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,
@@ -305,10 +395,52 @@ static BN_HOT void pass_ternary(const uint32_t *w, size_t wpc, const int8_t *act
 }
 #endif
 
+/* The assembly firmware keeps acc_init in flash: bn_accinit3_rv32e does the usual
+ * cases (zero, 1-4 set bits of |c|), and the SRAM goes to the kernels. */
+#if BN_RUN4_ASM
+#define BN_INIT_MEM
+#else
+#define BN_INIT_MEM BN_HOT_AUX
+#endif
+
+#if BN_RUN4_ASM
+/* bn_kernels_rv32e.S: acc[o] = c * wsum[o] in one pass when |c| has 1-3 set bits at
+ * b1 < b2 < b3 (d2 = b2 - b1, d3 = b3 - b2; -1: absent), neg = -1 when c < 0;
+ * wsum NULL: acc[o] = 0 */
+void bn_accinit3_rv32e(const int32_t *wsum, size_t n_out, uint32_t *acc, uint32_t b1,
+                       int32_t d2, int32_t d3, uint32_t neg);
+
+static int accinit3(int32_t c, const int32_t *wsum, size_t n_out, uint32_t *acc)
+{
+    uint32_t m = c < 0 ? 0u - (uint32_t)c : (uint32_t)c;
+    int32_t b[3] = {-1, -1, -1}, i;
+    size_t k = 0;
+    uint32_t *a, *end = acc + n_out;
+    for (i = 0; m; i++, m >>= 1)
+        if (m & 1u) {
+            if (k == 3)
+                break;              /* a fourth set bit: one more pass below */
+            b[k++] = i;
+        }
+    if (!wsum || c == 0) {          /* acc = 0 */
+        bn_accinit3_rv32e(0, n_out, acc, 0, -1, -1, 0);
+        return 0;
+    }
+    if (m >> 1)
+        return 1;                   /* five or more set bits: acc_init */
+    bn_accinit3_rv32e(wsum, n_out, acc, (uint32_t)b[0], k > 1 ? b[1] - b[0] : -1,
+                      k > 2 ? b[2] - b[1] : -1, c < 0 ? 0xFFFFFFFFu : 0u);
+    if (m)                          /* the fourth bit, at i */
+        for (a = acc; a < end; a++, wsum++)
+            *a = c < 0 ? *a - ((uint32_t)*wsum << i) : *a + ((uint32_t)*wsum << i);
+    return 0;
+}
+#endif
+
 /* acc[o] = c * wsum[o] without a multiplier (wsum NULL: 0): one pass over the
  * outputs per set bit of |c| (the MNIST background has two or three), the first
  * one storing, subtracting when c < 0. */
-static BN_HOT_AUX void acc_init(int32_t c, const int32_t *wsum, size_t n_out, uint32_t *acc)
+static BN_INIT_MEM void acc_init(int32_t c, const int32_t *wsum, size_t n_out, uint32_t *acc)
 {
     uint32_t m = !wsum ? 0u : c < 0 ? 0u - (uint32_t)c : (uint32_t)c;
     uint32_t *a = acc, *end = acc + n_out;
@@ -412,7 +544,14 @@ static BN_HOT void NAME(const uint32_t *w, size_t wpc, const int8_t *act, size_t
 }
 
 #if BN_HAS_FC_WTYPE(4)
+#if BN_RUN4_ASM
+/* bn_kernels_rv32e.S: the same pass in RV32EC (word-wise skip, paired table stores) */
+void bn_pass4sym_rv32e(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,
+                       size_t n_out, int32_t c, uint32_t *u, uint32_t zero);
+#define pass_4bitsym bn_pass4sym_rv32e
+#else
 DEFINE_PASS4(pass_4bitsym, tab_4bitsym)
+#endif
 #endif
 #if BN_HAS_FC_WTYPE(5)
 DEFINE_PASS4(pass_4bit, tab_4bit)
@@ -425,9 +564,6 @@ DEFINE_PASS4(pass_nf4, tab_nf4)
 #endif
 #if BN_HAS_FC_WTYPE(3)
 DEFINE_PASS(pass_2bitsym, tab_2bitsym, run4_b2, 4)
-#endif
-#if BN_HAS_FC_WTYPE(1)
-DEFINE_PASS(pass_binary, tab_binary, run4_b1, 2)
 #endif
 
 bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t *act,
@@ -475,7 +611,10 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
         if (wpc == 0 || w20 < n_out || w20 - 20u >= n_out)
             return BN_ERR_SHAPE;
         c = wsum ? act[0] : 0;
-        acc_init(c, wsum, n_out, u);
+#if BN_RUN4_ASM
+        if (accinit3(c, wsum, n_out, u))
+#endif
+            acc_init(c, wsum, n_out, u);
         pass_ternary(w, wpc, act, n_in, n_out, c, u, &bad);
         return bad ? BN_ERR_CORRUPT : BN_OK;
     }
@@ -483,12 +622,77 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
     if (wpc != bn_row_words(wtype, n_out))
         return BN_ERR_SHAPE;
     c = wsum ? act[0] : 0;
-    if (wsum || !tiles)
-        acc_init(c, wsum, n_out, u);
+    if (wsum || !tiles) {
+#if BN_RUN4_ASM
+        if (accinit3(c, wsum, n_out, u))
+#endif
+            acc_init(c, wsum, n_out, u);
+    }
     pass(w, wpc, act, n_in, n_out, c, u, (uint32_t)(tiles && !wsum));
     return BN_OK;
 }
 
-#else
-typedef int bn_kernels_fast_unused;   /* ISO C: a translation unit is not empty */
+#endif   /* BN_LAYOUTS & 2 */
+
+#if defined(BN_ROWS_FAST) && BN_ROWS_FAST && (BN_LAYOUTS & 1u) && BN_HAS_FC_WTYPE(1)
+/* Binary in the rows layout, for the fast firmware when a model's cols layout does
+ * not fit the flash (the 12 KB Binary table: cols pads every column to whole words
+ * and needs wsum): bit-exact with bn_fc. Per row word (32 inputs) eight 16-entry
+ * tables, one per group of four inputs, t_g[i] = sum over k of (bit 3 - k of i ?
+ * a_k : -a_k) (a = 0 past n_in: the padding bits read 0 = weight -1), then per
+ * output one word and eight lookups: every input, no skipping, 1.9 cycles per pair. */
+#define TR(t, g, o) ((uint32_t)(int32_t)(*(const int16_t *)((const unsigned char *)(t) + 32 * (g) + (o))))
+static BN_HOT void rows_b1_word(const uint32_t *w, size_t wpr, const int16_t *t, size_t n_out,
+                                uint32_t *a)
+{
+    uint32_t *end = a + n_out;
+    do {
+        uint32_t x = *w;
+        *a += TR(t, 0, (x >> 27) & 30u) + TR(t, 1, (x >> 23) & 30u) + TR(t, 2, (x >> 19) & 30u)
+              + TR(t, 3, (x >> 15) & 30u) + TR(t, 4, (x >> 11) & 30u)
+              + TR(t, 5, (x >> 7) & 30u) + TR(t, 6, (x >> 3) & 30u) + TR(t, 7, (x << 1) & 30u);
+        w += wpr;
+    } while (++a < end);
+}
+
+/* the eight tables of a row word's 32 inputs act[0..], n of them real (n < 32: the
+ * last word) */
+static BN_HOT void rows_b1_tabs(int16_t *t, const int8_t *act, size_t n)
+{
+    size_t k, i;
+    for (k = 0; k < 32; k += 4, t += 16) {
+        uint32_t d0 = k < n ? (uint32_t)(int32_t)act[k] : 0u;
+        uint32_t d1 = k + 1 < n ? (uint32_t)(int32_t)act[k + 1] : 0u;
+        uint32_t d2 = k + 2 < n ? (uint32_t)(int32_t)act[k + 2] : 0u;
+        uint32_t d3 = k + 3 < n ? (uint32_t)(int32_t)act[k + 3] : 0u;
+        uint32_t v = 0u - d0 - d1 - d2 - d3;     /* index bit 3 - m: input m */
+        t[0] = (int16_t)u2i_f(v);
+        t[1] = (int16_t)u2i_f(v += d3 << 1);
+        for (i = 0; i < 2; i++)
+            t[2 + i] = (int16_t)u2i_f((uint32_t)(int32_t)t[i] + (d2 << 1));
+        for (i = 0; i < 4; i++)
+            t[4 + i] = (int16_t)u2i_f((uint32_t)(int32_t)t[i] + (d1 << 1));
+        for (i = 0; i < 8; i++)
+            t[8 + i] = (int16_t)u2i_f((uint32_t)(int32_t)t[i] + (d0 << 1));
+    }
+}
+
+bn_status bn_fc_rows_binary_fast(const uint32_t *w, size_t wpr, const int8_t *act,
+                                 size_t n_in, size_t n_out, int32_t *acc)
+{
+    int16_t tab[8 * 16];
+    uint32_t *u = (uint32_t *)acc, *a;
+    size_t j;
+    if (!w || !act || !acc)
+        return BN_ERR_NULL;
+    if (n_in == 0 || n_out == 0 || wpr != bn_row_words(BN_W_BINARY, n_in))
+        return BN_ERR_SHAPE;
+    for (a = u; a < u + n_out; a++)
+        *a = 0;
+    for (j = 0; j < wpr; j++, w++, act += 32) {
+        rows_b1_tabs(tab, act, n_in - 32 * j);
+        rows_b1_word(w, wpr, tab, n_out, u);
+    }
+    return BN_OK;
+}
 #endif

@@ -4,6 +4,14 @@
  */
 #include "bitnet.h"
 
+#ifndef BN_ROWS_FAST
+#define BN_ROWS_FAST 0    /* 1 (fast firmware): Binary rows by bn_kernels_fast.c */
+#endif
+#if BN_ROWS_FAST && BN_HAS_FC_WTYPE(1)
+bn_status bn_fc_rows_binary_fast(const uint32_t *w, size_t words_per_row, const int8_t *act,
+                                 size_t n_in, size_t n_out, int32_t *acc);
+#endif
+
 /* What the runner needs to know about a model, found while validating it (uint16_t:
  * it lives in the runner's stack frame, and every count fits; check_* enforce it). */
 typedef struct {
@@ -235,6 +243,11 @@ static bn_status run_fcs(const bn_model *m, const net_info *ni, const int8_t *ac
         else
 #endif
 #if BN_LAYOUTS & 1u
+#if BN_ROWS_FAST && BN_HAS_FC_WTYPE(1)
+        if (l->wtype == BN_W_BINARY)    /* the fast firmware's rows fall-back */
+            st = bn_fc_rows_binary_fast(l->weights, l->words_per_row, act, l->in, l->out, acc);
+        else
+#endif
             st = bn_fc(l->wtype, l->weights, l->words_per_row, act, l->in, l->out, acc);
 #else
             st = BN_ERR_LAYER;
