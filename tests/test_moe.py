@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bitnetlib.deploy import firmware, intmodel
-from bitnetlib.deploy.moe import run_moe, write_moe_header
+from bitnetlib.deploy.moe import firmware_layout, run_moe, write_moe_header
 from bitnetlib.deploy.moe_engine import EngineMoE
 from bitnetlib.deploy.packing import ExportError
 from bitnetlib.training.config import ConfigError, make_config
@@ -58,10 +58,10 @@ def test_short_run_learns_and_uses_several_experts(trained):
     assert load.sum() == pytest.approx(1.0) and (load > 0.02).sum() >= 2
 
 
-@pytest.mark.parametrize("layout", ["rows", "cols"])
+@pytest.mark.parametrize("layout", ["rows", "cols", "firmware"])
 def test_c_engine_matches_integer_model_bit_for_bit(trained, layout, tmp_path):
     cfg, model, _, data = trained
-    exp = export_moe(model, layout)
+    exp = firmware_layout(export_moe(model)) if layout == "firmware" else export_moe(model, layout)
     x = intmodel.input_codes(data.test_x[:500])
     ref = run_moe(exp, x)
     engine = EngineMoE(write_moe_header(exp, tmp_path / "moe.h"), exp.moe_id)
@@ -87,7 +87,8 @@ def test_whole_run_export_is_refused_with_a_pointer(trained):
 def test_firmware_runs_the_moe_like_the_host(trained):
     from bitnetlib.deploy.moe_firmware import mcu_moe
     _, model, _, data = trained
-    exp = export_moe(model, "cols")
+    exp = firmware_layout(export_moe(model))
+    assert {l.layout for p in exp.parts for l in p.layers} == {"rows", "cols"}
     x = intmodel.input_codes(data.test_x[:6]).astype(np.int8)
     with tempfile.TemporaryDirectory() as tmp:
         r = mcu_moe(exp, write_moe_header(exp, Path(tmp) / "moe.h"), x, "fast", tmp)

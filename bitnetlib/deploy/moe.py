@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from . import intmodel
-from .model import Exported, header_text, symbol, with_layout
-from .packing import ExportError
+from .model import Exported, LayerSpec, header_text, set_layout, symbol, with_layout
+from .packing import ExportError, packed_bytes
 
 
 @dataclass
@@ -78,6 +78,31 @@ def moe_with_layout(moe: ExportedMoE, layout: str) -> ExportedMoE:
     trunk = None if moe.trunk is None else with_layout(moe.trunk, layout)
     return make_moe(trunk, with_layout(moe.gate, layout),
                     [with_layout(e, layout) for e in moe.experts])
+
+
+def _compact_cols(exp: Exported, reads_image: bool) -> Exported:
+    layers = [LayerSpec(**l.__dict__) for l in exp.layers]
+    set_layout(layers, "cols")
+    for l in layers:
+        if l.layout == "cols" and (packed_bytes(l.n_in, l.n_out, l.wtype)
+                                   > packed_bytes(l.n_out, l.n_in, l.wtype)):
+            l.layout, l.centre = "rows", False
+        l.centre = l.centre and reads_image
+    out = Exported(layers, exp.input_len, exp.n_classes)
+    out.model_id = out.fingerprint()
+    return out
+
+
+def firmware_layout(moe: ExportedMoE) -> ExportedMoE:
+    """The fast kernels' layout for the flash: cols, except a layer whose columns pad
+    to more bytes than its rows (an expert's 10 outputs fill 2 words of 8 fields per
+    column: 16 fields for 10 weights) stays in rows; and only a network that reads the
+    image keeps the first layer's centring (its wsum costs 4 bytes per output; on the
+    trunk's features, which are 0 where ReLU cut them, it would skip nothing more)."""
+    image = moe.trunk is None
+    trunk = None if moe.trunk is None else _compact_cols(moe.trunk, True)
+    return make_moe(trunk, _compact_cols(moe.gate, image),
+                    [_compact_cols(e, image) for e in moe.experts])
 
 
 @dataclass
