@@ -52,8 +52,9 @@ train_subset = None    # training images (0: all); None: profile's value (smoke 
 augment = None         # None: profile's value (smoke off, full on)
 experts = [2, 4, 8]    # numbers of experts, each design at the headline's bytes
 trunk = 32             # width of the shared first layer the gate and experts read
-raw_gate = [8]         # a design without trunk: gate 256 -> 8 -> E on the pixels (4 experts)
-balance = 0.01         # weight of the load-balancing loss
+raw_gate = [8]         # a design without trunk: gate 256 -> 8 -> 2 on the pixels (None: none)
+raw_experts = 2        # its number of experts
+balance = 0.3          # weight of the load-balancing loss
 mcu_images = None      # test images in the emulated firmware; None: profile's (3 / 100)
 device = "auto"
 seed = 0
@@ -81,9 +82,9 @@ for E in experts:
         dict(model="fc_moe", widths=[w], moe_experts=E, moe_gate_widths=[], moe_trunk=trunk,
              moe_balance=balance), [trunk, w])
 if raw_gate is not None:
-    w = expert_width(budget, 4, raw_gate, 0, Q)
-    designs["4 experts, gate on pixels"] = (
-        dict(model="fc_moe", widths=[w], moe_experts=4, moe_gate_widths=list(raw_gate),
+    w = expert_width(budget, raw_experts, raw_gate, 0, Q)
+    designs[f"{raw_experts} experts, gate on pixels"] = (
+        dict(model="fc_moe", widths=[w], moe_experts=raw_experts, moe_gate_widths=list(raw_gate),
              moe_trunk=0, moe_balance=balance), [w])
 moe_cfgs = {n: bk.resolve_config({**common, **o}, BASE) for n, (o, _) in designs.items()}
 dense_cfgs = {"dense 64/64/64": bk.resolve_config({**common, "quant": Q}, BASE)}
@@ -180,7 +181,13 @@ display(Markdown(
 # `bn_run_network`, which splits a round into *checks* (the firmware loop and
 # `bn_run_moe`'s validation of every network it holds), *trunk*, *gate* and *expert*
 # (cycles are the cycle model's estimates, chapter 15). The dense models run in the same
-# firmware without `MOE` (`bk.mcu_cached`).
+# firmware without `MOE` (`bk.mcu_cached`). The mixtures' layout for the fast kernels
+# (`bitnetlib.deploy.moe.firmware_layout`) is the cols layout except where a layer's
+# columns pad to more bytes than its rows (an expert's output layer: 10 weights per
+# column fill 16 fields), and only a network that reads the image stores the centring
+# sums. As in chapter 15, a build that does not fit 2 KB of SRAM with the hot kernels
+# in SRAM keeps them in flash (slower: `hot_code`), and one that does not fit at all is
+# measured on a virtual chip with more SRAM and flash (`fits` False).
 
 # %%
 def emulated(fn, cfg) -> dict:
@@ -202,7 +209,8 @@ for n, r in {**mcu, **mcu_dense}.items():
                      checks=parts.get("before", ""), trunk=parts.get("trunk", ""),
                      gate=parts.get("gate", ""), expert=parts.get("expert", ""),
                      flash=r.get("flash_bytes", ""), sram=r.get("ram_bytes", ""),
-                     fits=r.get("fits_ch32v003", ""), mismatches=r.get("mismatch_vs_host", "")))
+                     hot_code=r.get("hot_code", ""), fits=r.get("fits_ch32v003", ""),
+                     mismatches=r.get("mismatch_vs_host", "")))
 display(Markdown(bk.markdown_table(rows)))
 
 # %% mystnb={"figure": {"caption": "Emulated cycles per image (mean over the first test images, fast kernels): each mixture split into checks, trunk, gate and the chosen expert, beside the dense 64/64/64 model of the same bytes and the dense active-path models.", "name": "fig-moe-cycles"}}

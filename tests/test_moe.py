@@ -96,3 +96,13 @@ def test_firmware_runs_the_moe_like_the_host(trained):
     parts = r["part_cycles_mean"]
     assert list(parts)[-2:] == ["gate", "expert"] and all(v > 0 for v in parts.values())
     assert sum(parts.values()) == pytest.approx(r["cycles_mean"])
+
+
+def test_design_bytes_are_the_exported_bytes(trained):
+    from bitnetlib.book.moe import expert_width, moe_bytes
+    cfg, model, _, _ = trained
+    assert export_moe(model).weight_bytes == moe_bytes(
+        cfg.moe_experts, cfg.moe_gate_widths, cfg.widths, cfg.moe_trunk, cfg.quant)
+    w = expert_width(12608, 4, [], 32, "4bitsym")
+    assert w % 8 == 0 and moe_bytes(4, [], [w], 32, "4bitsym") <= 12608 < \
+        moe_bytes(4, [], [w + 8], 32, "4bitsym")

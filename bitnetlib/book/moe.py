@@ -8,6 +8,7 @@ import numpy as np
 
 from ..deploy import engine, intmodel
 from ..deploy.model import fc_weight_bytes
+from ..deploy.packing import per_word
 from ..deploy.moe import firmware_layout, run_moe, write_moe_header
 from ..deploy.moe_engine import EngineMoE
 from ..training.export_moe import export_moe
@@ -26,13 +27,16 @@ def moe_bytes(n_experts: int, gate_widths, expert_widths, trunk: int, quant: str
 
 
 def expert_width(budget: int, n_experts: int, gate_widths, trunk: int, quant: str) -> int:
-    """The widest one-hidden-layer expert (feat -> w -> 10) whose design fits ``budget``."""
-    w = 1
-    while moe_bytes(n_experts, gate_widths, [w + 1], trunk, quant) <= budget:
-        w += 1
+    """The widest one-hidden-layer expert (feat -> w -> 10) whose design fits ``budget``,
+    w a multiple of the type's weights per word (a row of the next layer fills whole
+    words: no padding, and the row kernels' fast path)."""
+    step = per_word(quant)
+    w = step
+    while moe_bytes(n_experts, gate_widths, [w + step], trunk, quant) <= budget:
+        w += step
     if moe_bytes(n_experts, gate_widths, [w], trunk, quant) > budget:
         raise ValueError(f"{n_experts} experts with trunk {trunk} and gate {gate_widths} do "
-                         f"not fit {budget} bytes even 1 wide")
+                         f"not fit {budget} bytes even {step} wide")
     return w
 
 

@@ -84,7 +84,7 @@ class TrainConfig:
     moe_experts: int = 4          # experts; one runs per image (top-1 of the gate)
     moe_gate_widths: list = field(default_factory=lambda: [16])  # gate hidden widths ([]: one layer)
     moe_trunk: int = 0            # width of a shared first layer that gate and experts read (0: none)
-    moe_balance: float = 0.01     # weight of the load-balancing loss (0: off)
+    moe_balance: float = 0.1      # weight of the load-balancing loss (0: off)
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at

@@ -3,6 +3,7 @@ rules between keys. ``config.make_config`` calls ``validate`` on every TrainConf
 builds; a violation is one ``ConfigError`` line naming the key, what it got and what is
 valid.
 """
+import dataclasses
 import math
 
 from .quant import QUANTIZERS
@@ -232,7 +233,10 @@ def _check_selfcomp(cfg):
                           f"bit depths, not supported with {', '.join(clash)}")
 
 
-MOE_DEFAULTS = dict(moe_experts=4, moe_gate_widths=[16], moe_trunk=0, moe_balance=0.01)
+def _moe_defaults(cfg) -> dict:
+    """The moe_* keys' defaults, read from the config dataclass (their one home)."""
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(cfg) if f.name.startswith("moe_")}
 
 
 def check_moe(cfg):
@@ -241,7 +245,7 @@ def check_moe(cfg):
     options that assume one FC chain (per-layer types, learned bits, switchable
     precision, feature distillation, pruning)."""
     if cfg.model != "fc_moe":
-        for key, default in MOE_DEFAULTS.items():
+        for key, default in _moe_defaults(cfg).items():
             if getattr(cfg, key) != default:
                 raise ConfigError(f"config key {key!r}: {getattr(cfg, key)!r} needs model: fc_moe")
         return
