@@ -106,3 +106,19 @@ def test_design_bytes_are_the_exported_bytes(trained):
     w = expert_width(12608, 4, [], 32, "4bitsym")
     assert w % 8 == 0 and moe_bytes(4, [], [w], 32, "4bitsym") <= 12608 < \
         moe_bytes(4, [], [w + 8], 32, "4bitsym")
+
+
+def test_engine_refuses_bad_calls_with_a_status(trained, tmp_path):
+    import cppyy
+    from bitnetlib.deploy.engine import EngineError, lib
+    exp = export_moe(trained[1])
+    header = write_moe_header(exp, tmp_path / "moe.h")
+    with pytest.raises(EngineError, match="re-export"):
+        EngineMoE(header, exp.moe_id ^ 1)
+    engine = EngineMoE(header, exp.moe_id)
+    with pytest.raises(ValueError, match="expected"):
+        engine.run(np.zeros((1, 5), np.int8))
+    engine.scratch = np.zeros(2, np.int32)
+    with pytest.raises(EngineError, match="BN_ERR_SCRATCH"):
+        engine.run(np.zeros((1, engine.input_len), np.int8))
+    assert int(lib().bn_moe_scratch_bytes(cppyy.nullptr)) == 0
