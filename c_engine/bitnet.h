@@ -305,11 +305,13 @@ typedef struct {
     const bn_model *const *experts;  /* n_experts networks */
 } bn_moe;
 
-/* Scratch bytes of bn_run_moe (0: invalid moe): the largest network's scratch
- * (shared, they run in turn), plus 5 bytes per trunk output and 4 per expert. */
+/* Scratch bytes of bn_run_moe, 0 if any of its networks is invalid (call it once: it
+ * validates every network in full): 5 bytes per trunk output and 4 per expert (rounded
+ * up to 4), plus the largest network's scratch (shared, they run in turn). */
 size_t bn_moe_scratch_bytes(const bn_moe *m);
 /* One image; *expert receives the chosen expert (the gate's argmax). scratch int32
- * aligned, >= bn_moe_scratch_bytes(m). */
+ * aligned, >= bn_moe_scratch_bytes(m). Checks how the networks fit together on every
+ * call; each network's own checks run in bn_run_network, for the networks it runs. */
 bn_status bn_run_moe(const bn_moe *m, const int8_t *input, size_t input_len,
                      int32_t *logits, size_t logits_len, uint16_t *pred, uint16_t *expert,
                      void *scratch, size_t scratch_bytes);
