@@ -44,6 +44,10 @@
 # (`bitnetlib.book.moe.expert_width`). Each is compared with the dense headline model
 # (same bytes) and with a dense network of its *active path* (trunk + one expert:
 # the same computation per image, 1/E of the expert bytes).
+#
+# The MoE's routing cost on the MCU is measured, not estimated: the firmware runs the
+# whole mixture (`bn_run_moe`) and the emulator splits each round at the networks'
+# entries.
 
 # %% tags=["parameters"]
 profile = "smoke"      # "smoke": a few minutes on a CPU; "full": the write-up's recipe
@@ -179,7 +183,8 @@ display(Markdown(
 # test images in the emulator; every image is checked against the host engine
 # (prediction, logits, expert). The emulator notes the cycle count at each entry of
 # `bn_run_network`, which splits a round into *checks* (the firmware loop and
-# `bn_run_moe`'s validation of every network it holds), *trunk*, *gate* and *expert*
+# `bn_run_moe`'s checks of how its networks fit together), *trunk* (with the ShiftNorm
+# of its output), *gate* and *expert*
 # (cycles are the cycle model's estimates, chapter 15). The dense models run in the same
 # firmware without `MOE` (`bk.mcu_cached`). The mixtures' layout for the fast kernels
 # (`bitnetlib.deploy.moe.firmware_layout`) is the cols layout except where a layer's
@@ -276,20 +281,24 @@ display(Markdown(
         f"{n} {a:.2f}% vs {b:.2f}% ({a - b:+.2f})" for n, a, b in pairs) + "."))
 
 # %% [markdown]
-# Reading: the plan expected routing to save computation. In the emulator it does
-# exactly that — a mixture's round costs its checks, trunk, gate and one expert, and
-# the table gives that cost against the dense model of the same bytes. Whether the
-# saved cycles cost accuracy is read from the `full` runs against both dense
-# baselines: the dense 64/64/64 (same bytes, more cycles) and the active path (same
-# cycles, fewer bytes); at `smoke` (two epochs on a subset) the accuracies only show
-# that the pipeline runs end to end. Routing itself is cheap when the gate reads the
-# trunk's features (a 32 -> E layer), and costs a full pass over the pixels when it
-# reads the image (the "gate on pixels" design). `bn_run_moe` validates every network's
-# shapes on every call, like `bn_run_network`; that fixed cost grows with the number of
-# experts and shows as *checks*. Equal weight bytes are not equal flash: a mixture also
-# carries `bn_run_moe` and, with its experts' output layers in rows, the kernels of both
-# layouts (and those in SRAM when they are hot), so a design at the dense model's
-# weight bytes can miss the 16 KB by a few hundred bytes (the `flash` column).
+# Reading: the plan expected routing to save computation. A mixture's round costs its
+# checks, trunk, gate and one expert, so it saves cycles only where that active path
+# is cheaper than the dense model of the same bytes: with few experts each expert is
+# nearly as large as the dense layers it replaces, with many it is small (the table and
+# the bars give the measured cycles, the same firmware and cycle model for all). Whether
+# the saved cycles cost accuracy is read from the `full` runs against both dense
+# baselines: the dense 64/64/64 (same bytes) and the active path (same computation per
+# image, fewer bytes); at `smoke` (two epochs on a subset) the accuracies only show that
+# the pipeline runs end to end. Routing itself is cheap when the gate reads the trunk's
+# features (a 32 -> E layer), and costs a full pass over the pixels when it reads the
+# image (the "gate on pixels" design). `bn_run_moe` checks on every call how the
+# networks fit together (a loop over the experts: *checks*); each network's own checks
+# run inside `bn_run_network`, for the networks that run. Hot kernels in flash (the
+# `hot_code` column: SRAM too short for them beside a wide expert's buffers) cost
+# cycles of their own, as in chapter 15. Equal weight bytes are not equal flash: a
+# mixture also carries `bn_run_moe` and, with its experts' output layers in rows, the
+# kernels of both layouts, so a design at the dense model's weight bytes can miss the
+# 16 KB by a few hundred bytes (the `flash` column).
 #
 # ## Provenance
 
