@@ -289,6 +289,33 @@ size_t bn_trace_len(const bn_model *m);
 bn_status bn_run_batch(const bn_model *m, const int8_t *inputs, size_t n, size_t input_len,
                        uint16_t *preds, int32_t *logits, void *scratch, size_t scratch_bytes);
 
+/* ---- Mixture of experts (bn_moe.c; bitnetlib/deploy/moe.py writes the struct).
+ * trunk (NULL: none) runs on the input; its output accumulators go through the
+ * fused ShiftNorm/ReLU into int8 features (the input itself without a trunk); the
+ * gate network (n_classes = n_experts) runs on them and its argmax (first max wins)
+ * is the expert; that expert network alone gives logits and *pred. All experts have
+ * the same n_classes; gate and experts take the features as input_len. */
+#define BN_MOE_MAGIC 0x424E4D45u  /* "BNME" */
+typedef struct {
+    uint32_t magic;                  /* BN_MOE_MAGIC */
+    uint32_t moe_id;                 /* fingerprint of the networks' model_ids */
+    const bn_model *trunk;           /* may be NULL */
+    const bn_model *gate;
+    uint16_t n_experts;
+    const bn_model *const *experts;  /* n_experts networks */
+} bn_moe;
+
+/* Scratch bytes of bn_run_moe, 0 if any of its networks is invalid (call it once: it
+ * validates every network in full): 5 bytes per trunk output and 4 per expert (rounded
+ * up to 4), plus the largest network's scratch (shared, they run in turn). */
+size_t bn_moe_scratch_bytes(const bn_moe *m);
+/* One image; *expert receives the chosen expert (the gate's argmax). scratch int32
+ * aligned, >= bn_moe_scratch_bytes(m). Checks how the networks fit together on every
+ * call; each network's own checks run in bn_run_network, for the networks it runs. */
+bn_status bn_run_moe(const bn_moe *m, const int8_t *input, size_t input_len,
+                     int32_t *logits, size_t logits_len, uint16_t *pred, uint16_t *expert,
+                     void *scratch, size_t scratch_bytes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,10 @@
 #include "bitnet.h"
 #include BN_MODEL_HEADER
 
+#ifndef BN_FW_MOE
+#define BN_FW_MOE 0   /* 1: BN_MODEL_SYM is a bn_moe (mixture of experts, bn_moe.c) */
+#endif
+
 #if BN_FW_INPUT_FLASH
 /* The test image lives in flash, like the write-up's demo (its test images are
  * const arrays): SRAM holds only the engine's buffers. It is defined in startup.S,
@@ -58,6 +62,9 @@ __attribute__((section(".bn_fw_layout"), used)) const uint32_t bn_fw_io_layout[]
     BN_FW_INPUT};
 static int32_t scratch[(BN_FW_SCRATCH + 3) / 4];
 __attribute__((section(".trace"))) int32_t bn_fw_trace[BN_FW_TRACE > 0 ? BN_FW_TRACE : 1];
+#if BN_FW_MOE
+uint32_t bn_fw_expert;    /* the expert the gate chose for the last image */
+#endif
 
 /* GCC may emit calls to memset / memcpy even with -ffreestanding (zeroing a struct,
  * copying one): there is no libc here, so the firmware provides them. */
@@ -95,6 +102,21 @@ int main(void)
         int trace;
         bn_fw_sync();
         trace = (int)(bn_fw_io.flags & 1u);
+#if BN_FW_MOE   /* no trace: the host checks logits, prediction and expert */
+        {
+            uint16_t expert = 0;
+            (void)trace;
+            bn_fw_io.status = bn_run_moe(&BN_MODEL_SYM,
+#if BN_FW_INPUT_FLASH
+                                         bn_fw_input,
+#else
+                                         bn_fw_io.input,
+#endif
+                                         BN_FW_INPUT, bn_fw_io.logits, BN_FW_CLASSES, &pred,
+                                         &expert, scratch, sizeof scratch);
+            bn_fw_expert = expert;
+        }
+#else
         bn_fw_io.status = bn_run_network(&BN_MODEL_SYM,
 #if BN_FW_INPUT_FLASH
                                          bn_fw_input,
@@ -106,6 +128,7 @@ int main(void)
                                          scratch, sizeof scratch,
                                          trace ? bn_fw_trace : NULL,
                                          trace ? (size_t)BN_FW_TRACE : 0);
+#endif
         bn_fw_io.pred = pred;
         bn_fw_io.rounds++;
     }

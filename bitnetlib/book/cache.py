@@ -135,7 +135,7 @@ def describe(cfg: TrainConfig) -> str:
     """A short description of a config for messages: model, widths, types, epochs."""
     q = "/".join(cfg.quant_per_layer) if cfg.quant_per_layer else cfg.quant if \
         cfg.selfcomp == "none" else f"selfcomp {cfg.selfcomp} gamma {cfg.selfcomp_gamma:g}"
-    what = f"{cfg.model}{cfg.cnn_channels}" if cfg.model.startswith("cnn") else "fc"
+    what = {"fc": "fc", "fc_moe": f"fc_moe {cfg.moe_experts}x"}.get(cfg.model, f"{cfg.model}{cfg.cnn_channels}")
     return f"{what} {cfg.widths} {q}, {cfg.epochs} epochs, seed {cfg.seed}"
 
 

@@ -21,7 +21,7 @@ from .model import read_header_id
 from .packing import ExportError
 
 C_DIR = Path(__file__).resolve().parents[2] / "c_engine"
-SOURCES = ("bn_kernels.c", "bn_kernels_fast.c", "bn_conv.c", "bn_network.c")
+SOURCES = ("bn_kernels.c", "bn_kernels_fast.c", "bn_conv.c", "bn_network.c", "bn_moe.c")
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2"]
 _loaded = {}
 

@@ -76,17 +76,18 @@ def _failure(log: str) -> McuError:
 
 def build(exp, header, kernel: str, build_dir, ram_size: int = RAM_LIMIT,
           ram_limit: int = RAM_LIMIT, hot_mem: str = "ram",
-          flash_limit: int = FLASH_LIMIT, input_mem: str = "flash") -> dict:
+          flash_limit: int = FLASH_LIMIT, input_mem: str = "flash", consts=None) -> dict:
     """Build the firmware; returns dict(elf, flash, ram_static, log, make variables).
     hot_mem 'flash' keeps the fast kernels out of SRAM (firmware/Makefile HOT_MEM);
-    input_mem 'ram' puts the test image in SRAM instead of flash (INPUT_MEM)."""
+    input_mem 'ram' puts the test image in SRAM instead of flash (INPUT_MEM). ``consts``:
+    the make variables, if not ``fw_constants``' (a mixture of experts: deploy.moe_firmware)."""
     if kernel not in KERNELS:
         raise McuError(f"kernel {kernel!r}: valid kernels are {', '.join(KERNELS)}")
     if not have_toolchain():
         raise McuError(f"{cross_prefix()}gcc not found: install the RISC-V toolchain "
                        f"(`make toolchain`, or apt-get install gcc-riscv64-unknown-elf "
                        f"binutils-riscv64-unknown-elf picolibc-riscv64-unknown-elf)")
-    consts = fw_constants(exp, header)
+    consts = consts or fw_constants(exp, header)
     cmd = _make_command(header, kernel, build_dir, consts, ram_size=ram_size,
                         ram_limit=ram_limit, hot_mem=hot_mem, flash_limit=flash_limit,
                         input_mem=input_mem)

@@ -80,6 +80,11 @@ class TrainConfig:
     selfcomp_gamma: float = 0.01  # weight of the size penalty (mean bits per weight)
     selfcomp_bits: float = 8.0    # initial bit depth
     selfcomp_lr_mult: float = 10.0  # learning rate of bit depths and exponents / lr
+    # --- mixture of experts (model: fc_moe, bitnetlib.training.moe); widths: each expert's
+    moe_experts: int = 4          # experts; one runs per image (top-1 of the gate)
+    moe_gate_widths: list = field(default_factory=lambda: [16])  # gate hidden widths ([]: one layer)
+    moe_trunk: int = 0            # width of a shared first layer that gate and experts read (0: none)
+    moe_balance: float = 0.1      # weight of the load-balancing loss (0: off)
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at
@@ -90,7 +95,8 @@ ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing", "dropout",
               "prune_rewind", "act_cycle", "switch_types", "switch_feature_weight",
               "distill_feature_weight", "distill_frozen_head",
-              "selfcomp", "selfcomp_gamma", "selfcomp_bits", "selfcomp_lr_mult")
+              "selfcomp", "selfcomp_gamma", "selfcomp_bits", "selfcomp_lr_mult",
+              "moe_experts", "moe_gate_widths", "moe_trunk", "moe_balance")
 
 
 def _check_type(key: str, value, tp):

@@ -114,6 +114,9 @@ def export_model(model: nn.Module, calib_x=None, layout: str = "rows") -> Export
 def check_deployable(cfg, source="run") -> None:
     """Refuse training options the engine does not implement (research-plan chapters),
     instead of exporting a header that computes something else than the trained model."""
+    if cfg.model == "fc_moe":       # several networks: bitnetlib.training.export_moe
+        raise ExportError(f"{source}: model=fc_moe is a mixture of networks; export it with "
+                          f"bitnetlib.training.export_moe.export_moe (bn_run_moe)")
     if cfg.norm != "rmsnorm":
         raise ExportError(f"{source}: norm={cfg.norm!r}, but the engine implements only "
                           f"RMSNorm (ShiftNorm); retrain with norm: rmsnorm to deploy")

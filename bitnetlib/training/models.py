@@ -13,6 +13,7 @@ The write-up's first CNN (its addendum; a training study, not exported): float c
 import torch.nn as nn
 
 from .layers import BitConv2d, BitLinear, InputQuant
+from .moe import build_moe
 from .prune import add_weight_masks
 from .quant import get_quantizer
 from .selfcomp import SelfCompLinear
@@ -102,12 +103,14 @@ def build_model(cfg) -> nn.Module:
     elif cfg.model == "cnn":
         model = CNNModel(cfg.cnn_channels, cfg.widths, layer_quants(cfg), cfg.conv_quant,
                          cfg.norm, act, cfg.dropout)
+    elif cfg.model == "fc_moe":                  # mixture of experts (training.moe)
+        model = build_moe(cfg, act)
     elif cfg.model in ("cnn_addendum", "cnn_addendum_dw"):
         model = AddendumCNN(cfg.cnn_channels, cfg.widths, layer_quants(cfg),
                             cfg.model.endswith("_dw"), cfg.norm, act, cfg.dropout)
     else:
         raise ValueError(f"unknown model {cfg.model!r}; valid: fc, cnn, cnn_addendum, "
-                         f"cnn_addendum_dw")
+                         f"cnn_addendum_dw, fc_moe")
     if cfg.prune != "none":
         add_weight_masks(model)
     return model

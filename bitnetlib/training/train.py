@@ -21,6 +21,7 @@ from .data import load_mnist
 from .distill import (attach_teacher, distillation_loss, make_feature_step,  # noqa: F401
                       teacher_targets, uses_teacher)
 from .models import N_CLASSES, build_model
+from .moe import make_moe_step
 from .prune import enforce_masks, prune_model
 from .rundir import (atomic_write, inspect_run, load_checkpoint, load_run, make_run_dir,
                      model_from, remove_run_files, remove_stale_temps, resolve_device,
@@ -66,6 +67,10 @@ def make_step_fn(cfg):
     fn = make_feature_step(cfg) if cfg.distill_feature_weight > 0 else functools.partial(
         loss_and_logits, alpha=cfg.distill_alpha, temperature=cfg.distill_temperature,
         label_smoothing=cfg.label_smoothing)
+    if cfg.model == "fc_moe":        # hard routing and the load-balancing loss (training.moe)
+        fn = make_moe_step(cfg, functools.partial(
+            distillation_loss, alpha=cfg.distill_alpha, temperature=cfg.distill_temperature,
+            label_smoothing=cfg.label_smoothing))
     if not cfg.compile:
         return fn
     # one process may train many models (a chapter's sweep, a Dask worker): past the

@@ -3,12 +3,13 @@ rules between keys. ``config.make_config`` calls ``validate`` on every TrainConf
 builds; a violation is one ``ConfigError`` line naming the key, what it got and what is
 valid.
 """
+import dataclasses
 import math
 
 from .quant import QUANTIZERS
 
 CHOICES = {
-    "model": ("fc", "cnn", "cnn_addendum", "cnn_addendum_dw"),
+    "model": ("fc", "cnn", "cnn_addendum", "cnn_addendum_dw", "fc_moe"),
     "quant": tuple(QUANTIZERS),
     "conv_quant": tuple(QUANTIZERS),
     "scheduler": ("cosine", "linear", "step", "constant"),
@@ -65,6 +66,9 @@ RANGES = {
     "selfcomp_gamma": (lambda v: v >= 0, ">= 0"),
     "selfcomp_bits": (lambda v: 1 <= v <= 16, "1..16 bits"),
     "selfcomp_lr_mult": (lambda v: v > 0, "> 0"),
+    "moe_experts": (lambda v: 2 <= v <= 64, "2..64 experts"),
+    "moe_trunk": (lambda v: 0 <= v <= 65535, "0 (no trunk) or a width 1..65535"),
+    "moe_balance": (lambda v: v >= 0, ">= 0 (0: off)"),
 }
 
 
@@ -124,6 +128,7 @@ def _validate_added(cfg):
     _check_switchable(cfg)
     _check_feature_distill(cfg)
     _check_selfcomp(cfg)
+    check_moe(cfg)
     if cfg.prune_rewind and (cfg.prune != "l1" or not cfg.init_from):
         raise ConfigError("config key 'prune_rewind': needs prune: l1 and init_from (the "
                           "trained run whose weights choose the masks)")
@@ -226,3 +231,34 @@ def _check_selfcomp(cfg):
     if clash:
         raise ConfigError(f"config key 'selfcomp': {cfg.selfcomp!r} learns the linear layers' "
                           f"bit depths, not supported with {', '.join(clash)}")
+
+
+def _moe_defaults(cfg) -> dict:
+    """The moe_* keys' defaults, read from the config dataclass (their one home)."""
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(cfg) if f.name.startswith("moe_")}
+
+
+def check_moe(cfg):
+    """``model: fc_moe`` (bitnetlib.training.moe): its keys need it; its gate widths are
+    positive ints; one weight type for every layer (gate included), and none of the
+    options that assume one FC chain (per-layer types, learned bits, switchable
+    precision, feature distillation, pruning)."""
+    if cfg.model != "fc_moe":
+        for key, default in _moe_defaults(cfg).items():
+            if getattr(cfg, key) != default:
+                raise ConfigError(f"config key {key!r}: {getattr(cfg, key)!r} needs model: fc_moe")
+        return
+    g = cfg.moe_gate_widths
+    if not all(isinstance(w, int) and not isinstance(w, bool) and 0 < w <= 65535 for w in g):
+        raise ConfigError(f"config key 'moe_gate_widths': expected a list of widths 1..65535 "
+                          f"([] for a one-layer gate), got {g!r}")
+    clash = [k for k, on in (("quant_per_layer", cfg.quant_per_layer),
+                             ("selfcomp", cfg.selfcomp != "none"),
+                             ("switch_types", cfg.switch_types),
+                             ("distill_feature_weight", cfg.distill_feature_weight),
+                             ("distill_frozen_head", cfg.distill_frozen_head),
+                             ("prune", cfg.prune != "none")) if on]
+    if clash:
+        raise ConfigError(f"config key 'model': fc_moe (one weight type in every layer, "
+                          f"gate included) is not supported with {', '.join(clash)}")
