@@ -80,6 +80,9 @@ class TrainConfig:
     selfcomp_gamma: float = 0.01  # weight of the size penalty (mean bits per weight)
     selfcomp_bits: float = 8.0    # initial bit depth
     selfcomp_lr_mult: float = 10.0  # learning rate of bit depths and exponents / lr
+    weight_scale: str = "tensor"  # 'channel': one clip per output row of every BitLinear
+    weight_zero_point: str = "symmetric"  # 'asymmetric': its grid shifted by an integer
+                                  # zero point (both: bitnetlib.training.wscale)
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at
@@ -90,7 +93,8 @@ ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "act_quant", "aug_elastic", "aug_elastic_grid", "label_smoothing", "dropout",
               "prune_rewind", "act_cycle", "switch_types", "switch_feature_weight",
               "distill_feature_weight", "distill_frozen_head",
-              "selfcomp", "selfcomp_gamma", "selfcomp_bits", "selfcomp_lr_mult")
+              "selfcomp", "selfcomp_gamma", "selfcomp_bits", "selfcomp_lr_mult",
+              "weight_scale", "weight_zero_point")
 
 
 def _check_type(key: str, value, tp):

@@ -15,6 +15,7 @@ import torch.nn as nn
 from .layers import BitConv2d, BitLinear, InputQuant
 from .prune import add_weight_masks
 from .quant import get_quantizer
+from .wscale import scale_linear_layers
 from .selfcomp import SelfCompLinear
 
 N_CLASSES = 10
@@ -110,4 +111,5 @@ def build_model(cfg) -> nn.Module:
                          f"cnn_addendum_dw")
     if cfg.prune != "none":
         add_weight_masks(model)
-    return model
+    return scale_linear_layers(model, getattr(cfg, "weight_scale", "tensor"),
+                               getattr(cfg, "weight_zero_point", "symmetric"))

@@ -6,6 +6,7 @@ valid.
 import math
 
 from .quant import QUANTIZERS
+from .wscale import SCALED_TYPES, WEIGHT_SCALES, ZERO_POINTS
 
 CHOICES = {
     "model": ("fc", "cnn", "cnn_addendum", "cnn_addendum_dw"),
@@ -19,6 +20,8 @@ CHOICES = {
     "prune": ("none", "l1", "random"),
     "act_quant": ("absmax", "lsq"),
     "selfcomp": ("none", "layer", "channel"),
+    "weight_scale": WEIGHT_SCALES,
+    "weight_zero_point": ZERO_POINTS,
 }
 
 
@@ -124,6 +127,7 @@ def _validate_added(cfg):
     _check_switchable(cfg)
     _check_feature_distill(cfg)
     _check_selfcomp(cfg)
+    _check_wscale(cfg)
     if cfg.prune_rewind and (cfg.prune != "l1" or not cfg.init_from):
         raise ConfigError("config key 'prune_rewind': needs prune: l1 and init_from (the "
                           "trained run whose weights choose the masks)")
@@ -226,3 +230,24 @@ def _check_selfcomp(cfg):
     if clash:
         raise ConfigError(f"config key 'selfcomp': {cfg.selfcomp!r} learns the linear layers' "
                           f"bit depths, not supported with {', '.join(clash)}")
+
+
+def _check_wscale(cfg):
+    """Per-channel or asymmetric weight scales (training.wscale) need a uniform integer
+    grid on every linear layer and their own clips: nothing that swaps the quantizer,
+    loads per-tensor clips or masks rows."""
+    keys = [k for k, d in (("weight_scale", "tensor"), ("weight_zero_point", "symmetric"))
+            if getattr(cfg, k) != d]
+    if not keys:
+        return
+    key, value = keys[0], getattr(cfg, keys[0])
+    bad = [q for q in cfg.quant_per_layer or [cfg.quant] if q not in SCALED_TYPES]
+    if bad:
+        raise ConfigError(f"config key {key!r}: {value!r} needs a uniform integer grid on every "
+                          f"linear layer ({', '.join(SCALED_TYPES)}), got {bad[0]!r}")
+    clash = [k for k, on in (("start_quant", cfg.start_quant), ("quant_cycle", cfg.quant_cycle),
+                             ("switch_types", cfg.switch_types), ("selfcomp", cfg.selfcomp != "none"),
+                             ("prune", cfg.prune != "none"), ("init_from", cfg.init_from),
+                             ("clip_update: step", cfg.clip_update == "step")) if on]
+    if clash:
+        raise ConfigError(f"config key {key!r}: {value!r} is not supported with {', '.join(clash)}")

@@ -1,0 +1,84 @@
+"""Per-channel and asymmetric weight scales (weight_scale, weight_zero_point) and
+fractional bit widths in the cyclic schedule."""
+import pytest
+import torch
+
+from bitnetlib import book as bk
+from bitnetlib.deploy.packing import ExportError
+from bitnetlib.training.config import ConfigError, load_config
+from bitnetlib.training.export import export_model
+from bitnetlib.training.layers import BitLinear
+from bitnetlib.training.quant import get_quantizer
+from bitnetlib.training.train import train
+from bitnetlib.training.wscale import SCALED_TYPES, ScaledQuantizer
+
+QUIET = dict(progress=False, log=lambda s: None)
+
+
+def test_new_keys_at_their_defaults_keep_the_cache_keys():
+    assert bk.config_key(load_config("configs/fc_4bitsym_64x3_aug.yaml")) == "ea1df0ab6c01385b"
+    assert bk.config_key(load_config(None, ["weight_scale=channel"])) != "bb466dc4e87c6cd0"
+
+
+@pytest.mark.parametrize("overrides,expect", [
+    (["weight_scale=row"], "'weight_scale': 'row' is not one of tensor, channel"),
+    (["weight_zero_point=zero"], "is not one of symmetric, asymmetric"),
+    (["weight_scale=channel", "quant=NF4"], "uniform integer grid .* got 'NF4'"),
+    (["weight_zero_point=asymmetric", "quant=Binary"], "got 'Binary'"),
+    (["weight_scale=channel", "quant_per_layer=[4bit, 4bit, FP130, 4bit]"], "got 'FP130'"),
+    (["weight_scale=channel", "clip_update=step"], "not supported with clip_update: step"),
+    (["weight_scale=channel", "prune=l1", "prune_density=0.5"], "not supported with prune"),
+    (["weight_zero_point=asymmetric", "quant_cycle=[2bitsym, 4bitsym]", "quant_cycle_period=2",
+      "quant_switch_epoch=2"], "not supported with quant_cycle"),
+])
+def test_config_errors(overrides, expect):
+    with pytest.raises(ConfigError, match=expect) as e:
+        load_config(None, overrides)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", SCALED_TYPES)
+def test_codes_and_values_agree_and_rows_get_their_own_grid(name):
+    """dequant(codes) == fake_quant for every supported type; per row, the codes use the
+    grid's levels, the clip is each row's, and the zero point centres a shifted row."""
+    base = get_quantizer(name)
+    q = ScaledQuantizer(base, per_channel=True, asymmetric=True)
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(6, 40, generator=g) * torch.tensor([0.1, 1, 10, 0.1, 1, 10])[:, None]
+    w[3] += 0.5                                     # a row far off zero
+    clip = q.choose(w, "prop", 0.25)
+    codes = q.codes(w, clip)
+    assert torch.equal(q.dequant(codes, clip), q.fake_quant(w, clip))
+    assert codes.min() >= 0 and codes.max() < base.n_levels
+    assert clip[2, 0] / clip[0, 0] == pytest.approx(100, rel=0.3)   # row scales follow rows
+    step = q.step(clip)[:, 0]                       # the zero point: the row mean, in steps
+    assert torch.all((clip[:, 1] * step - w.mean(1)).abs() <= step / 2 + 1e-6) and clip[3, 1] != 0
+    err_row3 = (q.fake_quant(w, clip) - w)[3].abs().mean()
+    sym = ScaledQuantizer(base, per_channel=True)
+    sym_clip = sym.choose(w, "prop", 0.25)
+    assert torch.all(sym_clip[:, 1] == 0)
+    assert err_row3 < (sym.fake_quant(w, sym_clip) - w)[3].abs().mean()
+
+
+def test_octav_per_channel_is_octav_of_each_row():
+    from bitnetlib.training.quant import octav_clip
+    q = ScaledQuantizer(get_quantizer("4bit"), per_channel=True)
+    w = torch.randn(3, 500, generator=torch.Generator().manual_seed(1)) * torch.tensor([[1.], [2.], [3.]])
+    clip = q.choose(w, "octav", 0.25)
+    assert torch.allclose(clip[:, 0], torch.stack([octav_clip(r, 16) for r in w]))
+
+
+@pytest.mark.parametrize("scale,zero", [("channel", "symmetric"), ("tensor", "asymmetric"),
+                                        ("channel", "asymmetric")])
+def test_short_run_learns_with_each_option(mnist, mnist_subset, tmp_path, scale, zero):
+    """A real 2-epoch run learns; the layers carry the new clips; export refuses them."""
+    cfg = load_config(None, ["epochs=2", "augment=false", "widths=[32]", "lr=0.003",
+                             "quant=4bitsym", f"weight_scale={scale}", f"weight_zero_point={zero}"])
+    model, metrics = train(cfg, tmp_path, data=mnist_subset(3000, 2000), **QUIET)
+    assert metrics[-1]["test_acc"] > 80.0 and metrics[-1]["train_loss"] < metrics[0]["train_loss"]
+    layers = [m for m in model.modules() if isinstance(m, BitLinear)]
+    assert [tuple(m.clip.shape) for m in layers] == \
+        [(32 if scale == "channel" else 1, 2), (10 if scale == "channel" else 1, 2)]
+    assert all(float(m.clip[:, 0].min()) > 0 for m in layers)
+    with pytest.raises(ExportError, match="one scale per tensor"):
+        export_model(model)
