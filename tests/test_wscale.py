@@ -82,3 +82,26 @@ def test_short_run_learns_with_each_option(mnist, mnist_subset, tmp_path, scale,
     assert all(float(m.clip[:, 0].min()) > 0 for m in layers)
     with pytest.raises(ExportError, match="one scale per tensor"):
         export_model(model)
+
+
+# ---------------------------------------------------------------- what the MCU would pay
+
+def test_rescale_bench_is_bit_exact_and_counts_cycles(monkeypatch):
+    """Every variant of firmware/rescalebench.c, emulated, equals the numpy reference on
+    every output (emulate raises otherwise, as a wrong reference shows); the per-output
+    shift costs less than a shift-add multiply, which costs less than __mulsi3."""
+    from bitnetlib.deploy import rescalebench as rb
+    from bitnetlib.deploy.firmware import McuError, have_toolchain
+    if not have_toolchain():
+        pytest.skip("no RISC-V toolchain")
+    layers = rb.random_layers([(16, 40), (10, 16)], seed=3)
+    res = rb.emulate(layers)
+    assert [(r["variant"], r["layer"]) for r in res] == \
+        [(v, i) for v in rb.VARIANTS for i in range(2)]
+    cyc = {v: sum(r["cycles"] for r in res if r["variant"] == v) for v in rb.VARIANTS}
+    assert 0 < cyc["shift"] < cyc["mult_sa"] < cyc["mult"]
+    assert 0 < cyc["zero_t"] < cyc["zero_ch_sa"] < cyc["zero_ch"]
+    wrong = rb.reference
+    monkeypatch.setattr(rb, "reference", lambda l, v: wrong(l, v) + (v == "mult_sa"))
+    with pytest.raises(McuError, match="mult_sa, layer 0: the emulated result differs"):
+        rb.emulate(layers)
