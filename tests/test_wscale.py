@@ -80,7 +80,9 @@ def test_short_run_learns_with_each_option(mnist, mnist_subset, tmp_path, scale,
     assert [tuple(m.clip.shape) for m in layers] == \
         [(32 if scale == "channel" else 1, 2), (10 if scale == "channel" else 1, 2)]
     assert all(float(m.clip[:, 0].min()) > 0 for m in layers)
-    with pytest.raises(ExportError, match="one scale per tensor"):
+    assert {m.quantizer.name for m in layers} == \
+        {"4bitsym" + "+channel" * (scale == "channel") + "+asym" * (zero == "asymmetric")}
+    with pytest.raises(ExportError, match="has no C kernel"):
         export_model(model)
 
 

@@ -25,9 +25,6 @@ def _int_weights(layer, name: str) -> np.ndarray:
     if q.name not in TYPE_IDS:
         raise ExportError(f"layer {name}: weight type {q.name!r} has no C kernel (the engine "
                           f"has {', '.join(TYPE_IDS)}); train or PTQ-quantize to one of them")
-    if layer.clip.dim():
-        raise ExportError(f"layer {name}: per-channel or asymmetric weight scales ({q!r}): the "
-                          f"engine has one scale per tensor and no zero point (chapter 9)")
     codes = layer.weight_codes().cpu().numpy()
     w = np.asarray(q.int_levels, dtype=np.int64)[codes]
     return w.reshape(w.shape[0], -1)                                   # (out, in) or (C, 9)

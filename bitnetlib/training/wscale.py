@@ -12,7 +12,8 @@ Its clip is a (rows, 2) tensor: column 0 the clip (half-width of the grid about 
 centre, chosen by ``prop`` or OCTAV on the centred weights), column 1 the offset in
 steps (0 when symmetric); rows is 1 per tensor or the layer's output rows. The C engine
 has one scale per tensor, folded into ShiftNorm, and no zero point: these layers train
-and evaluate in torch but do not export (chapter 9 counts what the MCU would pay).
+and evaluate in torch but do not export (their type names, such as ``4bitsym+channel``,
+are not in the engine's table; chapter 9 counts what the MCU would pay).
 
 >>> from .quant import FourBitSym
 >>> q = ScaledQuantizer(FourBitSym(), per_channel=True, asymmetric=True)
@@ -49,13 +50,23 @@ class ScaledQuantizer(WeightQuantizer):
             raise ValueError(f"weight type {base.name!r}: per-channel or asymmetric scales need "
                              f"a uniform integer grid, one of {', '.join(SCALED_TYPES)}")
         self.base, self.per_channel, self.asymmetric = base, per_channel, asymmetric
-        self.name, self.bits, self.edge = base.name, base.bits, base.edge
+        # a name of its own: not a type of the engine's table, so export refuses it
+        self.name = base.name + "+channel" * per_channel + "+asym" * asymmetric
+        self.bits, self.edge = base.bits, base.edge
         self.levels, self.uniform = base.levels, base.uniform
         super().__init__()
 
     def __repr__(self):
         return (f"ScaledQuantizer({self.base!r}, per_channel={self.per_channel}, "
                 f"asymmetric={self.asymmetric})")
+
+    @property
+    def int_levels(self) -> tuple:
+        return self.base.int_levels
+
+    @property
+    def int_scale(self) -> int:
+        return self.base.int_scale
 
     def clip_shape(self, n_out: int) -> tuple:
         return (n_out if self.per_channel else 1, 2)
