@@ -107,3 +107,56 @@ def test_rescale_bench_is_bit_exact_and_counts_cycles(monkeypatch):
     monkeypatch.setattr(rb, "reference", lambda l, v: wrong(l, v) + (v == "mult_sa"))
     with pytest.raises(McuError, match="mult_sa, layer 0: the emulated result differs"):
         rb.emulate(layers)
+
+
+# ---------------------------------------------------------------- fractional bit widths
+
+def test_fractional_widths_give_round_2_to_the_b_levels_and_whole_widths_the_known_types():
+    from bitnetlib.training.fracbits import LevelGrid, quantizer_for
+    for b, n in [(1, 2), (1.5, 3), (2, 4), (2.25, 5), (2.5, 6), (2.75, 7), (3, 8), (3.5, 11),
+                 (4, 16), (8, 256)]:
+        q = quantizer_for(b)
+        assert q.n_levels == n and q.edge == n / 2 and (0.0 in q.levels) == (n % 2 == 1)
+        assert quantizer_for(q.name).levels == q.levels           # as the metrics name it
+    w = torch.randn(2000, generator=torch.Generator().manual_seed(0))
+    for b, name in [(2, "2bitsym"), (4, "4bitsym"), (1.585, "Ternary")]:
+        clip = w.abs().mean() / 0.25
+        assert torch.equal(quantizer_for(b).fake_quant(w, clip), get_quantizer(name).fake_quant(w, clip))
+    q = LevelGrid(6)
+    codes = q.codes(w, torch.tensor(3.0))
+    assert torch.equal(q.dequant(codes, torch.tensor(3.0)), q.fake_quant(w, torch.tensor(3.0)))
+    assert set(codes.unique().tolist()) == set(range(6))
+
+
+def test_fractional_activation_widths_give_odd_level_counts():
+    from bitnetlib.training.quant import quantize_activations
+    x = torch.linspace(-1, 1, 5001)[None]
+    counts = {b: len(quantize_activations(x, b).unique()) for b in (2, 2.5, 3, 3.5, 4, 8)}
+    assert counts == {2: 3, 2.5: 5, 3: 7, 3.5: 11, 4: 15, 8: 255}
+
+
+@pytest.mark.parametrize("overrides,expect", [
+    (["quant_cycle=[2, 9]", "quant_cycle_period=2", "quant_switch_epoch=2"],
+     "'quant_cycle': 9 is not one of .* or a bit width 1..8"),
+    (["quant_cycle=[2, true]", "quant_cycle_period=2", "quant_switch_epoch=2"], "True is not"),
+    (["act_cycle=[4, 5.5]", "quant_cycle_period=2", "quant_switch_epoch=2", "act_quant=lsq"],
+     "need act_quant: absmax"),
+    (["act_cycle=[1.5, 4]", "quant_cycle_period=2", "quant_switch_epoch=2"], "2..8"),
+])
+def test_fractional_cycle_errors(overrides, expect):
+    with pytest.raises(ConfigError, match=expect) as e:
+        load_config(None, overrides)
+    assert "\n" not in str(e.value)
+
+
+def test_fractional_cycle_trains_through_the_level_counts(mnist, mnist_subset, tmp_path):
+    """A real run cycles the weights through 4, 6 and 8 levels and the activations
+    through fractional widths, learns, and ends at its quant (4bitsym, 8-bit inputs)."""
+    cfg = load_config(None, ["epochs=4", "augment=false", "widths=[32]", "lr=0.003",
+                             "quant_cycle=[2, 2.5, 3]", "quant_cycle_period=3",
+                             "act_cycle=[4, 5.5]", "quant_switch_epoch=3"])
+    model, metrics = train(cfg, tmp_path, data=mnist_subset(3000, 2000), **QUIET)
+    assert [m["layers"][0]["type"] for m in metrics] == ["4-level", "6-level", "8-level", "4bitsym"]
+    assert metrics[-1]["test_acc"] > 80.0 and metrics[-1]["train_loss"] < metrics[0]["train_loss"]
+    assert {(m.quantizer.name, m.act_bits) for m in model.modules() if isinstance(m, BitLinear)} \
+        == {("4bitsym", 8)}
