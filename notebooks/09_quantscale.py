@@ -194,8 +194,8 @@ for (q, sc, zp), rs in by_combo.items():
     row = dict(type=q, scale=sc, zero_point=zp, seeds=len(rs), test_acc=acc[(q, sc, zp)],
                vs_tensor_symmetric=acc[(q, sc, zp)] - acc[(q, "tensor", "symmetric")],
                train_loss=float(np.mean([r.last["train_loss"] for r in rs])))
-    if sc == "channel":
-        row.update(scales_as_shifts=rounded_acc(rs, "pow2"), scales_as_q8=rounded_acc(rs, "q8"))
+    row.update(scales_as_shifts=rounded_acc(rs, "pow2") if sc == "channel" else "-",
+               scales_as_q8=rounded_acc(rs, "q8") if sc == "channel" else "-")
     srows.append(row)
 display(Markdown(bk.markdown_table(srows)))
 
