@@ -7,8 +7,8 @@
  * Built by bitnetlib/deploy/rescalebench.py (not by the Makefile: no model, no engine)
  * with startup.S and ch32v003.ld, and a generated data header BN_RB_DATA that defines
  * bn_rb_layers[BN_RB_LAYERS] (per layer: accumulators and input activations as the
- * engine has them after the layer's products, per-output shifts, multipliers and zero
- * points, in flash like the weights) and BN_RB_OUT_MAX. Round k runs variant
+ * engine has them after the layer's products, the activations in SRAM; per-output
+ * shifts, multipliers and zero points in flash like the weights) and BN_RB_OUT_MAX. Round k runs variant
  * k / BN_RB_LAYERS on layer k % BN_RB_LAYERS: the accumulators are copied to SRAM
  * (bn_rb_load), transformed in place by the variant's function (in SRAM, like the
  * engine's hot code), and with bn_fw_io.flags & 1 copied to bn_fw_trace for the host
