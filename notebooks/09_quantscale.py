@@ -168,7 +168,9 @@ for r in sel:
 # grid (per tensor, or per row with both) on the weights' mean, rounded to whole steps,
 # so that a weight is (level + offset) x step (`bitnetlib.training.wscale`; the uniform
 # grids Ternary, 2bitsym, 4bitsym, 4bit and 8bit). Every combination is trained at
-# 64/64/64 with `quantscale` 0.25; per tensor and symmetric is the scan's run.
+# 64/64/64 with `quantscale` 0.25; per tensor and symmetric is, for the scan's types,
+# the scan's run. None of these layers exports: the engine's types have one scale per
+# tensor (the cost of the alternatives follows below).
 
 # %%
 COMBOS = [("tensor", "symmetric"), ("channel", "symmetric"), ("tensor", "asymmetric"),
