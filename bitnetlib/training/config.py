@@ -85,6 +85,10 @@ class TrainConfig:
     moe_gate_widths: list = field(default_factory=lambda: [16])  # gate hidden widths ([]: one layer)
     moe_trunk: int = 0            # width of a shared first layer that gate and experts read (0: none)
     moe_balance: float = 0.1      # weight of the load-balancing loss (0: off)
+    # --- weight scales (bitnetlib.training.wscale)
+    weight_scale: str = "tensor"  # 'channel': one clip per output row of every BitLinear
+    weight_zero_point: str = "symmetric"  # 'asymmetric': its grid shifted by an integer
+                                  # zero point (both: bitnetlib.training.wscale)
 
 
 # Keys added after runs were cached. ``config_dict`` leaves them out while they are at
@@ -96,7 +100,8 @@ ADDED_KEYS = ("norm", "start_quant", "quant_switch_epoch", "init_from", "prune",
               "prune_rewind", "act_cycle", "switch_types", "switch_feature_weight",
               "distill_feature_weight", "distill_frozen_head",
               "selfcomp", "selfcomp_gamma", "selfcomp_bits", "selfcomp_lr_mult",
-              "moe_experts", "moe_gate_widths", "moe_trunk", "moe_balance")
+              "moe_experts", "moe_gate_widths", "moe_trunk", "moe_balance",
+              "weight_scale", "weight_zero_point")
 
 
 def _check_type(key: str, value, tp):

@@ -100,6 +100,9 @@ class QuantWeightMixin:
 
     @torch.no_grad()
     def update_clip(self, method: str, quantscale: float, iters: int = 10):
+        if self.clip.dim():     # per-row clips or a zero point: the quantizer's (training.wscale)
+            self.clip.copy_(self.quantizer.choose(self.weight, method, quantscale, iters))
+            return
         prev = self.clip if float(self.clip) > 0 else None
         self.clip.copy_(choose_clip(self.kept_weights(), self.quantizer, method, quantscale,
                                     prev, iters))

@@ -16,6 +16,7 @@ from .layers import BitConv2d, BitLinear, InputQuant
 from .moe import build_moe
 from .prune import add_weight_masks
 from .quant import get_quantizer
+from .wscale import scale_linear_layers
 from .selfcomp import SelfCompLinear
 
 N_CLASSES = 10
@@ -113,4 +114,5 @@ def build_model(cfg) -> nn.Module:
                          f"cnn_addendum_dw, fc_moe")
     if cfg.prune != "none":
         add_weight_masks(model)
-    return model
+    return scale_linear_layers(model, getattr(cfg, "weight_scale", "tensor"),
+                               getattr(cfg, "weight_zero_point", "symmetric"))

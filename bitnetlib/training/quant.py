@@ -257,12 +257,14 @@ def get_quantizer(name: str) -> WeightQuantizer:
 # ---------------------------------------------------------------- activations
 
 def quantize_activations(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
-    """Per-row (per-token) absmax fake quantization to signed ``bits``-bit integers.
+    """Per-row (per-token) absmax fake quantization to signed ``bits``-bit integers
+    -qmax .. qmax, qmax = (round(2^bits) - 1) // 2: 2^(bits-1) - 1 for whole bits, and
+    real-valued widths (cyclic precision, training.fracbits) get an odd level count.
 
     >>> quantize_activations(torch.tensor([[0.5, -1.0, 0.25]])).tolist()
     [[0.5039370059967041, -1.0, 0.25196850299835205]]
     """
-    qmax = 2 ** (bits - 1) - 1
+    qmax = (round(2 ** bits) - 1) // 2
     scale = qmax / x.abs().amax(dim=-1, keepdim=True).clamp_min(1e-5)
     return (x * scale).round().clamp(-qmax - 1, qmax) / scale
 

@@ -10,7 +10,7 @@ import torch
 from .config import TrainConfig
 from .data import AugmentParams, augment
 from .layers import BitLinear, quant_layers
-from .quant import get_quantizer
+from .fracbits import quantizer_for
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -58,6 +58,8 @@ def cycle_quant(types: list, period: int, epoch: int) -> str:
     ['2bitsym', '2bitsym', '4bitsym', '8bit']
     >>> [cycle_quant(["2bitsym", "4bitsym", "8bit"], 3, e) for e in range(3)]
     ['2bitsym', '4bitsym', '8bit']
+    >>> [cycle_quant([2, 2.5, 3, 3.5, 4], 6, e) for e in range(6)]   # bit widths (fracbits)
+    [2, 2, 2.5, 3, 3.5, 4]
     """
     rise = 0.5 * (1 - math.cos(math.pi * (epoch % period) / period))    # 0 .. < 1
     # halves round up; the epsilon absorbs cos rounding (cos(pi/3) = 0.5000000000000001)
@@ -93,11 +95,13 @@ def set_act_bits(model, bits: int):
             layer.act_bits = bits
 
 
-def set_linear_quant(model, name: str):
-    """Give every BitLinear the weight type ``name`` (the clip is updated after)."""
+def set_linear_quant(model, name):
+    """Give every BitLinear the weight type ``name``, or the level grid of a real-valued
+    bit width (training.fracbits); the clip is updated after."""
+    q = quantizer_for(name)
     for layer in model.modules():
-        if isinstance(layer, BitLinear) and layer.quantizer.name != name:
-            layer.quantizer = get_quantizer(name)
+        if isinstance(layer, BitLinear) and layer.quantizer.name != q.name:
+            layer.quantizer = quantizer_for(name)
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ import torch
 
 from .layers import quant_layers
 from .quant import code_histogram, entropy_bits, max_entropy_bits
+from .wscale import clip_summary
 
 
 @torch.no_grad()
@@ -19,9 +20,9 @@ def model_stats(model) -> list:
             stats.append(layer.selfcomp_stats())
             continue
         q, n = layer.quantizer, layer.weight.numel()
-        entry = {"type": q.name, "shape": list(layer.weight.shape), "clip": float(layer.clip),
+        entry = {"type": q.name, "shape": list(layer.weight.shape), "clip": clip_summary(layer.clip),
                  "n_weights": n, "bits": q.bits * n, "bytes": q.bits * n / 8}
-        if layer.is_quantized and float(layer.clip) > 0:
+        if layer.is_quantized and clip_summary(layer.clip) > 0:
             hist = code_histogram(layer.weight_codes().cpu(), q.n_levels)
             h = entropy_bits(hist)
             entry.update(entropy=h, capacity_used=h / max_entropy_bits(q),

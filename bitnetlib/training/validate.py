@@ -6,7 +6,9 @@ valid.
 import dataclasses
 import math
 
+from .fracbits import BITS_RANGE, is_bit_width
 from .quant import QUANTIZERS
+from .wscale import SCALED_TYPES, WEIGHT_SCALES, ZERO_POINTS
 
 CHOICES = {
     "model": ("fc", "cnn", "cnn_addendum", "cnn_addendum_dw", "fc_moe"),
@@ -20,6 +22,8 @@ CHOICES = {
     "prune": ("none", "l1", "random"),
     "act_quant": ("absmax", "lsq"),
     "selfcomp": ("none", "layer", "channel"),
+    "weight_scale": WEIGHT_SCALES,
+    "weight_zero_point": ZERO_POINTS,
 }
 
 
@@ -129,6 +133,7 @@ def _validate_added(cfg):
     _check_feature_distill(cfg)
     _check_selfcomp(cfg)
     check_moe(cfg)
+    _check_wscale(cfg)
     if cfg.prune_rewind and (cfg.prune != "l1" or not cfg.init_from):
         raise ConfigError("config key 'prune_rewind': needs prune: l1 and init_from (the "
                           "trained run whose weights choose the masks)")
@@ -143,7 +148,7 @@ def _validate_schedule(cfg):
     if cfg.start_quant and cfg.start_quant not in QUANTIZERS:
         raise ConfigError(f"config key 'start_quant': {cfg.start_quant!r} is not one of "
                           f"{', '.join(QUANTIZERS)} (or '' for no switch)")
-    _check_types("quant_cycle", cfg.quant_cycle)
+    _check_cycle_entries(cfg)
     if cfg.start_quant and cfg.quant_cycle:
         raise ConfigError("config keys 'start_quant' and 'quant_cycle': give one of them, "
                           f"got both ({cfg.start_quant!r}, {cfg.quant_cycle!r})")
@@ -187,15 +192,29 @@ def _check_switchable(cfg):
                           "quant_cycle or quant_per_layer")
 
 
+def _check_cycle_entries(cfg):
+    """``quant_cycle``: weight types, or real-valued bit widths (training.fracbits)."""
+    lo, hi = BITS_RANGE
+    for q in cfg.quant_cycle:
+        if not (isinstance(q, str) and q in QUANTIZERS or is_bit_width(q) and lo <= q <= hi):
+            raise ConfigError(f"config key 'quant_cycle': {q!r} is not one of "
+                              f"{', '.join(QUANTIZERS)} or a bit width {lo:g}..{hi:g} "
+                              f"(a number: round(2**bits) levels)")
+
+
 def _check_act_cycle(cfg):
-    """``act_cycle``: at least 2 activation bit widths of 2..8, with a period >= 2."""
+    """``act_cycle``: at least 2 activation bit widths of 2..8 (real-valued ones with the
+    absmax quantizer only), with a period >= 2."""
     if not cfg.act_cycle:
         return
     if len(cfg.act_cycle) < 2 or cfg.quant_cycle_period < 2 or not all(
-            isinstance(b, int) and not isinstance(b, bool) and 2 <= b <= 8 for b in cfg.act_cycle):
+            is_bit_width(b) and 2 <= b <= 8 for b in cfg.act_cycle):
         raise ConfigError(f"config keys 'act_cycle' and 'quant_cycle_period': expected at least "
                           f"2 bit widths of 2..8 and a period >= 2 epochs, got {cfg.act_cycle!r} "
                           f"and {cfg.quant_cycle_period}")
+    if cfg.act_quant != "absmax" and any(b != int(b) for b in cfg.act_cycle):
+        raise ConfigError(f"config key 'act_cycle': real-valued bit widths {cfg.act_cycle!r} "
+                          f"need act_quant: absmax (LSQ's grid has whole bits)")
 
 
 def _check_feature_distill(cfg):
@@ -262,3 +281,24 @@ def check_moe(cfg):
     if clash:
         raise ConfigError(f"config key 'model': fc_moe (one weight type in every layer, "
                           f"gate included) is not supported with {', '.join(clash)}")
+
+
+def _check_wscale(cfg):
+    """Per-channel or asymmetric weight scales (training.wscale) need a uniform integer
+    grid on every linear layer and their own clips: nothing that swaps the quantizer,
+    loads per-tensor clips or masks rows."""
+    keys = [k for k, d in (("weight_scale", "tensor"), ("weight_zero_point", "symmetric"))
+            if getattr(cfg, k) != d]
+    if not keys:
+        return
+    key, value = keys[0], getattr(cfg, keys[0])
+    bad = [q for q in cfg.quant_per_layer or [cfg.quant] if q not in SCALED_TYPES]
+    if bad:
+        raise ConfigError(f"config key {key!r}: {value!r} needs a uniform integer grid on every "
+                          f"linear layer ({', '.join(SCALED_TYPES)}), got {bad[0]!r}")
+    clash = [k for k, on in (("start_quant", cfg.start_quant), ("quant_cycle", cfg.quant_cycle),
+                             ("switch_types", cfg.switch_types), ("selfcomp", cfg.selfcomp != "none"),
+                             ("prune", cfg.prune != "none"), ("init_from", cfg.init_from),
+                             ("clip_update: step", cfg.clip_update == "step")) if on]
+    if clash:
+        raise ConfigError(f"config key {key!r}: {value!r} is not supported with {', '.join(clash)}")
