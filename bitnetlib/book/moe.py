@@ -13,7 +13,8 @@ from ..deploy.moe import firmware_layout, run_moe, write_moe_header
 from ..deploy.moe_engine import EngineMoE
 from ..training.export_moe import export_moe
 from ..training.moe import N_CLASSES
-from .cache import cached_data, cached_result, firmware_source_hash, run_cached, run_dir_of
+from .cache import cached_data, run_cached, run_dir_of
+from .derived import cached_result, firmware_source_hash
 
 
 def moe_bytes(n_experts: int, gate_widths, expert_widths, trunk: int, quant: str,

@@ -8,7 +8,8 @@ a changed space starts a new study and a rerun reads the old one.
 from ...deploy.model import fc_weight_bytes
 from ...training.models import N_CLASSES, layer_quants
 from ...training.rundir import cache_root
-from ..cache import recompute_requested, sweep, verify_cached
+from ..cache import recompute_requested, sweep
+from ..derived import verify_cached
 from ..mixed import BASE, STUDY, TRIALS, handpicked_grid
 from .loop import run
 from .space import IN_FEATURES

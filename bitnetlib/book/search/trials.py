@@ -20,8 +20,8 @@ import os
 from ...training.config import make_config
 from ...training.rundir import RunDirError, cache_root, store_root
 from .. import store
-from ..cache import (cached_result, config_key, finished_dir, publish, run_cached,
-                     verify_cached)
+from ..cache import config_key, finished_dir, publish, run_cached
+from ..derived import cached_result, verify_cached
 from ..compute import train_files
 
 CHECK_FILES = ("verify.json", "bitnet_model.h")
