@@ -59,7 +59,9 @@ VARIANTS = ["baseline", "fast"]
 def test_fc_kernel_every_accumulator(variant, wtype, out, n, seed, relu, centre, sparse):
     w = random_layer(wtype, out, n, seed)
     rng = np.random.default_rng(seed + 1)
-    act = rng.integers(0 if relu else -128, 128, size=n).astype(np.int8)
+    lim = wtypes.TYPES[wtype].act_max                     # 4p6: its -16..16 activations
+    low = 0 if relu else -128 if lim >= 127 else -lim
+    act = rng.integers(low, lim + 1, size=n).astype(np.int8)
     if sparse:        # mostly one value (zero, or a background for the centred kernel)
         act[rng.random(n) < 0.7] = act[0] if centre else 0
     acc = fc_variant(variant, wtype, w, act, centre)
@@ -114,9 +116,11 @@ def test_extreme_accumulators():
     for wtype in TYPES:
         vals = packing.field_values(wtype)
         w = np.array([[max(vals)] * n, [min(vals)] * n])
-        for a in (127, -128):
+        lim = wtypes.TYPES[wtype].act_max                   # 4p6: -16..16
+        pos, neg = (127, -128) if lim >= 127 else (lim, -lim)
+        for a in (pos, neg):
             act = np.full(n, a, np.int8)
-            act[1::2] = -a - 1 if a < 0 else 0      # centred inputs reach +-255
+            act[1::2] = 0 if a > 0 else pos           # centred inputs reach +-255
             for variant in VARIANTS:
                 for centre in (False, True):
                     assert np.array_equal(fc_variant(variant, wtype, w, act, centre),
@@ -208,13 +212,68 @@ def test_headers_at_a_reused_path_each_load_their_own_model(runs, mnist, tmp_pat
 def test_unknown_type_and_corrupt_weights_are_errors():
     act = np.ones(8, np.int8)
     words = np.full((1, 1), 0xFFFFFFFF, np.uint32)
-    for bad in (0, 9, 255):
+    for bad in (0, 10, 255):
         with pytest.raises(G.EngineError, match="BN_ERR_WTYPE"):
             G.fc(bad, words, act, 8)
     with pytest.raises(G.EngineError, match="BN_ERR_CORRUPT"):    # byte 255 > 242
         G.fc("Ternary", words, act, 8)
     with pytest.raises(G.EngineError, match="BN_ERR_SHAPE"):      # 9 inputs need 2 words
         G.fc("4bit", words, np.ones(9, np.int8), 9)
+
+
+def test_4p6_product_table_and_its_errors():
+    """Every product of a 4p6 weight and an activation it takes is one int8 table entry;
+    a field 15 (no level) is BN_ERR_CORRUPT, an activation beyond 16 BN_ERR_RANGE."""
+    t = [int(G.lib().bn_4p6_table[i]) for i in range(33 * 16)]
+    levels = wtypes.TYPES["4p6"].int_levels
+    assert t == [(levels[f] * a if f < 15 else 0) for a in range(-16, 17) for f in range(16)]
+    assert max(map(abs, t)) == 112 <= 127
+    w = packing.pack(np.full((2, 8), 7), "4p6")
+    assert G.fc("4p6", w, np.full(8, 16, np.int8), 8).tolist() == [896, 896]
+    with pytest.raises(G.EngineError, match="BN_ERR_RANGE"):
+        G.fc("4p6", w, np.full(8, 17, np.int8), 8)
+    bad = w.copy()
+    bad[1, 0] |= 0xF                                  # the row's last field -> 15
+    with pytest.raises(G.EngineError, match="BN_ERR_CORRUPT"):
+        G.fc("4p6", bad, np.ones(8, np.int8), 8)
+    with pytest.raises(G.EngineError, match="BN_ERR_CORRUPT"):
+        G.unpack_row("4p6", bad[1], 8)
+    with pytest.raises(packing.ExportError, match="field 15 is not a level"):
+        packing.unpack(bad, 8, "4p6")
+
+
+@settings(max_examples=150, deadline=None)
+@given(act=st.lists(int8s, min_size=1, max_size=40), limit=st.sampled_from([1, 8, 16, 100]))
+def test_act_limit_matches(act, limit):
+    act = np.array(act, dtype=np.int8)
+    out, shift = G.act_limit(act, limit)
+    assert np.array_equal(out, I.act_limit(act[None].astype(np.int64), limit)[0])
+    assert np.abs(out.astype(int)).max() <= limit
+
+
+@pytest.mark.parametrize("types", [["4p6", "4p6", "4p6"], ["4bitsym", "4p6", "8bit"],
+                                   ["4p6", "Ternary", "4p6"]])
+def test_4p6_network_bit_for_bit(types, tmp_path):
+    """A random model with 4p6 layers (limited activations at the input and after
+    ShiftNorm): the C engine's logits and every accumulator equal the integer model's."""
+    rng = np.random.default_rng(len(types[1]))
+    shapes = [(256, 24), (24, 16), (16, 10)]
+    layers = [dmodel.LayerSpec(str(i), "fc", t, n_in, n_out,
+                               rng.choice(np.array(wtypes.TYPES[t].fields), size=(n_out, n_in)))
+              for i, ((n_in, n_out), t) in enumerate(zip(shapes, types))]
+    exp = dmodel.Exported(layers, 256, 10)
+    exp.model_id = exp.fingerprint()
+    engine = G.EngineModel(dmodel.write_header(exp, tmp_path / "m.h"), exp.model_id)
+    x = I.input_codes(rng.normal(size=(300, 16, 16)).astype(np.float32))
+    ref = I.run(exp, x)
+    pred, logits = engine.run(x.astype(np.int8))
+    assert np.array_equal(pred, ref.pred) and np.array_equal(logits, ref.logits)
+    for k in range(0, 300, 37):
+        trace = np.concatenate([t[k] for t in ref.trace])
+        assert np.array_equal(engine.trace(x[k].astype(np.int8)), trace)
+    if types[0] == "4p6":                             # the first layer saw -16..16 only
+        first = I.act_limit(x.astype(np.int64), 16)
+        assert np.array_equal(ref.trace[0], I.fc(first, layers[0].weights))
 
 
 def test_wrong_buffers_from_python():
