@@ -201,7 +201,8 @@ def row46(q, r):
             "weights B": f"{m['weight_bytes']:,}" if m else "n/a",
             "cycles / image": f"{m['cycles_mean']:,.0f}" if m else "no toolchain",
             "flash B": f"{m['flash_bytes']:,}" if m else "n/a",
-            "SRAM B": f"{m['ram_bytes']:,}" if m else "n/a"}
+            "SRAM B": f"{m['ram_bytes']:,}" if m else "n/a",
+            "fits CH32V003": ("yes" if m["fits_ch32v003"] else "no") if m else "n/a"}
 
 
 display(Markdown(bk.markdown_table([row46(q, r) for q, r in res46.items()])))
