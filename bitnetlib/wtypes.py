@@ -15,7 +15,7 @@ equal to it by tests/test_wtypes.py, which fails when either side drifts.
     8bit      6   8       4      -128 ... 127           level            no
     FP130     7   4       8      +-2^e, e = 0..7        level            yes
     NF4       8   4       8      QLoRA NormalFloat4     round(127 x l)   yes
-    4p6       9   4       8      -7 ... 7 (15 levels)   level            no
+    4p6       9   4       8      -7 ... 7 (15 levels)   level            yes
 
 A layer's input activations are int8 (-127..127, hidden ones 0..127) unless its type has
 a smaller ``act_max``: then the layer first brings them into -act_max..act_max by the
@@ -89,7 +89,8 @@ TYPES = {t.name: t for t in (
     WeightType("8bit", 6, 8.0, 4, tuple(float(k) for k in range(-128, 128))),
     WeightType("FP130", 7, 4.0, 8, _FP130_LEVELS, cols=True, field_order=_FP130_FIELDS),
     WeightType("NF4", 8, 4.0, 8, NF4_LEVELS, int_scale=127, cols=True),
-    WeightType("4p6", 9, 4.0, 8, tuple(float(k) for k in range(-7, 8)), act_max=16),
+    WeightType("4p6", 9, 4.0, 8, tuple(float(k) for k in range(-7, 8)), cols=True,
+               act_max=16),
 )}
 TYPE_IDS = {t.name: t.id for t in TYPES.values()}
 COLS_TYPES = tuple(t.name for t in TYPES.values() if t.cols)

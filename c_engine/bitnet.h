@@ -91,7 +91,7 @@
  *   BN_LAYOUT_COLS (1)  the transposed matrix packed the same way: in columns of
  *                       out weights, words_per_row = ceil(out / per_word) words per
  *                       column (`bitnet export --layout cols`). Types Binary, Ternary,
- *                       2bitsym, 4bitsym, 4bit, FP130, NF4 (the fast kernels,
+ *                       2bitsym, 4bitsym, 4bit, FP130, NF4, 4p6 (the fast kernels,
  *                       bn_fc_cols: skip zero inputs, a product table per non-zero
  *                       input built by additions; 4-bit types in register tiles of
  *                       8 outputs over chunks of non-zero inputs, -DBN_RUN4_ASM=1
@@ -264,9 +264,14 @@ bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t words_per_row, const in
 /* Cols layout (see above): w in columns of words_per_col words; wsum NULL (no
  * centring) or out sums (centre c = act[0]); same acc as bn_fc on the rows layout.
  * n_in >= 1, n_out >= 1, words_per_col ceil(n_out / per_word) (else BN_ERR_SHAPE).
- * Types: Binary, Ternary, 2bitsym, 4bitsym, 4bit, FP130, NF4 (8bit: BN_ERR_WTYPE). */
+ * Types: Binary, Ternary, 2bitsym, 4bitsym, 4bit, FP130, NF4, 4p6 (8bit: BN_ERR_WTYPE). */
 bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t words_per_col, const int8_t *act,
                      size_t n_in, size_t n_out, const int32_t *wsum, int32_t *acc);
+/* bn_fc_cols of 4p6 (bn_kernels.c): inputs equal to the centre skipped, every other one
+ * one or two passes down its column adding a row of bn_4p6_table; a field 15 in a column
+ * it reads is BN_ERR_CORRUPT, an activation beyond -16..16 BN_ERR_RANGE. */
+bn_status bn_fc_cols_4p6(const uint32_t *w, size_t words_per_col, const int8_t *act,
+                         size_t n_in, size_t n_out, const int32_t *wsum, int32_t *acc);
 
 /* Fused block: out[i] (int8, 0..127) from acc[i], see above; *shift and *argmax
  * (either may be NULL) receive the shift used and the argmax. n >= 1. */

@@ -449,6 +449,51 @@ bn_status bn_fc_4p6(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_i
     return bad ? BN_ERR_CORRUPT : BN_OK;
 }
 
+/* 4p6 in the cols layout (bn_fc_cols): one pass down an input's column adds the table
+ * row t to the outputs' sums; *bad collects any field 15 it reads. */
+static BN_HOT void col_4p6(const uint32_t *col, size_t wpc, size_t n_out, const int8_t *t,
+                           uint32_t *u, uint32_t *bad)
+{
+    size_t k, j, o = 0;
+    for (k = 0; k < wpc; k++) {
+        uint32_t x = col[k];
+        *bad |= NIBBLE15(x);
+        for (j = 0; j < 8 && o < n_out; j++, o++, x <<= 4)
+            u[o] += (uint32_t)(int32_t)t[x >> 28];
+    }
+}
+
+/* acc[o] = c wsum[o] + sum_i w[o][i] (a_i - c), c = act[0] with wsum, else 0. Inputs
+ * equal to c are skipped; any other d = a_i - c (|d| <= 32) is added as at most two table
+ * rows of |step| <= 16, each one pass down the input's column. */
+bn_status bn_fc_cols_4p6(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,
+                         size_t n_out, const int32_t *wsum, int32_t *acc)
+{
+    uint32_t *u = (uint32_t *)acc, bad = 0;   /* unsigned view: modular sums, no UB */
+    int32_t c;
+    size_t i, o;
+    if (!w || !act || !acc)
+        return BN_ERR_NULL;
+    if (n_in == 0 || n_out == 0 || wpc != bn_row_words(BN_W_4P6, n_out))
+        return BN_ERR_SHAPE;
+    for (i = 0; i < n_in; i++)
+        if (act[i] < -16 || act[i] > 16)
+            return BN_ERR_RANGE;
+    c = wsum ? act[0] : 0;
+    for (o = 0; o < n_out; o++)     /* one multiply per output, only when centred */
+        u[o] = wsum ? (uint32_t)c * (uint32_t)wsum[o] : 0u;
+    for (i = 0; i < n_in; i++) {
+        int32_t d = act[i] - c;
+        while (d != 0) {
+            int32_t step = d > 16 ? 16 : d < -16 ? -16 : d;
+            col_4p6(w + i * wpc, wpc, n_out, bn_4p6_table + ((uint32_t)(step + 16) << 4), u,
+                    &bad);
+            d -= step;
+        }
+    }
+    return bad ? BN_ERR_CORRUPT : BN_OK;
+}
+
 bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t wpr, const int8_t *act,
                 size_t n_in, size_t n_out, int32_t *acc)
 {

@@ -90,6 +90,8 @@ def test_cols_kernel_edge_shapes(wtype, out):
             act = rng.integers(-128, 128, size=n).astype(np.int8)
             if kind == "sparse":
                 act[rng.random(n) < 0.8] = act[0]
+        lim = wtypes.TYPES[wtype].act_max                 # 4p6: -16..16, d up to +-32
+        act = np.clip(act, -128 if lim >= 127 else -lim, lim).astype(np.int8)
         acc = fc_variant("fast", wtype, w, act, centre)
         assert np.array_equal(acc, I.fc(act[None].astype(np.int64), w)[0]), (n, centre, kind)
 
@@ -240,6 +242,12 @@ def test_4p6_product_table_and_its_errors():
         G.unpack_row("4p6", bad[1], 8)
     with pytest.raises(packing.ExportError, match="field 15 is not a level"):
         packing.unpack(bad, 8, "4p6")
+    cols, acc = packing.pack(np.full((8, 2), 7), "4p6"), np.zeros(2, np.int32)   # (in, words)
+    st = G.lib().bn_fc_cols(9, cols, 1, np.full(8, -17, np.int8), 8, 2, NULL, acc)
+    assert G.status_name(int(st)) == "BN_ERR_RANGE"
+    cols[3, 0] |= 0xF0000000                          # input 3's first field -> 15
+    st = G.lib().bn_fc_cols(9, cols, 1, np.ones(8, np.int8), 8, 2, NULL, acc)
+    assert G.status_name(int(st)) == "BN_ERR_CORRUPT"
 
 
 @settings(max_examples=150, deadline=None)
