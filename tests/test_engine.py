@@ -404,7 +404,7 @@ def test_bad_headers_are_errors(runs, tmp_path):
     cases = [(0xBAD00001, lambda t: t.replace("    {1, 2, 0, 0, 256,", "    {7, 2, 0, 0, 256,"),
               "BN_ERR_LAYER"),
              (0xBAD00002, lambda t: t.replace("{BN_MAGIC,", "{0x12345678u,"), "BN_ERR_MODEL"),
-             (0xBAD00003, lambda t: t.replace("    {1, 2, 0, 0, 256,", "    {1, 9, 0, 0, 256,"),
+             (0xBAD00003, lambda t: t.replace("    {1, 2, 0, 0, 256,", "    {1, 10, 0, 0, 256,"),
               "BN_ERR_WTYPE")]
     for mid, edit, status in cases:
         path = bad_model_header(exp, tmp_path / f"{mid:x}.h", mid, edit)
