@@ -451,7 +451,8 @@ def write_vectors(path, exp, x, ref, seed=0):
     for wtype in TYPES:
         for n in (1, 7, 20, 33, 112, 257):
             w = random_layer(wtype, 3, n, int(rng.integers(2 ** 31)))
-            act = rng.integers(-128, 128, size=n)
+            lim = wtypes.TYPES[wtype].act_max                 # 4p6: -16..16
+            act = rng.integers(-128 if lim >= 127 else -lim, lim + 1, size=n)
             words = packing.pack(w, wtype)
             lines.append(f"K {wtypes.TYPE_IDS[wtype]} {n} 3 {words.shape[1]} {ints(words)} "
                          f"{ints(act)} {ints(I.fc(act[None], w))}")
