@@ -15,6 +15,21 @@ equal to it by tests/test_wtypes.py, which fails when either side drifts.
     8bit      6   8       4      -128 ... 127           level            no
     FP130     7   4       8      +-2^e, e = 0..7        level            yes
     NF4       8   4       8      QLoRA NormalFloat4     round(127 x l)   yes
+    4p6       9   4       8      -7 ... 7 (15 levels)   level            yes
+
+A layer's input activations are int8 (-127..127, hidden ones 0..127) unless its type has
+a smaller ``act_max``: then the layer first brings them into -act_max..act_max by the
+signed ShiftNorm rule (deploy/intmodel.py ``act_limit``, bn_act_limit in C). 4p6 is the
+4.6-bit scheme of Trusov et al. (Mathematics 2024, 12(5), 651): odd level counts chosen
+so every weight x activation product fits int8, multiplication by a table of products.
+The paper's pair is 31 weight levels x 17 signed activation levels (|w| <= 15,
+|a| <= 8, |w a| <= 120). Our hidden activations come out of a ReLU, so a signed -8..8
+range would leave 8 of its 17 levels unused; we keep the 17 activation levels on the
+non-negative side (0..16; the signed network input takes -16..16) and the product
+budget then allows |w| <= 7: 15 weight levels, |w a| <= 112. The other int8 pair,
+31 x 9 (|w| <= 15, a 0..8), needs 5-bit fields (6 per word, 5.33 bits a weight): the
+64/64/64 FC net would take 17.1 KB of weights, over the CH32V003's 16 KB of flash.
+15 levels pack in 4-bit fields (field 15 is invalid), so 4p6 costs the bytes of 4bitsym.
 
 A packed field f stands for ``fields[f]``; for every type but FP130 that is the f-th
 integer level (ascending); FP130 packs sign << 3 | e.
@@ -23,6 +38,8 @@ integer level (ascending); FP130 packs sign << 3 | e.
 ((-15, -13, -11), (1, 2, 4), -1)
 >>> TYPE_IDS["NF4"], TYPES["NF4"].int_levels[-2:]
 (8, (92, 127))
+>>> len(TYPES["4p6"].levels), TYPES["4p6"].act_max * max(TYPES["4p6"].int_levels)
+(15, 112)
 """
 from dataclasses import dataclass
 
@@ -44,6 +61,7 @@ class WeightType:
     int_scale: int = 1        # integer weight = round(level * int_scale)
     cols: bool = False        # has a cols-layout (fast) kernel, bn_fc_cols
     field_order: tuple = ()   # code index of each field value; () = the codes' order
+    act_max: int = 127        # largest |activation| into a layer of this type (bn_act_max)
 
     @property
     def int_levels(self) -> tuple:
@@ -71,6 +89,8 @@ TYPES = {t.name: t for t in (
     WeightType("8bit", 6, 8.0, 4, tuple(float(k) for k in range(-128, 128))),
     WeightType("FP130", 7, 4.0, 8, _FP130_LEVELS, cols=True, field_order=_FP130_FIELDS),
     WeightType("NF4", 8, 4.0, 8, NF4_LEVELS, int_scale=127, cols=True),
+    WeightType("4p6", 9, 4.0, 8, tuple(float(k) for k in range(-7, 8)), cols=True,
+               act_max=16),
 )}
 TYPE_IDS = {t.name: t.id for t in TYPES.values()}
 COLS_TYPES = tuple(t.name for t in TYPES.values() if t.cols)

@@ -13,6 +13,8 @@
  *   activations  int8_t. Network input: the 16x16 image quantized per image by
  *                absmax, code = round(x * 127 / max|x|), in -127..127.
  *                Hidden FC activations are 0..127 (ReLU + ShiftNorm).
+ *                A layer of a type with an activation limit L < 127 (bn_act_max:
+ *                4p6, L = 16) first brings its input into -L..L (ACTIVATION LIMIT).
  *   accumulators int32_t, computed in uint32_t modular arithmetic and converted
  *                back exactly (no signed overflow, no left shift of a negative
  *                value anywhere); the true sum must fit in int32 (it does for
@@ -29,6 +31,11 @@
  *             small maximum is left as it is); max <= 0 gives s = 0;
  *   out[i]  = acc[i] <= 0 ? 0 : min(127, rshift(acc[i], shift)).
  *   The output layer returns its accumulators (logits) and the argmax.
+ *
+ * ACTIVATION LIMIT (bn_act_limit; before an FC layer whose type has bn_act_max L
+ * < 127, on its int8 input, per image): s = smallest s >= 0 with (max|a| >> s) <= L,
+ * a -> sign(a) * min(L, rshift(|a|, s)). The network input (max|a| = 127) takes s = 3
+ * for L = 16; hidden activations (ShiftNorm's 0..127) keep their sign (>= 0).
  *
  * WEIGHT PACKING. A weight matrix is out rows of in weights; each row is packed
  * on its own into words_per_row = ceil(in / per_word) uint32_t words, rows one
@@ -49,6 +56,10 @@
  *   8bit       6   8    4      f -> f - 128          (-128 .. 127)
  *   FP130      7   4    8      f = sign << 3 | e -> (sign ? -1 : 1) * 2^e, e 0..7
  *   NF4        8   4    8      f -> bn_nf4_table[f]  (round(127 * NF4 level))
+ *   4p6        9   4    8      f -> f - 7            (-7 .. 7; f = 15 is invalid,
+ *                              BN_ERR_CORRUPT). Activations -16..16 (bn_act_max):
+ *                              every product is an int8, read from bn_4p6_table
+ *                              (Trusov et al. 2024, "4.6-bit"; wtypes.py: why 15 x 17)
  *
  *   Example, 4bitsym, row (-15, 1, 3, 15, -1, -3, 13, 7): fields 0,8,9,15,7,6,14,11
  *   -> word 0x089F76EB. Ternary, first 5 weights (1, 0, -1, -1, 1): trits
@@ -80,7 +91,7 @@
  *   BN_LAYOUT_COLS (1)  the transposed matrix packed the same way: in columns of
  *                       out weights, words_per_row = ceil(out / per_word) words per
  *                       column (`bitnet export --layout cols`). Types Binary, Ternary,
- *                       2bitsym, 4bitsym, 4bit, FP130, NF4 (the fast kernels,
+ *                       2bitsym, 4bitsym, 4bit, FP130, NF4, 4p6 (the fast kernels,
  *                       bn_fc_cols: skip zero inputs, a product table per non-zero
  *                       input built by additions; 4-bit types in register tiles of
  *                       8 outputs over chunks of non-zero inputs, -DBN_RUN4_ASM=1
@@ -121,7 +132,7 @@ extern "C" {
 #define BN_MAX_SIDE 32      /* largest conv input side (the conv's row ring: 3 rows) */
 
 #ifndef BN_WTYPES
-#define BN_WTYPES 0x1FEu     /* every type id 1..8 */
+#define BN_WTYPES 0x3FEu     /* every type id 1..9 */
 #endif
 #ifndef BN_LAYOUTS
 #define BN_LAYOUTS 3u        /* rows and cols */
@@ -159,12 +170,13 @@ typedef enum {
     BN_ERR_SHAPE = -4,       /* sizes disagree (buffer lengths, in/out, words per row) */
     BN_ERR_SCRATCH = -5,     /* scratch buffer too small */
     BN_ERR_MODEL = -6,       /* bad magic or version: not a model of this engine */
-    BN_ERR_CORRUPT = -7      /* an invalid field in the packed weights */
+    BN_ERR_CORRUPT = -7,     /* an invalid field in the packed weights */
+    BN_ERR_RANGE = -8        /* an activation outside the layer type's range (bn_act_max) */
 } bn_status;
 
 typedef enum {
     BN_W_BINARY = 1, BN_W_TERNARY = 2, BN_W_2BITSYM = 3, BN_W_4BITSYM = 4,
-    BN_W_4BIT = 5, BN_W_8BIT = 6, BN_W_FP130 = 7, BN_W_NF4 = 8
+    BN_W_4BIT = 5, BN_W_8BIT = 6, BN_W_FP130 = 7, BN_W_NF4 = 8, BN_W_4P6 = 9
 } bn_wtype;
 
 typedef enum { BN_LAYER_FC = 1, BN_LAYER_CONV3X3 = 2, BN_LAYER_DW3X3 = 3 } bn_layer_kind;
@@ -197,6 +209,15 @@ typedef struct {
 } bn_model;
 
 extern const int8_t bn_nf4_table[16];
+/* 4p6 products: bn_4p6_table[(a + 16) << 4 | f] = (f - 7) * a, a in -16..16, f 0..14
+ * (column 15: 0, never read: the field is invalid). */
+extern const int8_t bn_4p6_table[33 * 16];
+
+/* Largest |activation| a layer of this type takes: 127, or 16 for 4p6. */
+uint8_t bn_act_max(uint8_t wtype);
+/* ACTIVATION LIMIT (above): out[i] from in[i], i < n, into -limit..limit (in place
+ * allowed); *shift (may be NULL) receives s. n >= 1. */
+bn_status bn_act_limit(const int8_t *in, size_t n, uint8_t limit, int8_t *out, uint8_t *shift);
 
 /* Fields per uint32_t word of a weight type, 0 if the type is unknown. */
 size_t bn_per_word(uint8_t wtype);
@@ -234,15 +255,23 @@ bn_status bn_fc_fp130(const uint32_t *w, size_t words_per_row, const int8_t *act
                       size_t n_in, size_t n_out, int32_t *acc);
 bn_status bn_fc_nf4(const uint32_t *w, size_t words_per_row, const int8_t *act,
                     size_t n_in, size_t n_out, int32_t *acc);
+/* 4p6: act in -16..16 (else BN_ERR_RANGE), a field 15 is BN_ERR_CORRUPT. */
+bn_status bn_fc_4p6(const uint32_t *w, size_t words_per_row, const int8_t *act,
+                    size_t n_in, size_t n_out, int32_t *acc);
 bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t words_per_row, const int8_t *act,
                 size_t n_in, size_t n_out, int32_t *acc);
 
 /* Cols layout (see above): w in columns of words_per_col words; wsum NULL (no
  * centring) or out sums (centre c = act[0]); same acc as bn_fc on the rows layout.
  * n_in >= 1, n_out >= 1, words_per_col ceil(n_out / per_word) (else BN_ERR_SHAPE).
- * Types: Binary, Ternary, 2bitsym, 4bitsym, 4bit, FP130, NF4 (8bit: BN_ERR_WTYPE). */
+ * Types: Binary, Ternary, 2bitsym, 4bitsym, 4bit, FP130, NF4, 4p6 (8bit: BN_ERR_WTYPE). */
 bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t words_per_col, const int8_t *act,
                      size_t n_in, size_t n_out, const int32_t *wsum, int32_t *acc);
+/* bn_fc_cols of 4p6 (bn_kernels.c): inputs equal to the centre skipped, every other one
+ * one or two passes down its column adding a row of bn_4p6_table; a field 15 in a column
+ * it reads is BN_ERR_CORRUPT, an activation beyond -16..16 BN_ERR_RANGE. */
+bn_status bn_fc_cols_4p6(const uint32_t *w, size_t words_per_col, const int8_t *act,
+                         size_t n_in, size_t n_out, const int32_t *wsum, int32_t *acc);
 
 /* Fused block: out[i] (int8, 0..127) from acc[i], see above; *shift and *argmax
  * (either may be NULL) receive the shift used and the argmax. n >= 1. */

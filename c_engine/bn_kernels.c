@@ -4,13 +4,32 @@
  *
  * Sums are kept in uint32_t (modular, defined behaviour) and converted back to
  * int32_t exactly at the end. Binary, Ternary, 2bitsym, 4bitsym and FP130 use no
- * multiplication (RV32EC has none); 4bit, 8bit and NF4 multiply.
+ * multiplication (RV32EC has none); 4bit, 8bit and NF4 multiply; 4p6 reads its
+ * products from a table.
  */
 #include "bitnet.h"
 
 const int8_t bn_nf4_table[16] = {
     -127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127
 };
+
+/* 4p6 products, row a + 16 (a = -16..16), column f: (f - 7) * a; column 15 is 0 */
+#define P46(a, f) (int8_t)(((f) - 7) * (a))
+#define ROW46(a) P46(a, 0), P46(a, 1), P46(a, 2), P46(a, 3), P46(a, 4), P46(a, 5),       \
+                 P46(a, 6), P46(a, 7), P46(a, 8), P46(a, 9), P46(a, 10), P46(a, 11),     \
+                 P46(a, 12), P46(a, 13), P46(a, 14), 0
+const int8_t bn_4p6_table[33 * 16] = {
+    ROW46(-16), ROW46(-15), ROW46(-14), ROW46(-13), ROW46(-12), ROW46(-11), ROW46(-10),
+    ROW46(-9), ROW46(-8), ROW46(-7), ROW46(-6), ROW46(-5), ROW46(-4), ROW46(-3),
+    ROW46(-2), ROW46(-1), ROW46(0), ROW46(1), ROW46(2), ROW46(3), ROW46(4), ROW46(5),
+    ROW46(6), ROW46(7), ROW46(8), ROW46(9), ROW46(10), ROW46(11), ROW46(12), ROW46(13),
+    ROW46(14), ROW46(15), ROW46(16)
+};
+
+uint8_t bn_act_max(uint8_t wtype)
+{
+    return wtype == BN_W_4P6 ? 16u : 127u;
+}
 
 /* exact int32 value of a uint32 holding a two's-complement sum */
 static int32_t u2i(uint32_t u)
@@ -52,6 +71,9 @@ size_t bn_per_word(uint8_t wtype)
 #if BN_HAS_WTYPE(8)
     case BN_W_NF4: return 8;
 #endif
+#if BN_HAS_WTYPE(9)
+    case BN_W_4P6: return 8;
+#endif
     default: return 0;
     }
 }
@@ -64,7 +86,8 @@ size_t bn_row_words(uint8_t wtype, size_t n)
     case BN_W_TERNARY: return (n + 19) / 20;
 #endif
     case BN_W_2BITSYM: return (n + 15) >> 4;
-    case BN_W_4BITSYM: case BN_W_4BIT: case BN_W_FP130: case BN_W_NF4: return (n + 7) >> 3;
+    case BN_W_4BITSYM: case BN_W_4BIT: case BN_W_FP130: case BN_W_NF4: case BN_W_4P6:
+        return (n + 7) >> 3;
     case BN_W_8BIT: return (n + 3) >> 2;
     default: return 0;
     }
@@ -383,6 +406,94 @@ bn_status bn_fc_nf4(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_i
     return BN_OK;
 }
 
+/* 4p6: a word of 8 fields, each product read from bn_4p6_table (no multiplier, no
+ * bit tests); the activation picks the table row, the field the column. */
+#define STEP_4P6(s, x, a)                                                       \
+    ((s) += (uint32_t)(int32_t)bn_4p6_table[((uint32_t)((a) + 16) << 4) | ((x) >> 28)])
+/* a nibble 15 in x (an invalid 4p6 field): its low 3 bits + 1 carry into its top bit */
+#define NIBBLE15(x) ((((x) & 0x77777777u) + 0x11111111u) & (x) & 0x88888888u)
+
+static BN_HOT uint32_t row_4p6(const uint32_t *row, const int8_t *act, size_t n_in,
+                               uint32_t *bad)
+{
+    uint32_t s = 0, x;
+    size_t k, j, full = n_in >> 3, rest = n_in & 7u;
+    for (k = 0; k < full; k++) {
+        x = *row++;
+        *bad |= NIBBLE15(x);
+        for (j = 0; j < 8; j++, x <<= 4)
+            STEP_4P6(s, x, *act++);
+    }
+    if (rest) {                     /* padding fields are 0: never 15 */
+        x = *row;
+        *bad |= NIBBLE15(x);
+        for (j = 0; j < rest; j++, x <<= 4)
+            STEP_4P6(s, x, *act++);
+    }
+    return s;
+}
+
+bn_status bn_fc_4p6(const uint32_t *w, size_t wpr, const int8_t *act, size_t n_in,
+                    size_t n_out, int32_t *acc)
+{
+    size_t o, i;
+    uint32_t bad = 0;
+    bn_status st = check_fc(BN_W_4P6, w, wpr, act, n_in, n_out, acc);
+    if (st != BN_OK)
+        return st;
+    for (i = 0; i < n_in; i++)      /* the table's rows: once per call, not per product */
+        if (act[i] < -16 || act[i] > 16)
+            return BN_ERR_RANGE;
+    for (o = 0; o < n_out; o++)
+        acc[o] = u2i(row_4p6(w + o * wpr, act, n_in, &bad));
+    return bad ? BN_ERR_CORRUPT : BN_OK;
+}
+
+/* 4p6 in the cols layout (bn_fc_cols): one pass down an input's column adds the table
+ * row t to the outputs' sums; *bad collects any field 15 it reads. */
+static BN_HOT void col_4p6(const uint32_t *col, size_t wpc, size_t n_out, const int8_t *t,
+                           uint32_t *u, uint32_t *bad)
+{
+    size_t k, j, o = 0;
+    for (k = 0; k < wpc; k++) {
+        uint32_t x = col[k];
+        *bad |= NIBBLE15(x);
+        for (j = 0; j < 8 && o < n_out; j++, o++, x <<= 4)
+            u[o] += (uint32_t)(int32_t)t[x >> 28];
+    }
+}
+
+/* acc[o] = c wsum[o] + sum_i w[o][i] (a_i - c), c = act[0] with wsum, else 0. Inputs
+ * equal to c are skipped; any other d = a_i - c (|d| <= 32) is added as at most two table
+ * rows of |step| <= 16, each one pass down the input's column. */
+bn_status bn_fc_cols_4p6(const uint32_t *w, size_t wpc, const int8_t *act, size_t n_in,
+                         size_t n_out, const int32_t *wsum, int32_t *acc)
+{
+    uint32_t *u = (uint32_t *)acc, bad = 0;   /* unsigned view: modular sums, no UB */
+    int32_t c;
+    size_t i, o;
+    if (!w || !act || !acc)
+        return BN_ERR_NULL;
+    if (n_in == 0 || n_out == 0 || wpc != bn_row_words(BN_W_4P6, n_out))
+        return BN_ERR_SHAPE;
+    for (i = 0; i < n_in; i++)
+        if (act[i] < -16 || act[i] > 16)
+            return BN_ERR_RANGE;
+    c = wsum ? act[0] : 0;
+    for (o = 0; o < n_out; o++)     /* one multiply per output, only when centred */
+        u[o] = wsum ? (uint32_t)c * (uint32_t)wsum[o] : 0u;
+    for (i = 0; i < n_in; i++) {
+        int32_t d = act[i] - c;
+        while (d != 0) {
+            int32_t step = d > 16 ? 16 : d < -16 ? -16 : d;
+            col_4p6(w + i * wpc, wpc, n_out, bn_4p6_table + ((uint32_t)(step + 16) << 4), u,
+                    &bad);
+            d -= step;
+        }
+    }
+    return bad ? BN_ERR_CORRUPT : BN_OK;
+}
+
 bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t wpr, const int8_t *act,
                 size_t n_in, size_t n_out, int32_t *acc)
 {
@@ -410,6 +521,9 @@ bn_status bn_fc(uint8_t wtype, const uint32_t *w, size_t wpr, const int8_t *act,
 #endif
 #if BN_HAS_FC_WTYPE(8)
     case BN_W_NF4: return bn_fc_nf4(w, wpr, act, n_in, n_out, acc);
+#endif
+#if BN_HAS_FC_WTYPE(9)
+    case BN_W_4P6: return bn_fc_4p6(w, wpr, act, n_in, n_out, acc);
 #endif
     default: return BN_ERR_WTYPE;
     }
@@ -461,6 +575,9 @@ static int16_t decode_field(uint8_t wtype, uint32_t f)
 #if BN_HAS_WTYPE(7)
     case BN_W_FP130: return (int16_t)((f & 8u) ? -(1 << (f & 7u)) : (1 << (f & 7u)));
 #endif
+#if BN_HAS_WTYPE(9)
+    case BN_W_4P6: return (int16_t)(v - 7);     /* f = 15 -> 8: bn_unpack_* reject it */
+#endif
 #if BN_HAS_WTYPE(8)
     default: return bn_nf4_table[f & 15u];   /* NF4; a type the build lacks never gets here */
 #else
@@ -470,16 +587,22 @@ static int16_t decode_field(uint8_t wtype, uint32_t f)
 }
 
 /* weights first .. first + n - 1 of packed words of a uniform-width type (per fields
- * per word, a power of two): shifts, no division */
-static void decode_fields(uint8_t wtype, const uint32_t *w, size_t per, size_t first,
-                          size_t n, int16_t *out)
+ * per word, a power of two): shifts, no division. A 4p6 field 15 is BN_ERR_CORRUPT. */
+static bn_status decode_fields(uint8_t wtype, const uint32_t *w, size_t per, size_t first,
+                               size_t n, int16_t *out)
 {
     unsigned lb = per == 32 ? 5u : per == 16 ? 4u : per == 8 ? 3u : 2u, bits = 32u >> lb;
     size_t i;
     for (i = first; i < first + n; i++) {
         unsigned j = (unsigned)(i & (per - 1u));
-        *out++ = decode_field(wtype, (w[i >> lb] >> (32u - bits * (j + 1u))) & ((1u << bits) - 1u));
+        uint32_t f = (w[i >> lb] >> (32u - bits * (j + 1u))) & ((1u << bits) - 1u);
+#if BN_HAS_WTYPE(9)
+        if (wtype == BN_W_4P6 && f == 15u)
+            return BN_ERR_CORRUPT;
+#endif
+        *out++ = decode_field(wtype, f);
     }
+    return BN_OK;
 }
 
 bn_status bn_unpack_row(uint8_t wtype, const uint32_t *row, size_t words, size_t n,
@@ -496,8 +619,7 @@ bn_status bn_unpack_row(uint8_t wtype, const uint32_t *row, size_t words, size_t
     if (wtype == BN_W_TERNARY)
         return decode_ternary(row, n, out);
 #endif
-    decode_fields(wtype, row, per, 0, n, out);
-    return BN_OK;
+    return decode_fields(wtype, row, per, 0, n, out);
 }
 
 bn_status bn_unpack_flat(uint8_t wtype, const uint32_t *w, size_t words, size_t first,
@@ -510,8 +632,7 @@ bn_status bn_unpack_flat(uint8_t wtype, const uint32_t *w, size_t words, size_t 
         return BN_ERR_WTYPE;
     if (first + n < first || bn_row_words(wtype, first + n) > words)
         return BN_ERR_SHAPE;
-    decode_fields(wtype, w, per, first, n, out);
-    return BN_OK;
+    return decode_fields(wtype, w, per, first, n, out);
 }
 
 #if !BN_SHIFTNORM_ASM   /* the fast firmware: bn_kernels_rv32e.S */
@@ -560,3 +681,31 @@ BN_HOT_AUX bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out
     return BN_OK;
 }
 #endif
+
+bn_status bn_act_limit(const int8_t *in, size_t n, uint8_t limit, int8_t *out, uint8_t *shift)
+{
+    size_t i;
+    uint32_t m = 0, s = 0, half;
+    if (!in || !out)
+        return BN_ERR_NULL;
+    if (n == 0)
+        return BN_ERR_SHAPE;
+    for (i = 0; i < n; i++) {
+        uint32_t v = in[i] < 0 ? 0u - (uint32_t)(int32_t)in[i] : (uint32_t)in[i];
+        if (v > m)
+            m = v;
+    }
+    while ((m >> s) > limit)
+        s++;
+    half = s ? 1u << (s - 1u) : 0u;
+    for (i = 0; i < n; i++) {
+        int32_t v = in[i];
+        uint32_t r = ((v < 0 ? 0u - (uint32_t)v : (uint32_t)v) + half) >> s;
+        if (r > limit)
+            r = limit;
+        out[i] = (int8_t)(v < 0 ? -(int32_t)r : (int32_t)r);
+    }
+    if (shift)
+        *shift = (uint8_t)s;
+    return BN_OK;
+}

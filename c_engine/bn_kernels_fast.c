@@ -600,6 +600,11 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
 #if BN_HAS_FC_WTYPE(2)
     case BN_W_TERNARY: pass = 0; break;      /* below: its own pass */
 #endif
+#if BN_HAS_FC_WTYPE(9)
+    case BN_W_4P6:          /* bn_kernels.c; (void): a 4p6-only build uses no helper here */
+        (void)u2i_f;
+        return bn_fc_cols_4p6(w, wpc, act, n_in, n_out, wsum, acc);
+#endif
     default: return BN_ERR_WTYPE;
     }
     if (n_in == 0 || n_out == 0)

@@ -23,9 +23,11 @@ typedef struct {
     uint16_t map_a;     /* int16 entries of the two conv map buffers (ping-pong) */
     uint16_t map_b;
     uint16_t per_channel; /* conv features of one channel */
+    uint16_t act_in;    /* bytes of Y for the first FC layer's limited input (bn_act_max
+                           < 127: a copy of the input it cannot change in place), or 0 */
 } net_info;
 
-#define NET_INFO_INIT {0, 0, 0, 0, 0, 0, 0, 0}
+#define NET_INFO_INIT {0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 static bn_status check_layer_words(const bn_layer *l, size_t row_len)
 {
@@ -115,6 +117,8 @@ static bn_status check_model(const bn_model *m, net_info *ni)
             return st;
         if (l->in != width || l->out == 0)
             return BN_ERR_SHAPE;
+        if (i == ni->n_conv && bn_act_max(l->wtype) < 127u)
+            ni->act_in = l->in;
         width = l->out;
         if (ni->trace_len + width > 0xFFFFu)
             return BN_ERR_SHAPE;
@@ -131,7 +135,8 @@ static bn_status check_model(const bn_model *m, net_info *ni)
  *   Y  int8 act[] (a layer reads all of it into acc before its ShiftNorm refills it);
  *      for a CNN, first the int16 conv features (2 bytes each), which ShiftNorm turns
  *      into int8 activations in place (byte i is written after entry i / 2 was read).
- * An FC net reads its input in place: X 4 * fc_max, Y fc_max bytes. */
+ * An FC net reads its input in place: X 4 * fc_max, Y fc_max bytes (Y at least the
+ * input when the first FC layer limits its activations: act_in). */
 static size_t region_x(const net_info *ni)
 {
     size_t acc = (size_t)ni->fc_max * 4u, maps = ((size_t)ni->map_a + ni->map_b) * 2u;
@@ -141,6 +146,8 @@ static size_t region_x(const net_info *ni)
 static size_t scratch_need(const net_info *ni)
 {
     size_t y = ni->n_conv ? (size_t)ni->features * 2u : 0u;
+    if (ni->act_in > y)
+        y = ni->act_in;
     return region_x(ni) + (y > ni->fc_max ? y : ni->fc_max);
 }
 
@@ -236,6 +243,12 @@ static bn_status run_fcs(const bn_model *m, const net_info *ni, const int8_t *ac
     bn_status st;
     for (i = ni->n_conv; i < m->n_layers; i++) {
         const bn_layer *l = &m->layers[i];
+        uint8_t lim = bn_act_max(l->wtype);
+        if (lim < 127u) {               /* ACTIVATION LIMIT (bitnet.h), into Y */
+            if ((st = bn_act_limit(act, l->in, lim, act_buf, NULL)) != BN_OK)
+                return st;
+            act = act_buf;
+        }
 #if BN_LAYOUTS & 2u
         if (l->layout == BN_LAYOUT_COLS)
             st = bn_fc_cols(l->wtype, l->weights, l->words_per_row, act, l->in, l->out,

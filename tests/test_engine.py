@@ -59,7 +59,9 @@ VARIANTS = ["baseline", "fast"]
 def test_fc_kernel_every_accumulator(variant, wtype, out, n, seed, relu, centre, sparse):
     w = random_layer(wtype, out, n, seed)
     rng = np.random.default_rng(seed + 1)
-    act = rng.integers(0 if relu else -128, 128, size=n).astype(np.int8)
+    lim = wtypes.TYPES[wtype].act_max                     # 4p6: its -16..16 activations
+    low = 0 if relu else -128 if lim >= 127 else -lim
+    act = rng.integers(low, lim + 1, size=n).astype(np.int8)
     if sparse:        # mostly one value (zero, or a background for the centred kernel)
         act[rng.random(n) < 0.7] = act[0] if centre else 0
     acc = fc_variant(variant, wtype, w, act, centre)
@@ -88,6 +90,8 @@ def test_cols_kernel_edge_shapes(wtype, out):
             act = rng.integers(-128, 128, size=n).astype(np.int8)
             if kind == "sparse":
                 act[rng.random(n) < 0.8] = act[0]
+        lim = wtypes.TYPES[wtype].act_max                 # 4p6: -16..16, d up to +-32
+        act = np.clip(act, -128 if lim >= 127 else -lim, lim).astype(np.int8)
         acc = fc_variant("fast", wtype, w, act, centre)
         assert np.array_equal(acc, I.fc(act[None].astype(np.int64), w)[0]), (n, centre, kind)
 
@@ -114,9 +118,11 @@ def test_extreme_accumulators():
     for wtype in TYPES:
         vals = packing.field_values(wtype)
         w = np.array([[max(vals)] * n, [min(vals)] * n])
-        for a in (127, -128):
+        lim = wtypes.TYPES[wtype].act_max                   # 4p6: -16..16
+        pos, neg = (127, -128) if lim >= 127 else (lim, -lim)
+        for a in (pos, neg):
             act = np.full(n, a, np.int8)
-            act[1::2] = -a - 1 if a < 0 else 0      # centred inputs reach +-255
+            act[1::2] = 0 if a > 0 else pos           # centred inputs reach +-255
             for variant in VARIANTS:
                 for centre in (False, True):
                     assert np.array_equal(fc_variant(variant, wtype, w, act, centre),
@@ -208,13 +214,74 @@ def test_headers_at_a_reused_path_each_load_their_own_model(runs, mnist, tmp_pat
 def test_unknown_type_and_corrupt_weights_are_errors():
     act = np.ones(8, np.int8)
     words = np.full((1, 1), 0xFFFFFFFF, np.uint32)
-    for bad in (0, 9, 255):
+    for bad in (0, 10, 255):
         with pytest.raises(G.EngineError, match="BN_ERR_WTYPE"):
             G.fc(bad, words, act, 8)
     with pytest.raises(G.EngineError, match="BN_ERR_CORRUPT"):    # byte 255 > 242
         G.fc("Ternary", words, act, 8)
     with pytest.raises(G.EngineError, match="BN_ERR_SHAPE"):      # 9 inputs need 2 words
         G.fc("4bit", words, np.ones(9, np.int8), 9)
+
+
+def test_4p6_product_table_and_its_errors():
+    """Every product of a 4p6 weight and an activation it takes is one int8 table entry;
+    a field 15 (no level) is BN_ERR_CORRUPT, an activation beyond 16 BN_ERR_RANGE."""
+    t = [int(G.lib().bn_4p6_table[i]) for i in range(33 * 16)]
+    levels = wtypes.TYPES["4p6"].int_levels
+    assert t == [(levels[f] * a if f < 15 else 0) for a in range(-16, 17) for f in range(16)]
+    assert max(map(abs, t)) == 112 <= 127
+    w = packing.pack(np.full((2, 8), 7), "4p6")
+    assert G.fc("4p6", w, np.full(8, 16, np.int8), 8).tolist() == [896, 896]
+    with pytest.raises(G.EngineError, match="BN_ERR_RANGE"):
+        G.fc("4p6", w, np.full(8, 17, np.int8), 8)
+    bad = w.copy()
+    bad[1, 0] |= 0xF                                  # the row's last field -> 15
+    with pytest.raises(G.EngineError, match="BN_ERR_CORRUPT"):
+        G.fc("4p6", bad, np.ones(8, np.int8), 8)
+    with pytest.raises(G.EngineError, match="BN_ERR_CORRUPT"):
+        G.unpack_row("4p6", bad[1], 8)
+    with pytest.raises(packing.ExportError, match="field 15 is not a level"):
+        packing.unpack(bad, 8, "4p6")
+    cols, acc = packing.pack(np.full((8, 2), 7), "4p6"), np.zeros(2, np.int32)   # (in, words)
+    st = G.lib().bn_fc_cols(9, cols, 1, np.full(8, -17, np.int8), 8, 2, NULL, acc)
+    assert G.status_name(int(st)) == "BN_ERR_RANGE"
+    cols[3, 0] |= 0xF0000000                          # input 3's first field -> 15
+    st = G.lib().bn_fc_cols(9, cols, 1, np.ones(8, np.int8), 8, 2, NULL, acc)
+    assert G.status_name(int(st)) == "BN_ERR_CORRUPT"
+
+
+@settings(max_examples=150, deadline=None)
+@given(act=st.lists(int8s, min_size=1, max_size=40), limit=st.sampled_from([1, 8, 16, 100]))
+def test_act_limit_matches(act, limit):
+    act = np.array(act, dtype=np.int8)
+    out, shift = G.act_limit(act, limit)
+    assert np.array_equal(out, I.act_limit(act[None].astype(np.int64), limit)[0])
+    assert np.abs(out.astype(int)).max() <= limit
+
+
+@pytest.mark.parametrize("types", [["4p6", "4p6", "4p6"], ["4bitsym", "4p6", "8bit"],
+                                   ["4p6", "Ternary", "4p6"]])
+def test_4p6_network_bit_for_bit(types, tmp_path):
+    """A random model with 4p6 layers (limited activations at the input and after
+    ShiftNorm): the C engine's logits and every accumulator equal the integer model's."""
+    rng = np.random.default_rng(len(types[1]))
+    shapes = [(256, 24), (24, 16), (16, 10)]
+    layers = [dmodel.LayerSpec(str(i), "fc", t, n_in, n_out,
+                               rng.choice(np.array(wtypes.TYPES[t].fields), size=(n_out, n_in)))
+              for i, ((n_in, n_out), t) in enumerate(zip(shapes, types))]
+    exp = dmodel.Exported(layers, 256, 10)
+    exp.model_id = exp.fingerprint()
+    engine = G.EngineModel(dmodel.write_header(exp, tmp_path / "m.h"), exp.model_id)
+    x = I.input_codes(rng.normal(size=(300, 16, 16)).astype(np.float32))
+    ref = I.run(exp, x)
+    pred, logits = engine.run(x.astype(np.int8))
+    assert np.array_equal(pred, ref.pred) and np.array_equal(logits, ref.logits)
+    for k in range(0, 300, 37):
+        trace = np.concatenate([t[k] for t in ref.trace])
+        assert np.array_equal(engine.trace(x[k].astype(np.int8)), trace)
+    if types[0] == "4p6":                             # the first layer saw -16..16 only
+        first = I.act_limit(x.astype(np.int64), 16)
+        assert np.array_equal(ref.trace[0], I.fc(first, layers[0].weights))
 
 
 def test_wrong_buffers_from_python():
@@ -337,7 +404,7 @@ def test_bad_headers_are_errors(runs, tmp_path):
     cases = [(0xBAD00001, lambda t: t.replace("    {1, 2, 0, 0, 256,", "    {7, 2, 0, 0, 256,"),
               "BN_ERR_LAYER"),
              (0xBAD00002, lambda t: t.replace("{BN_MAGIC,", "{0x12345678u,"), "BN_ERR_MODEL"),
-             (0xBAD00003, lambda t: t.replace("    {1, 2, 0, 0, 256,", "    {1, 9, 0, 0, 256,"),
+             (0xBAD00003, lambda t: t.replace("    {1, 2, 0, 0, 256,", "    {1, 10, 0, 0, 256,"),
               "BN_ERR_WTYPE")]
     for mid, edit, status in cases:
         path = bad_model_header(exp, tmp_path / f"{mid:x}.h", mid, edit)
@@ -384,7 +451,8 @@ def write_vectors(path, exp, x, ref, seed=0):
     for wtype in TYPES:
         for n in (1, 7, 20, 33, 112, 257):
             w = random_layer(wtype, 3, n, int(rng.integers(2 ** 31)))
-            act = rng.integers(-128, 128, size=n)
+            lim = wtypes.TYPES[wtype].act_max                 # 4p6: -16..16
+            act = rng.integers(-128 if lim >= 127 else -lim, lim + 1, size=n)
             words = packing.pack(w, wtype)
             lines.append(f"K {wtypes.TYPE_IDS[wtype]} {n} 3 {words.shape[1]} {ints(words)} "
                          f"{ints(act)} {ints(I.fc(act[None], w))}")

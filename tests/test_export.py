@@ -44,6 +44,11 @@ def test_field_order_msb_first_and_padding_is_zero():
     assert packing.pack(np.array([[-128, 127, 0]]), "8bit")[0, 0] == 0x00FF8000
     assert packing.pack(np.array([[-1, 64]]), "FP130")[0, 0] == 0x86000000    # sign 1 e 0, e 6
     assert packing.pack(np.array([[-127, 127]]), "NF4")[0, 0] == 0x0F000000
+    assert packing.pack(np.array([[-7, 7, 0]]), "4p6")[0, 0] == 0x0E700000     # f = w + 7
+    # 15 levels in 4-bit fields: the bytes of a 4-bit type, never a field 15
+    assert packing.packed_bytes(64, 256, "4p6") == packing.packed_bytes(64, 256, "4bitsym")
+    with pytest.raises(packing.ExportError, match=r"integer weights \[8\]"):
+        packing.pack(np.array([[8]]), "4p6")
 
 
 def test_every_quantizer_level_is_encodable():

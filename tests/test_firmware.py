@@ -95,7 +95,7 @@ def test_flash_overflow_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("kernel", ["baseline", "fast"])
 @pytest.mark.parametrize("wtype", ["Binary", "Ternary", "2bitsym", "4bitsym", "4bit", "8bit",
-                                   "FP130", "NF4"])
+                                   "FP130", "NF4", "4p6"])
 def test_every_single_type_build_compiles(wtype, kernel, tmp_path):
     """A build holds only its model's types (BN_WTYPES): each type on its own must
     compile warning-free (-Werror), in the layout its kernel set uses."""
@@ -110,6 +110,28 @@ def test_every_single_type_build_compiles(wtype, kernel, tmp_path):
     header = dmodel.write_header(exp, tmp_path / "m.h")
     fw = firmware.build(exp, header, kernel, tmp_path / "b")
     assert 0 < fw["flash"] <= firmware.FLASH_LIMIT
+
+
+@pytest.mark.parametrize("kernel", ["baseline", "fast"])
+def test_4p6_firmware_matches_the_integer_model(kernel, tmp_path):
+    """4p6 on the MCU (table products, activation limit before each layer) against the
+    integer model, logit for logit."""
+    from bitnetlib.deploy import intmodel, packing
+    rng = np.random.default_rng(2)
+    levels = np.array(packing.field_values("4p6"))
+    layers = [dmodel.LayerSpec("0", "fc", "4p6", 256, 16, rng.choice(levels, (16, 256))),
+              dmodel.LayerSpec("1", "fc", "4p6", 16, 10, rng.choice(levels, (10, 16)))]
+    exp = dmodel.Exported(layers, 256, 10)
+    exp.model_id = exp.fingerprint()
+    exp = dmodel.with_layout(exp, "cols" if kernel == "fast" else "rows")
+    header = dmodel.write_header(exp, tmp_path / "m.h")
+    fw = firmware.build(exp, header, kernel, tmp_path / "b")
+    emu = emulator.Emulator(fw["elf"])
+    x = intmodel.input_codes(rng.normal(size=(3, 16, 16)).astype(np.float32))
+    ref = intmodel.run(exp, x)
+    for i in range(3):
+        st, p, lg, _ = emu.run(x[i].astype(np.int8), 0, 10)
+        assert st == 0 and p == ref.pred[i] and np.array_equal(lg, ref.logits[i])
 
 
 @pytest.mark.parametrize("kernel", ["baseline", "fast"])

@@ -2,7 +2,10 @@
 import pytest
 import torch
 
-from bitnetlib.training.layers import BitLinear
+import numpy as np
+
+from bitnetlib.deploy import intmodel as I
+from bitnetlib.training.layers import BitLinear, quantize_act
 from bitnetlib.wtypes import NF4_LEVELS
 from bitnetlib.training.quant import (QUANTIZERS, choose_clip, entropy_bits, get_quantizer,
                              octav_clip, quantize_activations)
@@ -18,6 +21,7 @@ EXPECTED_LEVELS = {
     "8bit": list(range(-128, 128)),
     "FP130": [-(2 ** e) for e in range(7, -1, -1)] + [2 ** e for e in range(8)],
     "NF4": list(NF4_LEVELS),
+    "4p6": list(range(-7, 8)),
 }
 
 
@@ -42,7 +46,8 @@ def test_codes_dequant_match_fake_quant(name):
     assert torch.equal(q.dequant(codes, clip), q.fake_quant(w, clip))
 
 
-@pytest.mark.parametrize("name", ["Ternary", "2bitsym", "4bitsym", "4bit", "8bit", "FP130", "NF4"])
+@pytest.mark.parametrize("name", ["Ternary", "2bitsym", "4bitsym", "4bit", "8bit", "FP130", "NF4",
+                                  "4p6"])
 def test_clipping_saturates_at_extreme_levels(name):
     q, clip = get_quantizer(name), 1.0
     big = torch.tensor([-50.0, -3.0, 3.0, 50.0])
@@ -93,7 +98,21 @@ def test_activation_quant_is_int8_absmax():
     assert torch.allclose(codes.abs().amax(1), torch.full((8,), 127.0))
 
 
-@pytest.mark.parametrize("name", ["4bitsym", "Ternary", "FP130", "None"])
+def test_4p6_layer_limits_its_activations_like_the_integer_model():
+    """A 4p6 BitLinear quantizes its input to int8 absmax codes, then brings them into
+    -16..16 by the integer model's rule (intmodel.act_limit): 33 levels at most."""
+    x = torch.randn(64, 256, generator=torch.Generator().manual_seed(3))
+    layer = BitLinear(256, 8, get_quantizer("4p6"))
+    xq = layer.quantized_input(x)
+    xn = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-8)
+    scale = 127 / xn.abs().amax(1, keepdim=True)
+    codes = (xn * scale).round()
+    want = I.act_limit(codes.numpy().astype(np.int64), 16)          # shift 3: codes / 8
+    assert np.allclose((xq * scale / 8).numpy(), want, atol=1e-4)
+    assert set(np.unique(want)) <= set(range(-16, 17)) and np.abs(want).max() == 16
+
+
+@pytest.mark.parametrize("name", ["4bitsym", "Ternary", "FP130", "4p6", "None"])
 def test_ste_gradients_pass_straight_through(name):
     """d loss / d w equals the gradient of the same loss w.r.t. the quantized weight,
     and d loss / d x equals the RMSNorm gradient with the activation quantizer
@@ -108,7 +127,7 @@ def test_ste_gradients_pass_straight_through(name):
     wq = layer.quantized_weight().clone().requires_grad_(True)
     x2 = x.detach().clone().requires_grad_(True)
     xn = x2 * torch.rsqrt(x2.pow(2).mean(-1, keepdim=True) + 1e-8)
-    xq = xn + (quantize_activations(xn) - xn).detach() if name != "None" else xn
+    xq = xn + (quantize_act(xn, 8, layer.quantizer.act_max) - xn).detach() if name != "None" else xn
     (torch.nn.functional.linear(xq, wq) * g).sum().backward()
     assert torch.allclose(layer.weight.grad, wq.grad, atol=1e-5)
     assert torch.allclose(x.grad, x2.grad, atol=1e-5)

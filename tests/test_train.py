@@ -24,6 +24,28 @@ def test_short_run_learns(mnist, mnist_subset, tmp_path):
     assert metrics[-1]["test_acc"] == pytest.approx(evaluate(model, mnist.test_x, mnist.test_y)[1])
 
 
+def test_4p6_short_run_learns_and_the_engine_agrees(mnist, mnist_subset, tmp_path):
+    """4p6 (15 weight levels, activations limited to -16..16) learns in 3 epochs, and
+    the trained model's C engine equals its integer model on every logit."""
+    import numpy as np
+    from bitnetlib import pipeline
+    from bitnetlib.deploy import engine, intmodel
+    from bitnetlib.deploy.model import write_header
+    cfg = load_config(None, ["quant=4p6", "epochs=3", "augment=false", "widths=[32,32]",
+                             "lr=0.003"])
+    model, metrics = train(cfg, tmp_path, data=mnist_subset(6000), progress=False,
+                           log=lambda s: None)
+    assert metrics[-1]["test_acc"] > 80.0
+    assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
+    _, _, exp = pipeline.export_run(tmp_path, mnist)
+    x = intmodel.input_codes(mnist.test_x[:2000])
+    ref = intmodel.run(exp, x)
+    pred, logits = engine.EngineModel(write_header(exp, tmp_path / "m.h"), exp.model_id).run(
+        x.astype(np.int8))
+    assert np.array_equal(logits, ref.logits)
+    assert (ref.pred == mnist.test_y[:2000].numpy()).mean() > 0.75
+
+
 def test_resume_gives_identical_weights(mnist, mnist_subset, tmp_path):
     cfg = load_config(None, ["epochs=3", "augment=true", "widths=[16]", "clip=octav",
                              "halve_lr_epoch=1"])

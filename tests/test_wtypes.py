@@ -46,6 +46,14 @@ def test_quantizers_read_the_table():
     assert set(QUANTIZERS) - set(TYPES) == {"None"}           # float weights: no C kernel
 
 
+@pytest.mark.parametrize("name", list(TYPES))
+def test_c_activation_limit_is_the_table(name):
+    t = TYPES[name]
+    assert int(G.lib().bn_act_max(t.id)) == t.act_max == QUANTIZERS[name]().act_max
+    if t.act_max < 127:                  # a limited type: every product fits int8
+        assert max(map(abs, t.int_levels)) * t.act_max <= 127
+
+
 def test_nf4_table_in_c_is_the_table():
     g = G.lib()
     assert [int(g.bn_nf4_table[i]) for i in range(16)] == list(TYPES["NF4"].int_levels)

@@ -132,6 +132,14 @@ def shiftnorm_relu(acc: np.ndarray):
     return out, int(sh[0]), int(am[0])
 
 
+def act_limit(act: np.ndarray, limit: int):
+    """(n,) int8 -> ((n,) int8 in -limit..limit, shift): bn_act_limit."""
+    act = buf(act, np.int8, np.size(act), "activations")
+    out, sh = np.zeros(act.size, np.int8), np.zeros(1, np.uint8)
+    check(lib().bn_act_limit(act, act.size, limit, out, sh), "bn_act_limit")
+    return out, int(sh[0])
+
+
 def unpack_row(wtype, words: np.ndarray, n: int) -> np.ndarray:
     w = buf(words, np.uint32, np.size(words), "packed row")
     out = np.zeros(n, np.int16)

@@ -11,15 +11,22 @@ tested against, accumulator by accumulator. It runs on the integer weights of an
     conv       acc = sum w * x over 3x3; x = acc <= 0 ? 0 : min(32767, rshift(acc, shift))
                with a fixed shift per conv layer (chosen at export); 2x2 max-pool
     rshift(v, s) = (v + (1 << s >> 1)) >> s     (round half up, v > 0)
+    limit      a layer whose type has act_max L < 127 (wtypes: 4p6) first brings its
+               activations into -L..L: s = smallest s >= 0 with (max|a| >> s) <= L,
+               a -> sign(a) * min(L, rshift(|a|, s)), per image (``act_limit``)
 
 >>> shiftnorm_relu(np.array([[300, -5, 127, 255]]))[0].tolist()   # max 300 -> shift 2
 [[75, 0, 32, 64]]
 >>> shiftnorm_relu(np.array([[3, 1]]))[0].tolist()                # small: never scaled up
 [[3, 1]]
+>>> act_limit(np.array([[127, -127, 12, -5, 0], [16, 3, 0, 0, 0]]), 16).tolist()
+[[16, -16, 2, -1, 0], [16, 3, 0, 0, 0]]
 """
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..wtypes import TYPES
 
 ACT_MAX = 127
 ACT16_MAX = 32767
@@ -71,6 +78,18 @@ def shiftnorm_relu(acc: np.ndarray):
         shift += grow
     out = rshift(np.maximum(acc, 0), shift[:, None])
     return np.minimum(out, ACT_MAX), shift
+
+
+def act_limit(act: np.ndarray, limit: int) -> np.ndarray:
+    """(N, n) int64 activations -> the same in -limit..limit (the signed ShiftNorm rule,
+    see above; a no-op for limit >= 127)."""
+    if limit >= ACT_MAX:
+        return act
+    mx = np.abs(act).max(axis=1)                                       # (N,)
+    shift = np.zeros(len(act), dtype=np.int64)
+    while ((mx >> shift) > limit).any():
+        shift += (mx >> shift) > limit
+    return np.sign(act) * np.minimum(rshift(np.abs(act), shift[:, None]), limit)
 
 
 def absmax_relu(acc: np.ndarray):
@@ -163,6 +182,7 @@ def _run(layers, x: np.ndarray, rule=shiftnorm_relu) -> list:
         act, _ = rule(feat)
     fcs = [l for l in layers if l.kind == "fc"]
     for i, layer in enumerate(fcs):
+        act = act_limit(act, TYPES[layer.wtype].act_max)
         acc = check_int32(fc(act, layer.weights), f"layer {layer.name}")
         trace.append(acc)
         if i + 1 < len(fcs):

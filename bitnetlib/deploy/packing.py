@@ -17,6 +17,8 @@ width packs (the 12 KB ternary net's 112-wide layer takes 6 words of 20 trits pe
     8bit      6      4     f - 128
     FP130     7      8     f = sign << 3 | e -> (-1)^sign * 2^e
     NF4       8      8     NF4_TABLE[f] = round(127 * NF4 level)
+    4p6       9      8     f - 7 (f 0..14; field 15 is no level: 4 bits for 15 levels,
+                           since base-15 fits no more than 8 per word either)
 
 (ids, fields per word and field values: ``bitnetlib.wtypes``.)
 
@@ -102,4 +104,8 @@ def unpack(words: np.ndarray, n: int, wtype: str) -> np.ndarray:
     per = per_word(wtype)
     bits = 32 // per
     f = (w[:, :, None] >> _shifts(bits, per)) & np.uint64((1 << bits) - 1)
-    return values[f.reshape(len(w), -1)[:, :n].astype(np.int64)]
+    f = f.reshape(len(w), -1)[:, :n].astype(np.int64)
+    if (f >= len(values)).any():                # 4p6: 15 levels in 16 field values
+        raise ExportError(f"{wtype}: packed field {int(f.max())} is not a level "
+                          f"(fields 0..{len(values) - 1})")
+    return values[f]

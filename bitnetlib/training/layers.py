@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .actlimit import quantize_limited
 from .lsq import lsq_init_step, lsq_quantize
 from .quant import NoQuant, WeightQuantizer, choose_clip, quantize_activations
 
@@ -43,7 +44,8 @@ class _BitLinearFn(torch.autograd.Function):
     """y = act_quant(norm(relu?(x))) @ w_q.T; STE for both quantizers."""
 
     @staticmethod
-    def forward(ctx, x, w, w_q, relu_input: bool, centered: bool = False, act_bits: int = 8):
+    def forward(ctx, x, w, w_q, relu_input: bool, centered: bool = False, act_bits: int = 8,
+                act_max: int = 127):
         if relu_input:
             x = x.clamp_min(0)
         positive = x > 0 if relu_input and centered else None   # ReLU mask for backward
@@ -51,7 +53,7 @@ class _BitLinearFn(torch.autograd.Function):
             x = x - x.mean(-1, keepdim=True)
         r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS)   # (B, 1)
         xn = x * r
-        xq = quantize_activations(xn, act_bits)
+        xq = quantize_act(xn, act_bits, act_max)
         ctx.relu_input, ctx.centered = relu_input, centered
         ctx.save_for_backward(xn, r, xq, w_q, positive)
         return xq.matmul(w_q.t())
@@ -67,7 +69,13 @@ class _BitLinearFn(torch.autograd.Function):
             g_x = g_x - g_x.mean(-1, keepdim=True)
         if ctx.relu_input:                                         # RMSNorm: xn > 0 <=> x > 0
             g_x = g_x * (positive if ctx.centered else xn > 0)
-        return g_x, g_w, None, None, None, None
+        return g_x, g_w, None, None, None, None, None
+
+
+def quantize_act(xn: torch.Tensor, act_bits: int, act_max: int) -> torch.Tensor:
+    """The absmax activation quantizer, limited to -act_max..act_max codes for a weight
+    type that takes fewer activation levels (4p6, training/actlimit.py)."""
+    return quantize_activations(xn, act_bits) if act_max >= 127 else quantize_limited(xn, act_max)
 
 
 class QuantWeightMixin:
@@ -149,7 +157,7 @@ class BitLinear(nn.Linear, QuantWeightMixin):
             w = self.weight + (self.quantized_weight() - self.weight).detach()
             return F.linear(xq, w)
         return _BitLinearFn.apply(x, self.weight, self.quantized_weight(), self.relu_input,
-                                  self.norm == "layernorm", self.act_bits)
+                                  self.norm == "layernorm", self.act_bits, self.quantizer.act_max)
 
     def lsq_activations(self, xn: torch.Tensor) -> torch.Tensor:
         if not self._act_step_checked:      # a restored step is kept; a fresh one is set
@@ -168,7 +176,7 @@ class BitLinear(nn.Linear, QuantWeightMixin):
             return x
         if self.act_quant == "lsq":
             return self.lsq_activations(x)
-        return quantize_activations(x, self.act_bits)
+        return quantize_act(x, self.act_bits, self.quantizer.act_max)
 
     def extra_repr(self):
         return (f"{self.in_features}, {self.out_features}, quant={self.quantizer.name}, "

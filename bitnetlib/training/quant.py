@@ -25,6 +25,7 @@ or by OCTAV (the clip that minimises the expected quantization MSE), see
 | 8bit     | -128 ... 127                 | 128  | 8           |
 | FP130    | +-2^e, e = 0..7              | 128  | 4           |
 | NF4      | the 16 QLoRA NormalFloat4    | 1    | 4           |
+| 4p6      | -7 ... 7 (activations <= 16) | 7.5  | 4           |
 | None     | float (no quantization)      | -    | 32          |
 
 Ternary is stored 5 trits per byte, hence 1.6 bits per weight.
@@ -47,6 +48,7 @@ class WeightQuantizer:
     edge = 1.0
     levels: tuple = ()
     uniform = True        # evenly spaced levels: OCTAV's noise model applies
+    act_max = 127         # largest |activation| code into the layer (wtypes act_max)
 
     def __init__(self):
         self._levels = torch.tensor(self.levels, dtype=torch.float32)
@@ -227,6 +229,22 @@ class NF4(WeightQuantizer):
     bits, levels = TYPES[name].bits, TYPES[name].levels
 
 
+class FourP6(WeightQuantizer):
+    """4.6-bit (Trusov et al. 2024; wtypes.py: why 15 x 17): -7 ... 7, step = clip / 7.5;
+    its layers take activations in -16..16 (``act_max``): every product fits int8.
+    >>> q = FourP6(); q.fake_quant(torch.tensor([-9.0, -0.4, 0.6, 7.4]), 7.5).tolist(), q.act_max
+    ([-7.0, 0.0, 1.0, 7.0], 16)
+    """
+    name, edge = "4p6", 7.5
+    bits, levels, act_max = TYPES[name].bits, TYPES[name].levels, TYPES[name].act_max
+
+    def _values(self, v):
+        return torch.floor(v + 0.5).clamp_(-7, 7)
+
+    def _index(self, v):
+        return self._values(v).long() + 7
+
+
 class NoQuant(WeightQuantizer):
     """Float weights: ``fake_quant`` is the identity; there are no codes."""
     name, bits, edge, uniform, levels = "None", 32.0, 1.0, False, ()
@@ -244,7 +262,7 @@ class NoQuant(WeightQuantizer):
 
 
 QUANTIZERS = {q.name: q for q in (Binary, Ternary, TwoBitSym, FourBitSym, FourBit,
-                                  EightBit, FP130, NF4, NoQuant)}
+                                  EightBit, FP130, NF4, FourP6, NoQuant)}
 
 
 def get_quantizer(name: str) -> WeightQuantizer:
@@ -328,10 +346,6 @@ def entropy_bits(counts: torch.Tensor) -> float:
     p = counts.double() / counts.sum().clamp_min(1)
     p = p[p > 0]
     return float(-(p * torch.log2(p)).sum())
-
-
-def storage_bits(quantizer: WeightQuantizer, n_weights: int) -> float:
-    return quantizer.bits * n_weights
 
 
 def max_entropy_bits(quantizer: WeightQuantizer) -> float:

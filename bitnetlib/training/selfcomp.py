@@ -96,7 +96,7 @@ class SelfCompLinear(BitLinear):
         w_q = selfcomp_quant(self.weight, self.bits, self.exponent)
         # the fused Function returns d loss / d (2nd argument): w_q's graph takes it on
         return _BitLinearFn.apply(x, w_q, w_q.detach(), self.relu_input,
-                                  self.norm == "layernorm", self.act_bits)
+                                  self.norm == "layernorm", self.act_bits, 127)
 
     @torch.no_grad()
     def update_clip(self, method: str, quantscale: float, iters: int = 10):
