@@ -7,8 +7,9 @@ import numpy as np
 from bitnetlib.deploy import intmodel as I
 from bitnetlib.training.layers import BitLinear, quantize_act
 from bitnetlib.wtypes import NF4_LEVELS
-from bitnetlib.training.quant import (QUANTIZERS, choose_clip, entropy_bits, get_quantizer,
-                             octav_clip, quantize_activations)
+from bitnetlib.training.quant import (QUANTIZERS, choose_clip, get_quantizer, octav_clip,
+                                      quantize_activations)
+from bitnetlib.training.stats import entropy_bits
 
 TYPES = [n for n in QUANTIZERS if n != "None"]
 

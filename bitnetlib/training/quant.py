@@ -30,7 +30,6 @@ or by OCTAV (the clip that minimises the expected quantization MSE), see
 
 Ternary is stored 5 trits per byte, hence 1.6 bits per weight.
 """
-import math
 
 import torch
 
@@ -333,20 +332,3 @@ def choose_clip(w, quantizer: WeightQuantizer, method: str, quantscale: float, p
             return octav_clip(w, quantizer.n_levels, s0=prev, iters=iters)
         return mse_optimal_clip(w, quantizer)
     raise ValueError(f"unknown clip method {method!r}; valid: prop, octav")
-
-
-# ---------------------------------------------------------------- statistics
-
-def code_histogram(codes: torch.Tensor, n_levels: int) -> torch.Tensor:
-    return torch.bincount(codes.flatten(), minlength=n_levels)
-
-
-def entropy_bits(counts: torch.Tensor) -> float:
-    """Shannon entropy in bits of a histogram of code counts."""
-    p = counts.double() / counts.sum().clamp_min(1)
-    p = p[p > 0]
-    return float(-(p * torch.log2(p)).sum())
-
-
-def max_entropy_bits(quantizer: WeightQuantizer) -> float:
-    return math.log2(quantizer.n_levels) if quantizer.n_levels else 32.0

@@ -1,11 +1,14 @@
-"""Per-layer weight statistics: clip, code usage, entropy, size.
+"""Per-layer weight statistics: clip, code usage, entropy, size (and the code histogram
+and entropy helpers they are made of).
 
 Read from the quantizer's integer codes, never recomputed from float weights.
 """
+import math
+
 import torch
 
 from .layers import quant_layers
-from .quant import code_histogram, entropy_bits, max_entropy_bits
+from .quant import WeightQuantizer
 from .wscale import clip_summary
 
 
@@ -47,3 +50,18 @@ def format_stats(stats: list) -> str:
     bits = sum(s["bits"] for s in stats)
     lines.append(f"Total: {bits:.0f} bits ({bits / 8 / 1024:.2f} KiB, {bits / 8:.0f} bytes)")
     return "\n".join(lines)
+
+
+def code_histogram(codes: torch.Tensor, n_levels: int) -> torch.Tensor:
+    return torch.bincount(codes.flatten(), minlength=n_levels)
+
+
+def entropy_bits(counts: torch.Tensor) -> float:
+    """Shannon entropy in bits of a histogram of code counts."""
+    p = counts.double() / counts.sum().clamp_min(1)
+    p = p[p > 0]
+    return float(-(p * torch.log2(p)).sum())
+
+
+def max_entropy_bits(quantizer: WeightQuantizer) -> float:
+    return math.log2(quantizer.n_levels) if quantizer.n_levels else 32.0
