@@ -2,7 +2,7 @@
  * bn_network.c - model validation and the network runner driven by a bn_model
  * (emitted by `bitnet export`); the conv kernels are in bn_conv.c. Contract: bitnet.h.
  */
-#include "bitnet.h"
+#include "bn_conv.h"
 
 /* What the runner needs to know about a model, found while validating it (uint16_t:
  * it lives in the runner's stack frame, and every count fits; check_* enforce it). */
@@ -149,10 +149,29 @@ size_t bn_trace_len(const bn_model *m)
 }
 
 #if BN_CONV
-/* One channel through all conv layers (maps in A and B); its features land in feat. */
-static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c,
-                              const int8_t *image, int16_t *map_a, int16_t *map_b,
-                              int16_t *feat)
+/* The 9 weights of channel c (first = 9 c: no multiplication, RV32EC has none); flat
+ * 8-bit weights read directly (fields f -> f - 128, the first in a word's top byte). */
+static bn_status conv_weights(const bn_layer *l, size_t c, size_t first, int16_t *w)
+{
+#if BN_HAS_WTYPE(6)
+    if (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_8BIT) {   /* size: check_model */
+        size_t k;
+        for (k = first; k < first + 9u; k++)
+            *w++ = (int16_t)((int32_t)((l->weights[k >> 2] >> (24u - 8u * (k & 3u))) & 255u)
+                             - 128);
+        return BN_OK;
+    }
+#endif
+    if (l->layout == BN_LAYOUT_FLAT)
+        return bn_unpack_flat(l->wtype, l->weights, l->words_per_row, first, 9, w);
+    return bn_unpack_row(l->wtype, l->weights + c * l->words_per_row, l->words_per_row, 9, w);
+}
+
+/* One channel through all conv layers (maps in A and B); its features land in feat.
+ * centre: the image's (bn_conv_centre), first: 9 c. */
+static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c, size_t first,
+                              const int8_t *image, int32_t centre, int16_t *map_a,
+                              int16_t *map_b, int16_t *feat)
 {
     size_t side = ni->side0, i;
     const int16_t *cur = NULL;
@@ -160,14 +179,10 @@ static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c,
     for (i = 0; i < ni->n_conv; i++) {
         const bn_layer *l = &m->layers[i];
         int16_t w[9], *dst = i + 1 == ni->n_conv ? feat : i & 1u ? map_b : map_a;
-        if (l->layout == BN_LAYOUT_FLAT)
-            st = bn_unpack_flat(l->wtype, l->weights, l->words_per_row, 9u * c, 9, w);
-        else
-            st = bn_unpack_row(l->wtype, l->weights + c * l->words_per_row,
-                               l->words_per_row, 9, w);
+        st = conv_weights(l, c, first, w);
         if (st == BN_OK)
             st = i ? bn_conv3x3_i16(cur, side, w, l->shift, l->pool, dst)
-                   : bn_conv3x3_i8(image, side, w, l->shift, l->pool, dst);
+                   : bn_conv3x3_i8c(image, side, w, l->shift, l->pool, dst, centre);
         if (st != BN_OK)
             return st;
         cur = dst;
@@ -180,10 +195,11 @@ static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c,
 static bn_status run_convs(const bn_model *m, const net_info *ni, const int8_t *input,
                            int16_t *map_a, int16_t *map_b, int16_t *feat)
 {
-    size_t c;
+    size_t c, first = 0;
+    int32_t centre = bn_conv_centre(input, m->input_len);
     bn_status st;
-    for (c = 0; c < m->layers[0].out; c++, feat += ni->per_channel)
-        if ((st = conv_channel(m, ni, c, input, map_a, map_b, feat)) != BN_OK)
+    for (c = 0; c < m->layers[0].out; c++, first += 9u, feat += ni->per_channel)
+        if ((st = conv_channel(m, ni, c, first, input, centre, map_a, map_b, feat)) != BN_OK)
             return st;
     return BN_OK;
 }
