@@ -23,9 +23,9 @@
 #define BN_CONV_FAST 1
 #endif
 #if defined(__GNUC__)
-#define BN_UNLIKELY(c) __builtin_expect(!!(c), 0)
+#define BN_NOINLINE __attribute__((noinline))
 #else
-#define BN_UNLIKELY(c) (c)
+#define BN_NOINLINE
 #endif
 
 static int16_t sat16(uint32_t v)
@@ -91,30 +91,8 @@ typedef struct {
     uint16_t o;              /* outputs of the row */
 } conv_args;
 
-#if BN_CONV_FAST
-/* table entry of tap k at byte offset b (an even number 0..30: digit n at 2n) */
-#define TV(k, b) ((uint32_t)(int32_t)*(const int16_t *)(const void *)(tb + 32 * (k) + (b)))
-/* w[k] * x from the tables, x read as 16 bits (a centred image pixel 0..255 or a conv
- * map entry 0..32767): digit 0 into s, digit 1 into h (s + 16 h at the end), digit 2
- * only when x >= 256, digit 3 only when x >= 4096 (rare in a map); 0 skipped (out of
- * line). u_ holds 2x, so a digit masked with 30 is its byte offset in the table. */
-#define TAP(k, r, i)                                                                    \
-    do {                                                                                \
-        uint32_t u_ = (r)[i];                                                           \
-        if (BN_UNLIKELY(u_ != 0)) {                                                     \
-            u_ <<= 1;                                                                   \
-            s += TV(k, u_ & 30u);                                                       \
-            h += TV(k, (u_ >> 4) & 30u);                                                \
-            if (u_ >= 512u) {                                                           \
-                s += TV(k, (u_ >> 8) & 30u) << 8;                                       \
-                if (u_ >= 8192u)                                                        \
-                    h += TV(k, (u_ >> 12) & 30u) << 8;                                  \
-            }                                                                           \
-        }                                                                               \
-    } while (0)
-#else
+#if !BN_CONV_FAST
 #define TAP(k, r, i) (s += (uint32_t)((int32_t)a->w[k] * (int16_t)(r)[i]))
-#endif
 
 /* One output row from input rows r0 r1 r2 (16-bit entries): output x goes to
  * q[x >> pool], stored by the first of the (up to four) outputs that pool into it
@@ -123,21 +101,19 @@ static BN_HOT_CONV void conv_row(const uint16_t *r0, const uint16_t *r1, const u
                                  const conv_args *a, int16_t *q)
 {
     const uint16_t *end = r0 + a->o;
-#if BN_CONV_FAST
-    const unsigned char *tb = (const unsigned char *)a->w;
-#endif
     unsigned x = 0, first = a->yodd ? 0u : 1u;
     for (; r0 < end; r0++, r1++, r2++, x++) {
-        uint32_t s = a->base, h = 0;
+        uint32_t s = a->base;
         int16_t v, *p = q + (x >> a->pool);
         TAP(0, r0, 0); TAP(1, r0, 1); TAP(2, r0, 2);
         TAP(3, r1, 0); TAP(4, r1, 1); TAP(5, r1, 2);
         TAP(6, r2, 0); TAP(7, r2, 1); TAP(8, r2, 2);
-        v = relu_shift(s + (h << 4), a->half, a->shift);
+        v = relu_shift(s, a->half, a->shift);
         if ((first && !(x & a->pool)) || v > *p)
             *p = v;
     }
 }
+#endif
 
 /* checks and the row arguments (tab: room for the tables) */
 static bn_status conv_setup(const void *in, size_t side, const int16_t *w, uint8_t shift,
@@ -170,40 +146,6 @@ static bn_status conv_setup(const void *in, size_t side, const int16_t *w, uint8
     (void)tab; (void)k; (void)n;
     a->w = w;
 #endif
-    return BN_OK;
-}
-
-#if BN_CONV_FAST
-#define CONV_TAB 144
-#else
-#define CONV_TAB 1
-#endif
-
-/* rows of one map: after each conv row, the next output row (pool: every other) */
-static void conv_rows_step(conv_args *a, int16_t **out)
-{
-    if (a->pool) {
-        a->yodd ^= 1u;
-        if (a->yodd)
-            return;
-    }
-    *out += a->o >> a->pool;
-}
-
-BN_HOT_AUX bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w,
-                                    uint8_t shift, uint8_t pool, int16_t *out)
-{
-    int16_t tab[CONV_TAB];
-    conv_args a;
-    const uint16_t *r = (const uint16_t *)(const void *)in;
-    size_t y;
-    bn_status st = conv_setup(in, side, w, shift, pool, out, tab, &a);
-    if (st != BN_OK)
-        return st;
-    for (y = 0; y < a.o; y++, r += side) {
-        conv_row(r, r + side, r + 2 * side, &a, out);
-        conv_rows_step(&a, &out);
-    }
     return BN_OK;
 }
 
@@ -242,14 +184,143 @@ static uint32_t centre_base(int32_t c, const int16_t *w)
     return c < 0 ? 0u - base : base;
 }
 
+#if BN_CONV_FAST
+/*
+ * Fast: scatter. Each input row is read once; a non-zero input x adds w[k] * x to
+ * the 9 outputs it reaches, in a ring of three rows of uint32 accumulators (the
+ * output rows r, r - 1, r - 2 of input row r); a zero input costs one load and one
+ * branch for all 9 taps. The products come from tables built by additions once per
+ * call, t[k][n] = w[k] * n for the 4-bit digits n: w[k] * x = t[k][x & 15] +
+ * 16 t[k][(x >> 4) & 15] for x < 256 (an image pixel after centring, most map
+ * entries); larger x take a second pass over digits 2 and 3, shifted by 8.
+ * Accumulator slot X + 2 holds output column X (input column x, tap dx: slot
+ * x + 2 - dx; slots 0, 1 and the two after the last output gather the products of
+ * outputs that do not exist and are never read).
+ */
+#define TB(p, k) ((uint32_t)(int32_t)*(const int16_t *)(const void *)((p) + 32 * (k)))
+#define SP(k) ((TB(lo, k) + (TB(hi, k) << 4)) << sh)
+
+static BN_HOT_CONV BN_NOINLINE void conv_scatter(const uint16_t *in, const uint16_t *end,
+                                     const unsigned char *tb, uint32_t *p0, uint32_t *p1,
+                                     uint32_t *p2)
+{
+    for (; in < end; in++, p0++, p1++, p2++) {
+        uint32_t u = *in;
+        unsigned sh = 0;
+        for (; u; u >>= 8, sh += 8) {
+            const unsigned char *lo = tb + ((u << 1) & 30u), *hi = tb + ((u >> 3) & 30u);
+            p0[0] += SP(0); p0[-1] += SP(1); p0[-2] += SP(2);
+            p1[0] += SP(3); p1[-1] += SP(4); p1[-2] += SP(5);
+            p2[0] += SP(6); p2[-1] += SP(7); p2[-2] += SP(8);
+        }
+    }
+}
+
+/* One output row from its accumulators (slot X + 2): ReLU, shift, saturation; pool:
+ * pairs of outputs max-ed, into q (first row of a pair) or max-ed with q (second). */
+static BN_NOINLINE void conv_finish(const uint32_t *p, size_t o, const conv_args *a, int second,
+                        int16_t *q)
+{
+    size_t x;
+    for (x = 0, p += 2; x < o; x++, p++) {
+        int16_t v = relu_shift(*p, a->half, a->shift), *d = q + (x >> a->pool);
+        if ((!second && !(x & a->pool)) || v > *d)
+            *d = v;
+    }
+}
+
+/* A whole map: rows of map (16-bit entries) or of the int8 image img, centred on c. */
+static bn_status conv_map(const uint16_t *map, const int8_t *img, int32_t c, size_t side,
+                          const int16_t *w, uint8_t shift, uint8_t pool, int16_t *out)
+{
+    int16_t tab[144];
+    conv_args a;
+    size_t r, x, wd = side + 2, o = side - 2;
+    bn_status st = conv_setup(map ? (const void *)map : (const void *)img, side, w, shift,
+                              pool, out, tab, &a);
+    if (st != BN_OK)
+        return st;
+    {
+        uint32_t acc[3 * wd], *s0 = acc, *s1 = acc + 2 * wd, *s2 = acc + wd;
+        uint16_t row[side];     /* VLAs: the stack holds what this side needs */
+        uint32_t base = img ? centre_base(c, w) : 0u;
+        for (r = 0; r < side; r++) {            /* s0 s1 s2: rows r, r - 1, r - 2 */
+            const uint16_t *src = map;
+            uint32_t *t;
+            for (x = 2; x < o + 2; x++)
+                s0[x] = base;
+            if (img) {
+                widen(img, side, c, row);
+                img += side;
+                src = row;
+            } else {
+                map += side;
+            }
+            conv_scatter(src, src + side, (const unsigned char *)tab, s0 + 2, s1 + 2, s2 + 2);
+            if (r >= 2) {
+                int second = pool && (r & 1u);  /* output row r - 2 odd */
+                conv_finish(s2, o, &a, second, out);
+                if (!pool || second)
+                    out += o >> pool;
+            }
+            t = s2;
+            s2 = s1;
+            s1 = s0;
+            s0 = t;
+        }
+    }
+    return BN_OK;
+}
+#endif
+
+#if BN_CONV_FAST
+BN_HOT_AUX bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w,
+                                    uint8_t shift, uint8_t pool, int16_t *out)
+{
+    return conv_map((const uint16_t *)(const void *)in, NULL, 0, side, w, shift, pool, out);
+}
+
 BN_HOT_AUX bn_status bn_conv3x3_i8c(const int8_t *in, size_t side, const int16_t *w,
                                     uint8_t shift, uint8_t pool, int16_t *out, int32_t c)
 {
-    int16_t tab[CONV_TAB];
+    return conv_map(NULL, in, c, side, w, shift, pool, out);
+}
+#else
+/* Plain products (the write-up's C, the baseline firmware): a conv row over three
+ * input rows at a time, the image's in a ring of three widened rows on the stack. */
+static void conv_rows_step(conv_args *a, int16_t **out)
+{
+    if (a->pool) {
+        a->yodd ^= 1u;
+        if (a->yodd)
+            return;
+    }
+    *out += a->o >> a->pool;
+}
+
+BN_HOT_AUX bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w,
+                                    uint8_t shift, uint8_t pool, int16_t *out)
+{
+    conv_args a;
+    const uint16_t *r = (const uint16_t *)(const void *)in;
+    size_t y;
+    bn_status st = conv_setup(in, side, w, shift, pool, out, NULL, &a);
+    if (st != BN_OK)
+        return st;
+    for (y = 0; y < a.o; y++, r += side) {
+        conv_row(r, r + side, r + 2 * side, &a, out);
+        conv_rows_step(&a, &out);
+    }
+    return BN_OK;
+}
+
+BN_HOT_AUX bn_status bn_conv3x3_i8c(const int8_t *in, size_t side, const int16_t *w,
+                                    uint8_t shift, uint8_t pool, int16_t *out, int32_t c)
+{
     uint16_t ring[3][BN_MAX_SIDE], *r0 = ring[0], *r1 = ring[1], *r2 = ring[2];
     conv_args a;
     size_t y;
-    bn_status st = conv_setup(in, side, w, shift, pool, out, tab, &a);
+    bn_status st = conv_setup(in, side, w, shift, pool, out, NULL, &a);
     if (st != BN_OK)
         return st;
     a.base = centre_base(c, w);
@@ -266,10 +337,10 @@ BN_HOT_AUX bn_status bn_conv3x3_i8c(const int8_t *in, size_t side, const int16_t
     }
     return BN_OK;
 }
+#endif
 
-/* The image is read three rows at a time, widened to 16 bits and centred on its
- * smallest pixel m (fast: background pixels become zero inputs; c * sum(w) is the
- * base of every sum), in a ring of three rows on the stack. */
+/* The image centred on its smallest pixel (fast: background pixels become zero
+ * inputs; c * sum(w) is the base of every sum). */
 bn_status bn_conv3x3_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
                         uint8_t pool, int16_t *out)
 {
