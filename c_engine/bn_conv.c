@@ -200,36 +200,64 @@ static uint32_t centre_base(int32_t c, const int16_t *w)
 #define TB(p, k) ((uint32_t)(int32_t)*(const int16_t *)(const void *)((p) + 32 * (k)))
 #define SP(k) ((TB(lo, k) + (TB(hi, k) << 4)) << sh)
 
+/* Input row in .. end into the accumulators of output rows r, r - 1, r - 2:
+ * p_dy[i + 2 - dx] += w[3 dy + dx] * in[i] (p_dy at the row's slot 0). */
+#if BN_CONV_ASM
+void bn_conv_scatter_rv32e(const uint16_t *in, const uint16_t *end, const unsigned char *tb,
+                           uint32_t *p0, uint32_t *p1, uint32_t *p2);
+#define conv_scatter bn_conv_scatter_rv32e
+#else
 static BN_HOT_CONV BN_NOINLINE void conv_scatter(const uint16_t *in, const uint16_t *end,
-                                     const unsigned char *tb, uint32_t *p0, uint32_t *p1,
-                                     uint32_t *p2)
+                                                 const unsigned char *tb, uint32_t *p0,
+                                                 uint32_t *p1, uint32_t *p2)
 {
     for (; in < end; in++, p0++, p1++, p2++) {
         uint32_t u = *in;
         unsigned sh = 0;
         for (; u; u >>= 8, sh += 8) {
             const unsigned char *lo = tb + ((u << 1) & 30u), *hi = tb + ((u >> 3) & 30u);
-            p0[0] += SP(0); p0[-1] += SP(1); p0[-2] += SP(2);
-            p1[0] += SP(3); p1[-1] += SP(4); p1[-2] += SP(5);
-            p2[0] += SP(6); p2[-1] += SP(7); p2[-2] += SP(8);
+            p0[2] += SP(0); p0[1] += SP(1); p0[0] += SP(2);
+            p1[2] += SP(3); p1[1] += SP(4); p1[0] += SP(5);
+            p2[2] += SP(6); p2[1] += SP(7); p2[0] += SP(8);
         }
     }
 }
+#endif
 
-/* One output row from its accumulators (slot X + 2): ReLU, shift, saturation; pool:
- * pairs of outputs max-ed, into q (first row of a pair) or max-ed with q (second). */
-static BN_NOINLINE void conv_finish(const uint32_t *p, size_t o, const conv_args *a, int second,
-                        int16_t *q)
+/* An accumulator -> map entry: ReLU, rounding shift, saturation. */
+static int16_t finish1(uint32_t s, uint32_t half, unsigned shift)
 {
-    size_t x;
-    for (x = 0, p += 2; x < o; x++, p++) {
-        int16_t v = relu_shift(*p, a->half, a->shift), *d = q + (x >> a->pool);
-        if ((!second && !(x & a->pool)) || v > *d)
-            *d = v;
+    return (int32_t)s <= 0 ? 0 : sat16((s + half) >> shift);
+}
+
+/* One output row from its accumulators (slot X + 2) into q, each slot reset to init
+ * for the output row it serves next. pool: pairs of outputs max-ed, stored (first
+ * row of a pair, second = 0) or max-ed with q (second = 1). */
+static BN_NOINLINE void conv_finish(uint32_t *p, size_t o, const conv_args *a, uint32_t init,
+                                    int second, int16_t *q)
+{
+    uint32_t half = a->half, *end = p + 2 + o;
+    unsigned shift = a->shift;
+    if (!a->pool) {
+        for (p += 2; p < end; p++) {
+            *q++ = finish1(*p, half, shift);
+            *p = init;
+        }
+        return;
+    }
+    for (p += 2; p < end; p += 2, q++) {
+        int16_t v = finish1(p[0], half, shift), v1 = finish1(p[1], half, shift);
+        if (v1 > v)
+            v = v1;
+        if (!second || v > *q)
+            *q = v;
+        p[0] = p[1] = init;
     }
 }
 
-/* A whole map: rows of map (16-bit entries) or of the int8 image img, centred on c. */
+/* A whole map: rows of map (16-bit entries) or of the int8 image img, centred on c.
+ * The slots of output rows 0..2 are set before their first input row (rows 0 and 1
+ * also feed rows -2 and -1, whose slots are 1 and 2); later ones by conv_finish. */
 static bn_status conv_map(const uint16_t *map, const int8_t *img, int32_t c, size_t side,
                           const int16_t *w, uint8_t shift, uint8_t pool, int16_t *out)
 {
@@ -247,8 +275,9 @@ static bn_status conv_map(const uint16_t *map, const int8_t *img, int32_t c, siz
         for (r = 0; r < side; r++) {            /* s0 s1 s2: rows r, r - 1, r - 2 */
             const uint16_t *src = map;
             uint32_t *t;
-            for (x = 2; x < o + 2; x++)
-                s0[x] = base;
+            if (r < 3)
+                for (x = 2; x < o + 2; x++)
+                    s0[x] = base;
             if (img) {
                 widen(img, side, c, row);
                 img += side;
@@ -256,10 +285,10 @@ static bn_status conv_map(const uint16_t *map, const int8_t *img, int32_t c, siz
             } else {
                 map += side;
             }
-            conv_scatter(src, src + side, (const unsigned char *)tab, s0 + 2, s1 + 2, s2 + 2);
+            conv_scatter(src, src + side, (const unsigned char *)tab, s0, s1, s2);
             if (r >= 2) {
                 int second = pool && (r & 1u);  /* output row r - 2 odd */
-                conv_finish(s2, o, &a, second, out);
+                conv_finish(s2, o, &a, base, second, out);
                 if (!pool || second)
                     out += o >> pool;
             }

@@ -32,6 +32,8 @@ static bn_status check_layer_words(const bn_layer *l, size_t row_len)
  * flat (all out x 9 weights as one row; not Ternary). */
 static bn_status check_conv_words(const bn_layer *l)
 {
+    if (l->wtype >= 16u || !BN_CONV_HAS_WTYPE(l->wtype))
+        return BN_ERR_WTYPE;
     if (l->wsum || (l->layout != BN_LAYOUT_ROWS && l->layout != BN_LAYOUT_FLAT) ||
         (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_TERNARY))
         return BN_ERR_LAYER;
@@ -153,7 +155,7 @@ size_t bn_trace_len(const bn_model *m)
  * 8-bit weights read directly (fields f -> f - 128, the first in a word's top byte). */
 static bn_status conv_weights(const bn_layer *l, size_t c, size_t first, int16_t *w)
 {
-#if BN_HAS_WTYPE(6)
+#if BN_CONV_HAS_WTYPE(6)
     if (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_8BIT) {   /* size: check_model */
         size_t k;
         for (k = first; k < first + 9u; k++)
@@ -162,9 +164,14 @@ static bn_status conv_weights(const bn_layer *l, size_t c, size_t first, int16_t
         return BN_OK;
     }
 #endif
+#if BN_CONV_WTYPES & ~0x40u
     if (l->layout == BN_LAYOUT_FLAT)
         return bn_unpack_flat(l->wtype, l->weights, l->words_per_row, first, 9, w);
     return bn_unpack_row(l->wtype, l->weights + c * l->words_per_row, l->words_per_row, 9, w);
+#else
+    (void)c;
+    return l->layout == BN_LAYOUT_FLAT ? BN_ERR_WTYPE : BN_ERR_LAYER;  /* check_convs */
+#endif
 }
 
 /* One channel through all conv layers (maps in A and B); its features land in feat.

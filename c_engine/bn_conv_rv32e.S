@@ -1,0 +1,138 @@
+/*
+ * bn_conv_rv32e.S - RV32EC version of conv_scatter (bn_conv.c), the inner kernel of
+ * the fast conv layers; selected by the firmware build (-DBN_CONV_ASM=1, KERNEL=fast
+ * ASM=1), bit-exact with the C version it replaces: the simulator checks every
+ * accumulator against the host engine.
+ *
+ *   void bn_conv_scatter_rv32e(const uint16_t *in, const uint16_t *end,
+ *                              const unsigned char *tb, uint32_t *p0, uint32_t *p1,
+ *                              uint32_t *p2);
+ *
+ * For each input x = in[i] (0..32767) that is not zero, and each tap k = 3 dy + dx:
+ *     p_dy[i + 2 - dx] += w[k] * x
+ * with w[k] * x from the tables tb (9 taps x 16 int16, t[k][n] = w[k] * n at byte
+ * 32 k + 2 n) over the 4-bit digits of x: one block per digit count, so that an
+ * input below 256 (every centred image pixel, the smaller map entries) costs two
+ * lookups a tap, one below 4096 three, a larger one four.
+ *
+ * Cost per tap (code in flash): two digits lh lh c.slli c.add c.lw c.add c.sw, 13
+ * cycles; three digits 18. A zero input: one load and the pointer steps, ~13 cycles
+ * for all 9 taps. Registers: digit pointers t1 t2 ra gp (ra gp saved), products s0 s1
+ * (saved), the accumulator pointers in a3-a5 (c.lw / c.sw: offsets 0, 4, 8).
+ */
+#if BN_HOT_CONV_RAM
+    .section .ramfunc.bn_conv_scatter_rv32e, "ax"
+#else
+    .section .text.bn_conv_scatter_rv32e, "ax"
+#endif
+    .option norelax
+    .globl bn_conv_scatter_rv32e
+    .type bn_conv_scatter_rv32e, @function
+    .balign 4
+
+#define IN a0
+#define END a1
+#define TB a2
+#define P0 a3
+#define P1 a4
+#define P2 a5
+#define X t0
+#define D0 t1
+#define D1 t2
+#define D2 ra
+#define D3 gp
+
+/* w[k] * x for x < 256: digits 0 and 1 */
+.macro TAP2 k, p, off
+    lh   s0, 32*\k(D0)
+    lh   s1, 32*\k(D1)
+    slli s1, s1, 4
+    add  s0, s0, s1
+    lw   s1, \off(\p)
+    add  s1, s1, s0
+    sw   s1, \off(\p)
+.endm
+
+/* digits 0, 1 and 2 */
+.macro TAP3 k, p, off
+    lh   s0, 32*\k(D0)
+    lh   s1, 32*\k(D1)
+    slli s1, s1, 4
+    add  s0, s0, s1
+    lh   s1, 32*\k(D2)
+    slli s1, s1, 8
+    add  s0, s0, s1
+    lw   s1, \off(\p)
+    add  s1, s1, s0
+    sw   s1, \off(\p)
+.endm
+
+/* digit 3 alone (x >= 4096, after TAP3 on the lower three) */
+.macro TAP1 k, p, off
+    lh   s0, 32*\k(D3)
+    slli s0, s0, 12
+    lw   s1, \off(\p)
+    add  s1, s1, s0
+    sw   s1, \off(\p)
+.endm
+
+.macro TAPS m
+    \m 0, P0, 8
+    \m 1, P0, 4
+    \m 2, P0, 0
+    \m 3, P1, 8
+    \m 4, P1, 4
+    \m 5, P1, 0
+    \m 6, P2, 8
+    \m 7, P2, 4
+    \m 8, P2, 0
+.endm
+
+bn_conv_scatter_rv32e:
+    addi sp, sp, -16
+    sw   s0, 0(sp)
+    sw   s1, 4(sp)
+    sw   ra, 8(sp)
+    sw   gp, 12(sp)
+    bgeu IN, END, .Ldone
+.Lloop:
+    lhu  X, 0(IN)
+    bnez X, .Lnz
+.Lnext:
+    addi IN, IN, 2
+    addi P0, P0, 4
+    addi P1, P1, 4
+    addi P2, P2, 4
+    bltu IN, END, .Lloop
+.Ldone:
+    lw   s0, 0(sp)
+    lw   s1, 4(sp)
+    lw   ra, 8(sp)
+    lw   gp, 12(sp)
+    addi sp, sp, 16
+    ret
+
+.Lnz:
+    slli X, X, 1                      /* 2x: a digit masked with 30 is a byte offset */
+    andi D0, X, 30
+    add  D0, D0, TB
+    srli D1, X, 4
+    andi D1, D1, 30
+    add  D1, D1, TB
+    srli s0, X, 9
+    bnez s0, .Lbig
+    TAPS TAP2
+    j    .Lnext
+
+.Lbig:
+    srli D2, X, 8
+    andi D2, D2, 30
+    add  D2, D2, TB
+    TAPS TAP3
+    srli X, X, 12
+    beqz X, .Lnext
+    andi D3, X, 30
+    add  D3, D3, TB
+    TAPS TAP1
+    j    .Lnext
+    .size bn_conv_scatter_rv32e, . - bn_conv_scatter_rv32e
