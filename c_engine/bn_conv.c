@@ -163,14 +163,6 @@ int32_t bn_conv_centre(const int8_t *in, size_t n)
     return c;
 }
 
-/* image row -> 16 bits, centred on c */
-static void widen(const int8_t *in, size_t n, int32_t c, uint16_t *row)
-{
-    const int8_t *end = in + n;
-    while (in < end)
-        *row++ = (uint16_t)(*in++ - c);
-}
-
 /* c * sum(w) by shift and add (no multiplier) */
 static uint32_t centre_base(int32_t c, const int16_t *w)
 {
@@ -200,60 +192,79 @@ static uint32_t centre_base(int32_t c, const int16_t *w)
 #define TB(p, k) ((uint32_t)(int32_t)*(const int16_t *)(const void *)((p) + 32 * (k)))
 #define SP(k) ((TB(lo, k) + (TB(hi, k) << 4)) << sh)
 
-/* Input row in .. end into the accumulators of output rows r, r - 1, r - 2:
- * p_dy[i + 2 - dx] += w[3 dy + dx] * in[i] (p_dy at the row's slot 0). */
+/* What conv_finish needs (the RV32EC version reads it by offset: keep the order). */
+typedef struct {
+    uint32_t half, shift;
+    uint32_t init;           /* a slot's start for its next output row */
+    uint32_t pool, second;   /* pool: pairs max-ed; second: max-ed with q too */
+} conv_fin;
+
+/* Input row in .. end (16-bit entries, or the int8 image centred on c) into the
+ * accumulators of output rows r, r - 1, r - 2: p_dy[i + 2 - dx] += w[3 dy + dx] * x_i
+ * (p_dy at the row's slot 0). conv_finish: the row's accumulators p .. end (slot 2
+ * on) -> q, each reset to f->init; ReLU, rounding shift, saturation; pool: pairs
+ * max-ed, stored (first row of a pair) or max-ed with q (second). */
 #if BN_CONV_ASM
 void bn_conv_scatter_rv32e(const uint16_t *in, const uint16_t *end, const unsigned char *tb,
                            uint32_t *p0, uint32_t *p1, uint32_t *p2);
+void bn_conv_scatter8_rv32e(const int8_t *in, const int8_t *end, const unsigned char *tb,
+                            uint32_t *p0, uint32_t *p1, uint32_t *p2, int32_t c);
+void bn_conv_finish_rv32e(uint32_t *p, uint32_t *end, int16_t *q, const conv_fin *f);
 #define conv_scatter bn_conv_scatter_rv32e
+#define conv_scatter8 bn_conv_scatter8_rv32e
+#define conv_finish bn_conv_finish_rv32e
 #else
+static void scatter1(uint32_t u, const unsigned char *tb, uint32_t *p0, uint32_t *p1,
+                     uint32_t *p2)
+{
+    unsigned sh = 0;
+    for (; u; u >>= 8, sh += 8) {
+        const unsigned char *lo = tb + ((u << 1) & 30u), *hi = tb + ((u >> 3) & 30u);
+        p0[2] += SP(0); p0[1] += SP(1); p0[0] += SP(2);
+        p1[2] += SP(3); p1[1] += SP(4); p1[0] += SP(5);
+        p2[2] += SP(6); p2[1] += SP(7); p2[0] += SP(8);
+    }
+}
+
 static BN_HOT_CONV BN_NOINLINE void conv_scatter(const uint16_t *in, const uint16_t *end,
                                                  const unsigned char *tb, uint32_t *p0,
                                                  uint32_t *p1, uint32_t *p2)
 {
-    for (; in < end; in++, p0++, p1++, p2++) {
-        uint32_t u = *in;
-        unsigned sh = 0;
-        for (; u; u >>= 8, sh += 8) {
-            const unsigned char *lo = tb + ((u << 1) & 30u), *hi = tb + ((u >> 3) & 30u);
-            p0[2] += SP(0); p0[1] += SP(1); p0[0] += SP(2);
-            p1[2] += SP(3); p1[1] += SP(4); p1[0] += SP(5);
-            p2[2] += SP(6); p2[1] += SP(7); p2[0] += SP(8);
+    for (; in < end; in++, p0++, p1++, p2++)
+        scatter1(*in, tb, p0, p1, p2);
+}
+
+static BN_NOINLINE void conv_scatter8(const int8_t *in, const int8_t *end,
+                                      const unsigned char *tb, uint32_t *p0, uint32_t *p1,
+                                      uint32_t *p2, int32_t c)
+{
+    for (; in < end; in++, p0++, p1++, p2++)
+        scatter1((uint32_t)(*in - c), tb, p0, p1, p2);
+}
+
+/* An accumulator -> map entry: ReLU, rounding shift, saturation. */
+static uint32_t finish1(uint32_t s, const conv_fin *f)
+{
+    return (int32_t)s <= 0 ? 0 : (uint32_t)sat16((s + f->half) >> f->shift);
+}
+
+static BN_NOINLINE void conv_finish(uint32_t *p, uint32_t *end, int16_t *q, const conv_fin *f)
+{
+    for (; p < end; p += 1 + f->pool, q++) {
+        uint32_t v = finish1(p[0], f);
+        p[0] = f->init;
+        if (f->pool) {
+            uint32_t v1 = finish1(p[1], f);
+            p[1] = f->init;
+            if (v1 > v)
+                v = v1;
+            if (f->second && (uint32_t)*q > v)
+                v = (uint32_t)*q;
         }
+        *q = (int16_t)v;
     }
 }
 #endif
-
-/* An accumulator -> map entry: ReLU, rounding shift, saturation. */
-static int16_t finish1(uint32_t s, uint32_t half, unsigned shift)
-{
-    return (int32_t)s <= 0 ? 0 : sat16((s + half) >> shift);
-}
-
-/* One output row from its accumulators (slot X + 2) into q, each slot reset to init
- * for the output row it serves next. pool: pairs of outputs max-ed, stored (first
- * row of a pair, second = 0) or max-ed with q (second = 1). */
-static BN_NOINLINE void conv_finish(uint32_t *p, size_t o, const conv_args *a, uint32_t init,
-                                    int second, int16_t *q)
-{
-    uint32_t half = a->half, *end = p + 2 + o;
-    unsigned shift = a->shift;
-    if (!a->pool) {
-        for (p += 2; p < end; p++) {
-            *q++ = finish1(*p, half, shift);
-            *p = init;
-        }
-        return;
-    }
-    for (p += 2; p < end; p += 2, q++) {
-        int16_t v = finish1(p[0], half, shift), v1 = finish1(p[1], half, shift);
-        if (v1 > v)
-            v = v1;
-        if (!second || v > *q)
-            *q = v;
-        p[0] = p[1] = init;
-    }
-}
 
 /* A whole map: rows of map (16-bit entries) or of the int8 image img, centred on c.
  * The slots of output rows 0..2 are set before their first input row (rows 0 and 1
@@ -263,33 +274,34 @@ static bn_status conv_map(const uint16_t *map, const int8_t *img, int32_t c, siz
 {
     int16_t tab[144];
     conv_args a;
+    conv_fin f;
     size_t r, x, wd = side + 2, o = side - 2;
     bn_status st = conv_setup(map ? (const void *)map : (const void *)img, side, w, shift,
                               pool, out, tab, &a);
     if (st != BN_OK)
         return st;
+    f.half = a.half;
+    f.shift = shift;
+    f.init = img ? centre_base(c, w) : 0u;
+    f.pool = pool;
     {
-        uint32_t acc[3 * wd], *s0 = acc, *s1 = acc + 2 * wd, *s2 = acc + wd;
-        uint16_t row[side];     /* VLAs: the stack holds what this side needs */
-        uint32_t base = img ? centre_base(c, w) : 0u;
+        uint32_t acc[3 * wd], *s0 = acc, *s1 = acc + 2 * wd, *s2 = acc + wd;  /* VLA */
         for (r = 0; r < side; r++) {            /* s0 s1 s2: rows r, r - 1, r - 2 */
-            const uint16_t *src = map;
             uint32_t *t;
             if (r < 3)
                 for (x = 2; x < o + 2; x++)
-                    s0[x] = base;
+                    s0[x] = f.init;
             if (img) {
-                widen(img, side, c, row);
+                conv_scatter8(img, img + side, (const unsigned char *)tab, s0, s1, s2, c);
                 img += side;
-                src = row;
             } else {
+                conv_scatter(map, map + side, (const unsigned char *)tab, s0, s1, s2);
                 map += side;
             }
-            conv_scatter(src, src + side, (const unsigned char *)tab, s0, s1, s2);
             if (r >= 2) {
-                int second = pool && (r & 1u);  /* output row r - 2 odd */
-                conv_finish(s2, o, &a, base, second, out);
-                if (!pool || second)
+                f.second = pool && (r & 1u);    /* output row r - 2 odd */
+                conv_finish(s2 + 2, s2 + 2 + o, out, &f);
+                if (!pool || f.second)
                     out += o >> pool;
             }
             t = s2;
@@ -317,6 +329,14 @@ BN_HOT_AUX bn_status bn_conv3x3_i8c(const int8_t *in, size_t side, const int16_t
 #else
 /* Plain products (the write-up's C, the baseline firmware): a conv row over three
  * input rows at a time, the image's in a ring of three widened rows on the stack. */
+/* image row -> 16 bits, centred on c */
+static void widen(const int8_t *in, size_t n, int32_t c, uint16_t *row)
+{
+    const int8_t *end = in + n;
+    while (in < end)
+        *row++ = (uint16_t)(*in++ - c);
+}
+
 static void conv_rows_step(conv_args *a, int16_t **out)
 {
     if (a->pool) {

@@ -8,7 +8,12 @@
  *                              const unsigned char *tb, uint32_t *p0, uint32_t *p1,
  *                              uint32_t *p2);
  *
- * For each input x = in[i] (0..32767) that is not zero, and each tap k = 3 dy + dx:
+ *   void bn_conv_scatter8_rv32e(const int8_t *in, const int8_t *end,
+ *                               const unsigned char *tb, uint32_t *p0, uint32_t *p1,
+ *                               uint32_t *p2, int32_t c);
+ *
+ * For each input x = in[i] (0..32767; the image's: in[i] - c, 0..255) that is not
+ * zero, and each tap k = 3 dy + dx:
  *     p_dy[i + 2 - dx] += w[k] * x
  * with w[k] * x from the tables tb (9 taps x 16 int16, t[k][n] = w[k] * n at byte
  * 32 k + 2 n) over the 4-bit digits of x: one block per digit count, so that an
@@ -41,6 +46,7 @@
 #define D1 t2
 #define D2 ra
 #define D3 gp
+#define NEXT tp                       /* where a tap block returns: the variant's loop */
 
 /* w[k] * x for x < 256: digits 0 and 1 */
 .macro TAP2 k, p, off
@@ -89,11 +95,13 @@
 .endm
 
 bn_conv_scatter_rv32e:
-    addi sp, sp, -16
+    addi sp, sp, -20
     sw   s0, 0(sp)
     sw   s1, 4(sp)
     sw   ra, 8(sp)
     sw   gp, 12(sp)
+    sw   tp, 16(sp)
+    la   NEXT, .Lnext
     bgeu IN, END, .Ldone
 .Lloop:
     lhu  X, 0(IN)
@@ -109,9 +117,43 @@ bn_conv_scatter_rv32e:
     lw   s1, 4(sp)
     lw   ra, 8(sp)
     lw   gp, 12(sp)
-    addi sp, sp, 16
+    lw   tp, 16(sp)
+    addi sp, sp, 20
     ret
+    .size bn_conv_scatter_rv32e, . - bn_conv_scatter_rv32e
 
+/* the image: int8 pixels centred on c (the 7th argument, on the stack), all below
+ * 256, so only the two-digit block runs; it returns through NEXT */
+    .globl bn_conv_scatter8_rv32e
+    .type bn_conv_scatter8_rv32e, @function
+bn_conv_scatter8_rv32e:
+    lw   t0, 0(sp)
+    addi sp, sp, -20
+    sw   s0, 0(sp)
+    sw   s1, 4(sp)
+    sw   ra, 8(sp)
+    sw   gp, 12(sp)
+    sw   tp, 16(sp)
+    mv   gp, t0                       /* c (D3 is not used for the image) */
+    la   NEXT, .Lnext8
+    bgeu IN, END, .Ldone
+.Lloop8:
+    lb   X, 0(IN)
+    sub  X, X, gp
+    bnez X, .Lnz
+.Lnext8:
+    addi IN, IN, 1
+    addi P0, P0, 4
+    addi P1, P1, 4
+    addi P2, P2, 4
+    bltu IN, END, .Lloop8
+    j    .Ldone
+    .size bn_conv_scatter8_rv32e, . - bn_conv_scatter8_rv32e
+
+    .size bn_conv_scatter_rv32e, . - bn_conv_scatter_rv32e
+/* the tap blocks, shared by both variants (own symbols: the profile counts each) */
+    .type bn_conv_tap2, @function
+bn_conv_tap2:
 .Lnz:
     slli X, X, 1                      /* 2x: a digit masked with 30 is a byte offset */
     andi D0, X, 30
@@ -122,8 +164,11 @@ bn_conv_scatter_rv32e:
     srli s0, X, 9
     bnez s0, .Lbig
     TAPS TAP2
-    j    .Lnext
+    jr   NEXT
+    .size bn_conv_tap2, . - bn_conv_tap2
 
+    .type bn_conv_tap3, @function
+bn_conv_tap3:
 .Lbig:
     srli D2, X, 8
     andi D2, D2, 30
@@ -135,4 +180,88 @@ bn_conv_scatter_rv32e:
     add  D3, D3, TB
     TAPS TAP1
     j    .Lnext
-    .size bn_conv_scatter_rv32e, . - bn_conv_scatter_rv32e
+    .size bn_conv_tap3, . - bn_conv_tap3
+
+/*
+ *   void bn_conv_finish_rv32e(uint32_t *p, uint32_t *end, int16_t *q,
+ *                             const bn_conv_fin *f);
+ *
+ * conv_finish (bn_conv.c): the accumulators p .. end (an output row) -> q, each
+ * reset to f->init; v = s <= 0 ? 0 : min((s + half) >> shift, 32767), ReLU by a
+ * mask (no branch); pool: pairs max-ed, stored (second = 0) or max-ed with q.
+ * f: half, shift, init, pool, second (uint32_t each).
+ */
+    .section .text.bn_conv_finish_rv32e, "ax"
+    .globl bn_conv_finish_rv32e
+    .type bn_conv_finish_rv32e, @function
+    .balign 4
+#define FP a0
+#define FEND a1
+#define FQ a2
+#define HALF a3
+#define SHIFT a4
+#define INIT a5
+#define MAX t0
+#define V s0
+#define V1 s1
+
+/* r = finished accumulator at off(FP), reset to INIT; uses t1 t2 */
+.macro FIN r, off
+    lw   \r, \off(FP)
+    sw   INIT, \off(FP)
+    slt  t2, zero, \r
+    add  \r, \r, HALF
+    srl  \r, \r, SHIFT
+    neg  t2, t2
+    and  \r, \r, t2
+    bltu MAX, \r, .Lsat\@           /* rare: out of line, not taken in the loop */
+.Lret\@:
+    .subsection 1                     /* after the function, same section */
+.Lsat\@:
+    mv   \r, MAX
+    j    .Lret\@
+    .subsection 0
+.endm
+
+bn_conv_finish_rv32e:
+    addi sp, sp, -8
+    sw   s0, 0(sp)
+    sw   s1, 4(sp)
+    lw   SHIFT, 4(a3)
+    lw   INIT, 8(a3)
+    lw   t1, 12(a3)                   /* pool */
+    lw   s1, 16(a3)                   /* second */
+    lw   HALF, 0(a3)                  /* last: HALF is a3, the pointer */
+    li   MAX, 32767
+    bgeu FP, FEND, .Lfdone
+    bnez t1, .Lpool
+.Lfrow:
+    FIN  V, 0
+    sh   V, 0(FQ)
+    addi FQ, FQ, 2
+    addi FP, FP, 4
+    bltu FP, FEND, .Lfrow
+.Lfdone:
+    lw   s0, 0(sp)
+    lw   s1, 4(sp)
+    addi sp, sp, 8
+    ret
+
+.Lpool:
+    mv   t1, s1
+    mv   s1, zero
+.Lfpair:
+    FIN  V, 0
+    FIN  V1, 4
+    bgeu V, V1, 2f
+    mv   V, V1
+2:  beqz t1, 3f
+    lh   V1, 0(FQ)
+    bgeu V, V1, 3f
+    mv   V, V1
+3:  sh   V, 0(FQ)
+    addi FQ, FQ, 2
+    addi FP, FP, 8
+    bltu FP, FEND, .Lfpair
+    j    .Lfdone
+    .size bn_conv_finish_rv32e, . - bn_conv_finish_rv32e
