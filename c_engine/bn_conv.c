@@ -81,8 +81,9 @@ bn_status bn_maxpool2x2(const int16_t *in, size_t side, int16_t *out)
     return BN_OK;
 }
 
-/* What a conv row needs besides its input rows (RV32E passes six arguments in
- * registers). w: the weights (plain products) or the product tables (fast). */
+#if !BN_CONV_FAST
+/* Plain products (the write-up's C, the baseline firmware). What a conv row needs
+ * besides its input rows (RV32E passes six arguments in registers). */
 typedef struct {
     const int16_t *w;
     uint32_t base, half;     /* sum of the centred-out inputs' products; rounding */
@@ -91,7 +92,24 @@ typedef struct {
     uint16_t o;              /* outputs of the row */
 } conv_args;
 
-#if !BN_CONV_FAST
+/* checks and the row arguments */
+static bn_status conv_setup(const void *in, size_t side, const int16_t *w, uint8_t shift,
+                            uint8_t pool, const int16_t *out, conv_args *a)
+{
+    if (!in || !w || !out)
+        return BN_ERR_NULL;
+    if (side < 3 || side > BN_MAX_SIDE || shift > 30 || pool > 1 || (pool && side % 2))
+        return BN_ERR_SHAPE;
+    a->o = (uint16_t)(side - 2);
+    a->shift = shift;
+    a->pool = pool;
+    a->yodd = 0;
+    a->half = shift ? 1u << (shift - 1u) : 0u;
+    a->base = 0;
+    a->w = w;
+    return BN_OK;
+}
+
 #define TAP(k, r, i) (s += (uint32_t)((int32_t)a->w[k] * (int16_t)(r)[i]))
 
 /* One output row from input rows r0 r1 r2 (16-bit entries): output x goes to
@@ -114,40 +132,6 @@ static BN_HOT_CONV void conv_row(const uint16_t *r0, const uint16_t *r1, const u
     }
 }
 #endif
-
-/* checks and the row arguments (tab: room for the tables) */
-static bn_status conv_setup(const void *in, size_t side, const int16_t *w, uint8_t shift,
-                            uint8_t pool, const int16_t *out, int16_t *tab, conv_args *a)
-{
-    size_t k, n;
-    if (!in || !w || !out)
-        return BN_ERR_NULL;
-    if (side < 3 || side > BN_MAX_SIDE || shift > 30 || pool > 1 || (pool && side % 2))
-        return BN_ERR_SHAPE;
-    a->o = (uint16_t)(side - 2);
-    a->shift = shift;
-    a->pool = pool;
-    a->yodd = 0;
-    a->half = shift ? 1u << (shift - 1u) : 0u;
-    a->base = 0;
-#if BN_CONV_FAST
-    a->w = tab;
-    for (k = 0; k < 9; k++) {        /* tab[16 k + n] = w[k] * n by additions (fits int16) */
-        uint32_t acc = 0, wk = (uint32_t)(int32_t)w[k];
-        for (n = 0; n < 16; n += 4, tab += 4) {
-            tab[0] = (int16_t)(int32_t)acc;
-            tab[1] = (int16_t)(int32_t)(acc += wk);
-            tab[2] = (int16_t)(int32_t)(acc += wk);
-            tab[3] = (int16_t)(int32_t)(acc += wk);
-            acc += wk;
-        }
-    }
-#else
-    (void)tab; (void)k; (void)n;
-    a->w = w;
-#endif
-    return BN_OK;
-}
 
 int32_t bn_conv_centre(const int8_t *in, size_t n)
 {
@@ -210,10 +194,23 @@ void bn_conv_scatter_rv32e(const uint16_t *in, const uint16_t *end, const unsign
 void bn_conv_scatter8_rv32e(const int8_t *in, const int8_t *end, const unsigned char *tb,
                             uint32_t *p0, uint32_t *p1, uint32_t *p2, int32_t c);
 void bn_conv_finish_rv32e(uint32_t *p, uint32_t *end, int16_t *q, const conv_fin *f);
+void bn_conv_tables_rv32e(const int16_t *w, int16_t *tab);
+#define conv_tables bn_conv_tables_rv32e
 #define conv_scatter bn_conv_scatter_rv32e
 #define conv_scatter8 bn_conv_scatter8_rv32e
 #define conv_finish bn_conv_finish_rv32e
 #else
+/* tab[16 k + n] = w[k] * n by additions (fits int16) */
+static void conv_tables(const int16_t *w, int16_t *tab)
+{
+    size_t k, n;
+    for (k = 0; k < 9; k++) {
+        uint32_t acc = 0, wk = (uint32_t)(int32_t)w[k];
+        for (n = 0; n < 16; n++, acc += wk)
+            *tab++ = (int16_t)(int32_t)acc;
+    }
+}
+
 static void scatter1(uint32_t u, const unsigned char *tb, uint32_t *p0, uint32_t *p1,
                      uint32_t *p2)
 {
@@ -266,48 +263,50 @@ static BN_NOINLINE void conv_finish(uint32_t *p, uint32_t *end, int16_t *q, cons
 }
 #endif
 
-/* A whole map: rows of map (16-bit entries) or of the int8 image img, centred on c.
+/* A whole map: rows of in, 16-bit map entries or (image) int8 pixels centred on c.
  * The slots of output rows 0..2 are set before their first input row (rows 0 and 1
  * also feed rows -2 and -1, whose slots are 1 and 2); later ones by conv_finish. */
-static bn_status conv_map(const uint16_t *map, const int8_t *img, int32_t c, size_t side,
+static bn_status conv_map(const void *in, int image, int32_t c, size_t side,
                           const int16_t *w, uint8_t shift, uint8_t pool, int16_t *out)
 {
     int16_t tab[144];
-    conv_args a;
     conv_fin f;
-    size_t r, x, wd = side + 2, o = side - 2;
-    bn_status st = conv_setup(map ? (const void *)map : (const void *)img, side, w, shift,
-                              pool, out, tab, &a);
-    if (st != BN_OK)
-        return st;
-    f.half = a.half;
+    size_t r, o = side - 2, wd = side + 2;
+    if (!in || !w || !out)
+        return BN_ERR_NULL;
+    if (side < 3 || side > BN_MAX_SIDE || shift > 30 || pool > 1 || (pool && side % 2))
+        return BN_ERR_SHAPE;
+    conv_tables(w, tab);
+    f.half = shift ? 1u << (shift - 1u) : 0u;
     f.shift = shift;
-    f.init = img ? centre_base(c, w) : 0u;
+    f.init = image ? centre_base(c, w) : 0u;
     f.pool = pool;
+    f.second = 0;
     {
-        uint32_t acc[3 * wd], *s0 = acc, *s1 = acc + 2 * wd, *s2 = acc + wd;  /* VLA */
+        uint32_t acc[3 * wd], *s0 = acc, *s1 = acc + 2 * wd, *s2 = acc + wd, *p;  /* VLA */
         for (r = 0; r < side; r++) {            /* s0 s1 s2: rows r, r - 1, r - 2 */
-            uint32_t *t;
             if (r < 3)
-                for (x = 2; x < o + 2; x++)
-                    s0[x] = f.init;
-            if (img) {
-                conv_scatter8(img, img + side, (const unsigned char *)tab, s0, s1, s2, c);
-                img += side;
+                for (p = s0 + 2; p < s0 + 2 + o; p++)
+                    *p = f.init;
+            if (image) {
+                const int8_t *x = in;
+                conv_scatter8(x, x + side, (const unsigned char *)tab, s0, s1, s2, c);
+                in = x + side;
             } else {
-                conv_scatter(map, map + side, (const unsigned char *)tab, s0, s1, s2);
-                map += side;
+                const uint16_t *x = in;
+                conv_scatter(x, x + side, (const unsigned char *)tab, s0, s1, s2);
+                in = x + side;
             }
-            if (r >= 2) {
-                f.second = pool && (r & 1u);    /* output row r - 2 odd */
+            if (r >= 2) {                       /* output row r - 2 */
                 conv_finish(s2 + 2, s2 + 2 + o, out, &f);
                 if (!pool || f.second)
                     out += o >> pool;
+                f.second ^= pool;
             }
-            t = s2;
+            p = s2;
             s2 = s1;
             s1 = s0;
-            s0 = t;
+            s0 = p;
         }
     }
     return BN_OK;
@@ -318,13 +317,13 @@ static bn_status conv_map(const uint16_t *map, const int8_t *img, int32_t c, siz
 BN_HOT_AUX bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w,
                                     uint8_t shift, uint8_t pool, int16_t *out)
 {
-    return conv_map((const uint16_t *)(const void *)in, NULL, 0, side, w, shift, pool, out);
+    return conv_map(in, 0, 0, side, w, shift, pool, out);
 }
 
 BN_HOT_AUX bn_status bn_conv3x3_i8c(const int8_t *in, size_t side, const int16_t *w,
                                     uint8_t shift, uint8_t pool, int16_t *out, int32_t c)
 {
-    return conv_map(NULL, in, c, side, w, shift, pool, out);
+    return conv_map(in, 1, c, side, w, shift, pool, out);
 }
 #else
 /* Plain products (the write-up's C, the baseline firmware): a conv row over three
@@ -353,7 +352,7 @@ BN_HOT_AUX bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_
     conv_args a;
     const uint16_t *r = (const uint16_t *)(const void *)in;
     size_t y;
-    bn_status st = conv_setup(in, side, w, shift, pool, out, NULL, &a);
+    bn_status st = conv_setup(in, side, w, shift, pool, out, &a);
     if (st != BN_OK)
         return st;
     for (y = 0; y < a.o; y++, r += side) {
@@ -369,7 +368,7 @@ BN_HOT_AUX bn_status bn_conv3x3_i8c(const int8_t *in, size_t side, const int16_t
     uint16_t ring[3][BN_MAX_SIDE], *r0 = ring[0], *r1 = ring[1], *r2 = ring[2];
     conv_args a;
     size_t y;
-    bn_status st = conv_setup(in, side, w, shift, pool, out, NULL, &a);
+    bn_status st = conv_setup(in, side, w, shift, pool, out, &a);
     if (st != BN_OK)
         return st;
     a.base = centre_base(c, w);

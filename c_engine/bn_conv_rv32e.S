@@ -265,3 +265,28 @@ bn_conv_finish_rv32e:
     bltu FP, FEND, .Lfpair
     j    .Lfdone
     .size bn_conv_finish_rv32e, . - bn_conv_finish_rv32e
+
+/*
+ *   void bn_conv_tables_rv32e(const int16_t *w, int16_t *tab);
+ *
+ * The product tables of conv_map (bn_conv.c): tab[16 k + n] = w[k] * n, k < 9,
+ * n < 16, by additions: per tap 16 stores and 15 adds, unrolled.
+ */
+    .section .text.bn_conv_tables_rv32e, "ax"
+    .globl bn_conv_tables_rv32e
+    .type bn_conv_tables_rv32e, @function
+    .balign 4
+bn_conv_tables_rv32e:
+    addi a2, a0, 18                   /* end of the 9 weights */
+1:  lh   a3, 0(a0)
+    mv   a4, zero
+    sh   a4, 0(a1)
+    .irp n, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+    add  a4, a4, a3
+    sh   a4, \n(a1)
+    .endr
+    addi a1, a1, 32
+    addi a0, a0, 2
+    bltu a0, a2, 1b
+    ret
+    .size bn_conv_tables_rv32e, . - bn_conv_tables_rv32e
