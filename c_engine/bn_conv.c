@@ -6,15 +6,23 @@
  *
  * BN_CONV_FAST (default 1; the firmware's baseline builds 0) chooses how the runner's
  * kernels form the products w * x:
- *   1  product tables, built by additions once per call: t[k][n] = w[k] * n for the
- *      4-bit digits n = 0..15 of an input, so a product costs one table lookup per
- *      digit (two for inputs below 128, four above; RV32EC has no multiplier and
- *      libgcc's __mulsi3 loops over the bits); zero inputs are skipped (out of line).
- *      The int8 image is centred on its smallest pixel m (m * sum(w) is the base of
- *      every sum): background pixels are zero inputs, every other input 1..255.
- *   0  plain products (the write-up's C code; __mulsi3 on RV32EC).
- * Both kernels run one row kernel (conv_row) over three int16 input rows: _i16 on the
- * map itself, _i8 on a ring of three image rows widened to int16 on the stack.
+ *   1  scatter over product tables (conv_map): each input row is read once; an input
+ *      x that is not zero adds w[k] * x to the 9 outputs it reaches, held in a ring
+ *      of three rows of uint32 accumulators; a zero input costs one load and one
+ *      branch for all 9 taps. w[k] * x comes from tables built by additions once per
+ *      call, t[k][n] = w[k] * n over the 4-bit digits n of x: two lookups below 256
+ *      (every centred image pixel, most map entries), three below 4096, four above
+ *      (RV32EC has no multiplier; libgcc's __mulsi3 loops over the bits). A finish
+ *      pass turns a completed accumulator row into the map row (ReLU, shift,
+ *      saturation, the 2x2 max-pool) and resets it for the row it serves next. The
+ *      int8 image is centred on its smallest pixel c, found once per image by the
+ *      runner (c * sum(w) is the start of every sum): background pixels are zero
+ *      inputs, every other input 1..255. The firmware (-DBN_CONV_ASM=1) runs the
+ *      scatter, the finish pass and the table build in RV32EC assembly
+ *      (bn_conv_rv32e.S), bit-exact with the C here.
+ *   0  plain products (the write-up's C code; __mulsi3 on RV32EC), one output at a
+ *      time over three input rows (conv_row), the image's in a ring of three
+ *      widened rows.
  * Sums are uint32_t (modular), converted back exactly.
  */
 #include "bn_conv.h"
