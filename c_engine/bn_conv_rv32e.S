@@ -135,9 +135,27 @@ bn_conv_scatter8_rv32e:
     sw   gp, 12(sp)
     sw   tp, 16(sp)
     mv   gp, t0                       /* c (D3 is not used for the image) */
+    andi ra, t0, 255                  /* c in all 4 bytes (D2 is not used either) */
+    slli s0, ra, 8
+    or   ra, ra, s0
+    slli s0, ra, 16
+    or   ra, ra, s0
     la   NEXT, .Lnext8
     bgeu IN, END, .Ldone
-.Lloop8:
+.Lword8:                              /* an aligned word of 4 background pixels: */
+    andi s0, IN, 3                    /* skipped at once (the borders of a digit) */
+    bnez s0, .Lpix8
+    addi s0, IN, 4
+    bltu END, s0, .Lpix8
+    lw   s0, 0(IN)
+    bne  s0, ra, .Lpix8
+    addi IN, IN, 4
+    addi P0, P0, 16
+    addi P1, P1, 16
+    addi P2, P2, 16
+    bltu IN, END, .Lword8
+    j    .Ldone
+.Lpix8:
     lb   X, 0(IN)
     sub  X, X, gp
     bnez X, .Lnz
@@ -146,7 +164,7 @@ bn_conv_scatter8_rv32e:
     addi P0, P0, 4
     addi P1, P1, 4
     addi P2, P2, 4
-    bltu IN, END, .Lloop8
+    bltu IN, END, .Lword8
     j    .Ldone
     .size bn_conv_scatter8_rv32e, . - bn_conv_scatter8_rv32e
 
