@@ -275,12 +275,14 @@ static BN_NOINLINE void conv_finish(uint32_t *p, uint32_t *end, int16_t *q, cons
  * The slots of output rows 0..2 are set before their first input row (rows 0 and 1
  * also feed rows -2 and -1, whose slots are 1 and 2); later ones by conv_finish. */
 static bn_status conv_map(const void *in, int image, int32_t c, size_t side,
-                          const int16_t *w, uint8_t shift, uint8_t pool, int16_t *out)
+                          const int16_t *w, uint8_t shift, uint8_t pool, int16_t *out,
+                          uint32_t *acc)
 {
     int16_t tab[144];
     conv_fin f;
     size_t r, o = side - 2, wd = side + 2;
-    if (!in || !w || !out)
+    uint32_t *s0 = acc, *s1 = acc + 2 * wd, *s2 = acc + wd, *p;
+    if (!in || !w || !out || !acc)
         return BN_ERR_NULL;
     if (side < 3 || side > BN_MAX_SIDE || shift > 30 || pool > 1 || (pool && side % 2))
         return BN_ERR_SHAPE;
@@ -290,48 +292,53 @@ static bn_status conv_map(const void *in, int image, int32_t c, size_t side,
     f.init = image ? centre_base(c, w) : 0u;
     f.pool = pool;
     f.second = 0;
-    {
-        uint32_t acc[3 * wd], *s0 = acc, *s1 = acc + 2 * wd, *s2 = acc + wd, *p;  /* VLA */
-        for (r = 0; r < side; r++) {            /* s0 s1 s2: rows r, r - 1, r - 2 */
-            if (r < 3)
-                for (p = s0 + 2; p < s0 + 2 + o; p++)
-                    *p = f.init;
-            if (image) {
-                const int8_t *x = in;
-                conv_scatter8(x, x + side, (const unsigned char *)tab, s0, s1, s2, c);
-                in = x + side;
-            } else {
-                const uint16_t *x = in;
-                conv_scatter(x, x + side, (const unsigned char *)tab, s0, s1, s2);
-                in = x + side;
-            }
-            if (r >= 2) {                       /* output row r - 2 */
-                conv_finish(s2 + 2, s2 + 2 + o, out, &f);
-                if (!pool || f.second)
-                    out += o >> pool;
-                f.second ^= pool;
-            }
-            p = s2;
-            s2 = s1;
-            s1 = s0;
-            s0 = p;
+    for (r = 0; r < side; r++) {                /* s0 s1 s2: rows r, r - 1, r - 2 */
+        if (r < 3)
+            for (p = s0 + 2; p < s0 + 2 + o; p++)
+                *p = f.init;
+        if (image) {
+            const int8_t *x = in;
+            conv_scatter8(x, x + side, (const unsigned char *)tab, s0, s1, s2, c);
+            in = x + side;
+        } else {
+            const uint16_t *x = in;
+            conv_scatter(x, x + side, (const unsigned char *)tab, s0, s1, s2);
+            in = x + side;
         }
+        if (r >= 2) {                           /* output row r - 2 */
+            conv_finish(s2 + 2, s2 + 2 + o, out, &f);
+            if (!pool || f.second)
+                out += o >> pool;
+            f.second ^= pool;
+        }
+        p = s2;
+        s2 = s1;
+        s1 = s0;
+        s0 = p;
     }
     return BN_OK;
 }
 #endif
 
 #if BN_CONV_FAST
-BN_HOT_AUX bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w,
-                                    uint8_t shift, uint8_t pool, int16_t *out)
+bn_status bn_conv_map(const void *in, int image, int32_t c, size_t side, const int16_t *w,
+                      uint8_t shift, uint8_t pool, int16_t *out, uint32_t *ring)
 {
-    return conv_map(in, 0, 0, side, w, shift, pool, out);
+    return conv_map(in, image, c, side, w, shift, pool, out, ring);
 }
 
-BN_HOT_AUX bn_status bn_conv3x3_i8c(const int8_t *in, size_t side, const int16_t *w,
-                                    uint8_t shift, uint8_t pool, int16_t *out, int32_t c)
+bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
+                         uint8_t pool, int16_t *out)
 {
-    return conv_map(in, 1, c, side, w, shift, pool, out);
+    uint32_t ring[BN_CONV_RING(BN_MAX_SIDE)];
+    return conv_map(in, 0, 0, side, w, shift, pool, out, ring);
+}
+
+static bn_status conv_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
+                         uint8_t pool, int16_t *out, int32_t c)
+{
+    uint32_t ring[BN_CONV_RING(BN_MAX_SIDE)];
+    return conv_map(in, 1, c, side, w, shift, pool, out, ring);
 }
 #else
 /* Plain products (the write-up's C, the baseline firmware): a conv row over three
@@ -354,8 +361,8 @@ static void conv_rows_step(conv_args *a, int16_t **out)
     *out += a->o >> a->pool;
 }
 
-BN_HOT_AUX bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w,
-                                    uint8_t shift, uint8_t pool, int16_t *out)
+static bn_status conv_i16(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
+                         uint8_t pool, int16_t *out)
 {
     conv_args a;
     const uint16_t *r = (const uint16_t *)(const void *)in;
@@ -370,8 +377,8 @@ BN_HOT_AUX bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_
     return BN_OK;
 }
 
-BN_HOT_AUX bn_status bn_conv3x3_i8c(const int8_t *in, size_t side, const int16_t *w,
-                                    uint8_t shift, uint8_t pool, int16_t *out, int32_t c)
+static bn_status conv_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
+                         uint8_t pool, int16_t *out, int32_t c)
 {
     uint16_t ring[3][BN_MAX_SIDE], *r0 = ring[0], *r1 = ring[1], *r2 = ring[2];
     conv_args a;
@@ -393,13 +400,27 @@ BN_HOT_AUX bn_status bn_conv3x3_i8c(const int8_t *in, size_t side, const int16_t
     }
     return BN_OK;
 }
+
+bn_status bn_conv_map(const void *in, int image, int32_t c, size_t side, const int16_t *w,
+                      uint8_t shift, uint8_t pool, int16_t *out, uint32_t *ring)
+{
+    (void)ring;
+    return image ? conv_i8(in, side, w, shift, pool, out, c)
+                 : conv_i16(in, side, w, shift, pool, out);
+}
+
+bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
+                         uint8_t pool, int16_t *out)
+{
+    return conv_i16(in, side, w, shift, pool, out);
+}
 #endif
 
 /* The image centred on its smallest pixel (fast: background pixels become zero
- * inputs; c * sum(w) is the base of every sum). */
+ * inputs; c * sum(w) is the start of every sum). */
 bn_status bn_conv3x3_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
                         uint8_t pool, int16_t *out)
 {
-    return bn_conv3x3_i8c(in, side, w, shift, pool, out,
-                          in && side <= BN_MAX_SIDE ? bn_conv_centre(in, side * side) : 0);
+    return conv_i8(in, side, w, shift, pool, out,
+                   in && side <= BN_MAX_SIDE ? bn_conv_centre(in, side * side) : 0);
 }

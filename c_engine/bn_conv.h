@@ -17,11 +17,20 @@
 #endif
 #define BN_CONV_HAS_WTYPE(t) (((BN_CONV_WTYPES & BN_WTYPES) >> (t)) & 1u)
 
-/* The centre of an int8 image for bn_conv3x3_i8c: its smallest pixel with
+/* The centre of an int8 image for bn_conv_map: its smallest pixel with
  * BN_CONV_FAST (background pixels become zero inputs), else 0. */
 int32_t bn_conv_centre(const int8_t *in, size_t n);
-/* bn_conv3x3_i8 with the centre c given (any c gives the same integers). */
-bn_status bn_conv3x3_i8c(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
-                         uint8_t pool, int16_t *out, int32_t c);
+/* uint32 accumulators bn_conv_map needs for an input side (3 rows of side + 2; none
+ * for the plain kernels, BN_CONV_FAST=0): the runner's scratch holds them. */
+#if !defined(BN_CONV_FAST) || BN_CONV_FAST
+#define BN_CONV_RING(side) (3u * ((side) + 2u))
+#else
+#define BN_CONV_RING(side) 0u
+#endif
+/* One conv layer of one channel: bn_conv3x3_i8 (image != 0: in is the int8 image,
+ * centred on c; any c gives the same integers) or bn_conv3x3_i16; ring: room for
+ * BN_CONV_RING(side) accumulators. */
+bn_status bn_conv_map(const void *in, int image, int32_t c, size_t side, const int16_t *w,
+                      uint8_t shift, uint8_t pool, int16_t *out, uint32_t *ring);
 
 #endif

@@ -15,9 +15,10 @@ typedef struct {
     uint16_t map_a;     /* int16 entries of the two conv map buffers (ping-pong) */
     uint16_t map_b;
     uint16_t per_channel; /* conv features of one channel */
+    uint16_t ring;      /* uint32 accumulators of the conv kernels (BN_CONV_RING) */
 } net_info;
 
-#define NET_INFO_INIT {0, 0, 0, 0, 0, 0, 0, 0}
+#define NET_INFO_INIT {0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 static bn_status check_layer_words(const bn_layer *l, size_t row_len)
 {
@@ -78,6 +79,7 @@ static bn_status check_convs(const bn_model *m, net_info *ni)
     if (i && ch * side * side > 0xFFFFu)
         return BN_ERR_SHAPE;
     ni->n_conv = (uint16_t)i;
+    ni->ring = (uint16_t)(i ? BN_CONV_RING(ni->side0) : 0u);
     ni->per_channel = (uint16_t)(side * side);
     ni->features = (uint16_t)(i ? ch * side * side : m->input_len);
     ni->trace_len = i ? ni->features : 0;
@@ -120,15 +122,17 @@ static bn_status check_model(const bn_model *m, net_info *ni)
 }
 
 /* Scratch layout, two regions:
- *   X  int32 acc[fc_max] (FC layers); for a CNN, while the conv layers run, the int16
- *      maps A and B in the same bytes (they are dead before the first FC layer);
+ *   X  int32 acc[fc_max] (FC layers); for a CNN, while the conv layers run, the
+ *      conv kernels' uint32 accumulator rows (ring) and the int16 maps A and B in the
+ *      same bytes (they are dead before the first FC layer);
  *   Y  int8 act[] (a layer reads all of it into acc before its ShiftNorm refills it);
  *      for a CNN, first the int16 conv features (2 bytes each), which ShiftNorm turns
  *      into int8 activations in place (byte i is written after entry i / 2 was read).
  * An FC net reads its input in place: X 4 * fc_max, Y fc_max bytes. */
 static size_t region_x(const net_info *ni)
 {
-    size_t acc = (size_t)ni->fc_max * 4u, maps = ((size_t)ni->map_a + ni->map_b) * 2u;
+    size_t acc = (size_t)ni->fc_max * 4u,
+           maps = (size_t)ni->ring * 4u + ((size_t)ni->map_a + ni->map_b) * 2u;
     return (acc > maps ? acc : (maps + 3u) & ~(size_t)3u);
 }
 
@@ -177,8 +181,8 @@ static bn_status conv_weights(const bn_layer *l, size_t c, size_t first, int16_t
 /* One channel through all conv layers (maps in A and B); its features land in feat.
  * centre: the image's (bn_conv_centre), first: 9 c. */
 static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c, size_t first,
-                              const int8_t *image, int32_t centre, int16_t *map_a,
-                              int16_t *map_b, int16_t *feat)
+                              const int8_t *image, int32_t centre, uint32_t *ring,
+                              int16_t *map_a, int16_t *map_b, int16_t *feat)
 {
     size_t side = ni->side0, i;
     const int16_t *cur = NULL;
@@ -188,8 +192,8 @@ static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c, s
         int16_t w[9], *dst = i + 1 == ni->n_conv ? feat : i & 1u ? map_b : map_a;
         st = conv_weights(l, c, first, w);
         if (st == BN_OK)
-            st = i ? bn_conv3x3_i16(cur, side, w, l->shift, l->pool, dst)
-                   : bn_conv3x3_i8c(image, side, w, l->shift, l->pool, dst, centre);
+            st = bn_conv_map(i ? (const void *)cur : (const void *)image, i == 0, centre,
+                             side, w, l->shift, l->pool, dst, ring);
         if (st != BN_OK)
             return st;
         cur = dst;
@@ -200,13 +204,15 @@ static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c, s
 
 /* The conv prefix: image -> int16 features, channel after channel. */
 static bn_status run_convs(const bn_model *m, const net_info *ni, const int8_t *input,
-                           int16_t *map_a, int16_t *map_b, int16_t *feat)
+                           uint32_t *ring, int16_t *feat)
 {
+    int16_t *map_a = (int16_t *)(void *)(ring + ni->ring), *map_b = map_a + ni->map_a;
     size_t c, first = 0;
     int32_t centre = bn_conv_centre(input, m->input_len);
     bn_status st;
     for (c = 0; c < m->layers[0].out; c++, first += 9u, feat += ni->per_channel)
-        if ((st = conv_channel(m, ni, c, first, input, centre, map_a, map_b, feat)) != BN_OK)
+        if ((st = conv_channel(m, ni, c, first, input, centre, ring, map_a, map_b, feat))
+            != BN_OK)
             return st;
     return BN_OK;
 }
@@ -300,8 +306,7 @@ bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_le
 #if BN_CONV
     if (ni.n_conv) {
         int16_t *feat = (int16_t *)(void *)act_buf;    /* region_x is a multiple of 4 */
-        if ((st = run_convs(m, &ni, input, (int16_t *)scratch,
-                            (int16_t *)scratch + ni.map_a, feat)) != BN_OK)
+        if ((st = run_convs(m, &ni, input, (uint32_t *)scratch, feat)) != BN_OK)
             return st;
         norm_features(feat, ni.features, trace);
         tpos = ni.features;
