@@ -268,10 +268,8 @@ bn_status bn_conv3x3_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t
 
 /* Bytes of scratch memory bn_run_network needs for this model (0: invalid model),
  * two regions: X, int32 accumulators for the widest FC layer, which for a CNN share
- * their bytes with the conv kernels' accumulator rows (3 x (side + 2) uint32 for the
- * first conv's input side, bn_conv.h) and the two int16 conv maps (a channel's maps
- * alternate between them; the first conv reads the int8 input in place, the last
- * writes the features);
+ * their bytes with the two int16 conv maps (a channel's maps alternate between them;
+ * the first conv reads the int8 input in place, the last writes the features);
  * Y, the int8 activation buffer (a layer reads it all before its ShiftNorm refills
  * it), for a CNN first the int16 conv features, normalised into int8 in place. */
 size_t bn_scratch_bytes(const bn_model *m);

@@ -15,10 +15,9 @@ typedef struct {
     uint16_t map_a;     /* int16 entries of the two conv map buffers (ping-pong) */
     uint16_t map_b;
     uint16_t per_channel; /* conv features of one channel */
-    uint16_t ring;      /* uint32 accumulators of the conv kernels (BN_CONV_RING) */
 } net_info;
 
-#define NET_INFO_INIT {0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define NET_INFO_INIT {0, 0, 0, 0, 0, 0, 0, 0}
 
 static bn_status check_layer_words(const bn_layer *l, size_t row_len)
 {
@@ -79,7 +78,6 @@ static bn_status check_convs(const bn_model *m, net_info *ni)
     if (i && ch * side * side > 0xFFFFu)
         return BN_ERR_SHAPE;
     ni->n_conv = (uint16_t)i;
-    ni->ring = (uint16_t)(i ? BN_CONV_RING(ni->side0) : 0u);
     ni->per_channel = (uint16_t)(side * side);
     ni->features = (uint16_t)(i ? ch * side * side : m->input_len);
     ni->trace_len = i ? ni->features : 0;
@@ -122,17 +120,15 @@ static bn_status check_model(const bn_model *m, net_info *ni)
 }
 
 /* Scratch layout, two regions:
- *   X  int32 acc[fc_max] (FC layers); for a CNN, while the conv layers run, the
- *      conv kernels' uint32 accumulator rows (ring) and the int16 maps A and B in the
- *      same bytes (they are dead before the first FC layer);
+ *   X  int32 acc[fc_max] (FC layers); for a CNN, while the conv layers run, the int16
+ *      maps A and B in the same bytes (they are dead before the first FC layer);
  *   Y  int8 act[] (a layer reads all of it into acc before its ShiftNorm refills it);
  *      for a CNN, first the int16 conv features (2 bytes each), which ShiftNorm turns
  *      into int8 activations in place (byte i is written after entry i / 2 was read).
  * An FC net reads its input in place: X 4 * fc_max, Y fc_max bytes. */
 static size_t region_x(const net_info *ni)
 {
-    size_t acc = (size_t)ni->fc_max * 4u,
-           maps = (size_t)ni->ring * 4u + ((size_t)ni->map_a + ni->map_b) * 2u;
+    size_t acc = (size_t)ni->fc_max * 4u, maps = ((size_t)ni->map_a + ni->map_b) * 2u;
     return (acc > maps ? acc : (maps + 3u) & ~(size_t)3u);
 }
 
@@ -202,11 +198,18 @@ static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c, s
     return BN_OK;
 }
 
-/* The conv prefix: image -> int16 features, channel after channel. */
+/* The conv prefix: image -> int16 features, channel after channel. The fast conv
+ * kernels' accumulator rows are on the stack here, sized by the image (a VLA; none
+ * for the plain kernels), so that conv_map has no VLA of its own and the scratch
+ * (bn_scratch_bytes) is the same for every kernel choice. */
 static bn_status run_convs(const bn_model *m, const net_info *ni, const int8_t *input,
-                           uint32_t *ring, int16_t *feat)
+                           int16_t *map_a, int16_t *map_b, int16_t *feat)
 {
-    int16_t *map_a = (int16_t *)(void *)(ring + ni->ring), *map_b = map_a + ni->map_a;
+#if !defined(BN_CONV_FAST) || BN_CONV_FAST
+    uint32_t ring[BN_CONV_RING(ni->side0)];
+#else
+    uint32_t *ring = NULL;
+#endif
     size_t c, first = 0;
     int32_t centre = bn_conv_centre(input, m->input_len);
     bn_status st;
@@ -306,7 +309,8 @@ bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_le
 #if BN_CONV
     if (ni.n_conv) {
         int16_t *feat = (int16_t *)(void *)act_buf;    /* region_x is a multiple of 4 */
-        if ((st = run_convs(m, &ni, input, (uint32_t *)scratch, feat)) != BN_OK)
+        if ((st = run_convs(m, &ni, input, (int16_t *)scratch,
+                            (int16_t *)scratch + ni.map_a, feat)) != BN_OK)
             return st;
         norm_features(feat, ni.features, trace);
         tpos = ni.features;
