@@ -118,10 +118,14 @@ def _overflow_text(e: McuError) -> str:
 
 def fitting_build(exp, header, kernel, build_dir, image, log):
     """The firmware as it fits the CH32V003: hot code in SRAM; for the fast kernels,
-    if SRAM is short, hot code in flash; else (not fitting) hot code in SRAM on a
+    if SRAM is short, hot code in flash (a CNN first tries its conv finish pass in
+    SRAM, hot_code 'flash+conv'); else (not fitting) hot code in SRAM on a
     virtual chip with 64 KB of SRAM, measured and flagged. -> fw, emu, fits, hot_mem"""
     err = None
-    for hot_mem in (["ram", "flash"] if kernel == "fast" else ["ram"]):
+    levels = ["ram", "flash"] if kernel == "fast" else ["ram"]
+    if kernel == "fast" and any(l.kind != "fc" for l in exp.layers):
+        levels.insert(1, "conv")                # only the conv finish pass in SRAM
+    for hot_mem in levels:
         try:
             fw, emu = _try_fit(exp, header, kernel, build_dir, image, hot_mem)
             if err is not None:
@@ -243,7 +247,7 @@ def mcu_run(run_dir, kernel: str = "fast", images: int = 100, timed: int = None,
     ram = fw["ram_static"] + stack
     return dict(run_dir=str(run_dir), kernel=kernel, images=len(x),
                 timed_images=timed if hooks else 0,
-                hot_code=("SRAM" if hot_mem == "ram" else "flash"),
+                hot_code={"ram": "SRAM", "conv": "flash+conv"}.get(hot_mem, "flash"),
                 fc_layout=("cols" if any(l.layout == "cols" for l in exp.layers) else "rows"),
                 flash_bytes=fw["flash"],
                 ram_bytes=ram, ram_static=fw["ram_static"], stack_bytes=stack,

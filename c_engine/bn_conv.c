@@ -6,26 +6,34 @@
  *
  * BN_CONV_FAST (default 1; the firmware's baseline builds 0) chooses how the runner's
  * kernels form the products w * x:
- *   1  product tables, built by additions once per call: t[k][n] = w[k] * n for the
- *      4-bit digits n = 0..15 of an input, so a product costs one table lookup per
- *      digit (two for inputs below 128, four above; RV32EC has no multiplier and
- *      libgcc's __mulsi3 loops over the bits); zero inputs are skipped (out of line).
- *      The int8 image is centred on its smallest pixel m (m * sum(w) is the base of
- *      every sum): background pixels are zero inputs, every other input 1..255.
- *   0  plain products (the write-up's C code; __mulsi3 on RV32EC).
- * Both kernels run one row kernel (conv_row) over three int16 input rows: _i16 on the
- * map itself, _i8 on a ring of three image rows widened to int16 on the stack.
+ *   1  scatter over product tables (conv_map): each input row is read once; an input
+ *      x that is not zero adds w[k] * x to the 9 outputs it reaches, held in a ring
+ *      of three rows of uint32 accumulators; a zero input costs one load and one
+ *      branch for all 9 taps. w[k] * x comes from tables built by additions once per
+ *      call, t[k][n] = w[k] * n over the 4-bit digits n of x: two lookups below 256
+ *      (every centred image pixel, most map entries), three below 4096, four above
+ *      (RV32EC has no multiplier; libgcc's __mulsi3 loops over the bits). A finish
+ *      pass turns a completed accumulator row into the map row (ReLU, shift,
+ *      saturation, the 2x2 max-pool) and resets it for the row it serves next. The
+ *      int8 image is centred on its smallest pixel c, found once per image by the
+ *      runner (c * sum(w) is the start of every sum): background pixels are zero
+ *      inputs, every other input 1..255. The firmware (-DBN_CONV_ASM=1) runs the
+ *      scatter, the finish pass and the table build in RV32EC assembly
+ *      (bn_conv_rv32e.S), bit-exact with the C here.
+ *   0  plain products (the write-up's C code; __mulsi3 on RV32EC), one output at a
+ *      time over three input rows (conv_row), the image's in a ring of three
+ *      widened rows.
  * Sums are uint32_t (modular), converted back exactly.
  */
-#include "bitnet.h"
+#include "bn_conv.h"
 
 #ifndef BN_CONV_FAST
 #define BN_CONV_FAST 1
 #endif
 #if defined(__GNUC__)
-#define BN_UNLIKELY(c) __builtin_expect(!!(c), 0)
+#define BN_NOINLINE __attribute__((noinline))
 #else
-#define BN_UNLIKELY(c) (c)
+#define BN_NOINLINE
 #endif
 
 static int16_t sat16(uint32_t v)
@@ -81,63 +89,21 @@ bn_status bn_maxpool2x2(const int16_t *in, size_t side, int16_t *out)
     return BN_OK;
 }
 
-/* What a conv row needs besides its input rows (RV32E passes six arguments in
- * registers). w: the weights (plain products) or the product tables (fast). */
+#if !BN_CONV_FAST
+/* Plain products (the write-up's C, the baseline firmware). What a conv row needs
+ * besides its input rows (RV32E passes six arguments in registers). */
 typedef struct {
     const int16_t *w;
     uint32_t base, half;     /* sum of the centred-out inputs' products; rounding */
     uint8_t shift, pool;
+    uint8_t yodd;            /* pool: the second conv row of a pooled row */
     uint16_t o;              /* outputs of the row */
 } conv_args;
 
-#if BN_CONV_FAST
-/* table entry of tap k at byte offset b (an even number 0..30: digit n at 2n) */
-#define TV(k, b) ((uint32_t)(int32_t)*(const int16_t *)(const void *)(tb + 32 * (k) + (b)))
-/* w[k] * x from the tables, x read as 16 bits (a conv map entry, 0..32767): one
- * lookup per 4-bit digit, the upper two only when x >= 128 (a centred image pixel
- * needs two, a map entry usually two or three); 0 skipped. u_ holds 2x, so a digit
- * masked with 30 is its byte offset in the table. */
-#define TAP(k, r, i)                                                                    \
-    do {                                                                                \
-        uint32_t u_ = ((const uint16_t *)(r))[i];                                       \
-        if (BN_UNLIKELY(u_ != 0)) {   /* out of line: a zero input falls through */     \
-            u_ <<= 1;                                                                   \
-            s += TV(k, u_ & 30u) + (TV(k, (u_ >> 4) & 30u) << 4);                       \
-            if ((u_ >>= 8) != 0)                                                        \
-                s += (TV(k, u_ & 30u) << 8) + (TV(k, (u_ >> 4) & 30u) << 12);           \
-        }                                                                               \
-    } while (0)
-#else
-#define TAP(k, r, i) (s += (uint32_t)((int32_t)a->w[k] * (r)[i]))
-#endif
-
-/* One output row from input rows r0 r1 r2: output x is max-ed into q[x >> pool]
- * (outputs are >= 0 and the map starts at zero: pool = 0 stores, pool = 1 pools). */
-static BN_HOT_CONV void conv_row(const int16_t *r0, const int16_t *r1, const int16_t *r2,
-                                 const conv_args *a, int16_t *q)
-{
-    const int16_t *end = r0 + a->o;
-#if BN_CONV_FAST
-    const unsigned char *tb = (const unsigned char *)a->w;
-#endif
-    unsigned x = 0;
-    for (; r0 < end; r0++, r1++, r2++, x++) {
-        uint32_t s = a->base;
-        int16_t v;
-        TAP(0, r0, 0); TAP(1, r0, 1); TAP(2, r0, 2);
-        TAP(3, r1, 0); TAP(4, r1, 1); TAP(5, r1, 2);
-        TAP(6, r2, 0); TAP(7, r2, 1); TAP(8, r2, 2);
-        v = relu_shift(s, a->half, a->shift);
-        if (v > q[x >> a->pool])
-            q[x >> a->pool] = v;
-    }
-}
-
-/* checks; zeroes the output map; the row arguments (tab: room for the tables) */
+/* checks and the row arguments */
 static bn_status conv_setup(const void *in, size_t side, const int16_t *w, uint8_t shift,
-                            uint8_t pool, int16_t *out, int16_t *tab, conv_args *a)
+                            uint8_t pool, const int16_t *out, conv_args *a)
 {
-    size_t y, x, po;
     if (!in || !w || !out)
         return BN_ERR_NULL;
     if (side < 3 || side > BN_MAX_SIDE || shift > 30 || pool > 1 || (pool && side % 2))
@@ -145,90 +111,284 @@ static bn_status conv_setup(const void *in, size_t side, const int16_t *w, uint8
     a->o = (uint16_t)(side - 2);
     a->shift = shift;
     a->pool = pool;
+    a->yodd = 0;
     a->half = shift ? 1u << (shift - 1u) : 0u;
     a->base = 0;
-    po = a->o >> pool;
-    for (y = 0; y < po; y++)
-        for (x = 0; x < po; x++)
-            *out++ = 0;
+    a->w = w;
+    return BN_OK;
+}
+
+#define TAP(k, r, i) (s += (uint32_t)((int32_t)a->w[k] * (int16_t)(r)[i]))
+
+/* One output row from input rows r0 r1 r2 (16-bit entries): output x goes to
+ * q[x >> pool], stored by the first of the (up to four) outputs that pool into it
+ * and max-ed by the others (outputs are >= 0). */
+static BN_HOT_CONV void conv_row(const uint16_t *r0, const uint16_t *r1, const uint16_t *r2,
+                                 const conv_args *a, int16_t *q)
+{
+    const uint16_t *end = r0 + a->o;
+    unsigned x = 0, first = a->yodd ? 0u : 1u;
+    for (; r0 < end; r0++, r1++, r2++, x++) {
+        uint32_t s = a->base;
+        int16_t v, *p = q + (x >> a->pool);
+        TAP(0, r0, 0); TAP(1, r0, 1); TAP(2, r0, 2);
+        TAP(3, r1, 0); TAP(4, r1, 1); TAP(5, r1, 2);
+        TAP(6, r2, 0); TAP(7, r2, 1); TAP(8, r2, 2);
+        v = relu_shift(s, a->half, a->shift);
+        if ((first && !(x & a->pool)) || v > *p)
+            *p = v;
+    }
+}
+#endif
+
+int32_t bn_conv_centre(const int8_t *in, size_t n)
+{
+    int32_t c = 0;
 #if BN_CONV_FAST
-    a->w = tab;
-    for (y = 0; y < 9; y++) {        /* tab[16 k + n] = w[k] * n by additions (fits int16) */
-        uint32_t acc = 0, wk = (uint32_t)(int32_t)w[y];
-        for (x = 0; x < 16; x++, acc += wk)
+    const int8_t *end = in + n;
+    for (c = 127; in < end; in++)
+        if (*in < c)
+            c = *in;
+#else
+    (void)in; (void)n;
+#endif
+    return c;
+}
+
+/* c * sum(w) by shift and add (no multiplier) */
+static uint32_t centre_base(int32_t c, const int16_t *w)
+{
+    uint32_t m, sw = 0, base = 0;
+    size_t k;
+    for (k = 0; k < 9; k++)
+        sw += (uint32_t)(int32_t)w[k];
+    for (m = c < 0 ? 0u - (uint32_t)c : (uint32_t)c; m; m >>= 1, sw <<= 1)
+        if (m & 1u)
+            base += sw;
+    return c < 0 ? 0u - base : base;
+}
+
+#if BN_CONV_FAST
+/*
+ * Fast: scatter. Each input row is read once; a non-zero input x adds w[k] * x to
+ * the 9 outputs it reaches, in a ring of three rows of uint32 accumulators (the
+ * output rows r, r - 1, r - 2 of input row r); a zero input costs one load and one
+ * branch for all 9 taps. The products come from tables built by additions once per
+ * call, t[k][n] = w[k] * n for the 4-bit digits n: w[k] * x = t[k][x & 15] +
+ * 16 t[k][(x >> 4) & 15] for x < 256 (an image pixel after centring, most map
+ * entries); larger x take a second pass over digits 2 and 3, shifted by 8.
+ * Accumulator slot X + 2 holds output column X (input column x, tap dx: slot
+ * x + 2 - dx; slots 0, 1 and the two after the last output gather the products of
+ * outputs that do not exist and are never read).
+ */
+#define TB(p, k) ((uint32_t)(int32_t)*(const int16_t *)(const void *)((p) + 32 * (k)))
+#define SP(k) ((TB(lo, k) + (TB(hi, k) << 4)) << sh)
+
+/* What conv_finish needs (the RV32EC version reads it by offset: keep the order). */
+typedef struct {
+    uint32_t half, shift;
+    uint32_t init;           /* a slot's start for its next output row */
+    uint32_t pool, second;   /* pool: pairs max-ed; second: max-ed with q too */
+} conv_fin;
+
+/* Input row in .. end (16-bit entries, or the int8 image centred on c) into the
+ * accumulators of output rows r, r - 1, r - 2: p_dy[i + 2 - dx] += w[3 dy + dx] * x_i
+ * (p_dy at the row's slot 0). conv_finish: the row's accumulators p .. end (slot 2
+ * on) -> q, each reset to f->init; ReLU, rounding shift, saturation; pool: pairs
+ * max-ed, stored (first row of a pair) or max-ed with q (second). */
+#if BN_CONV_ASM
+void bn_conv_scatter_rv32e(const uint16_t *in, const uint16_t *end, const unsigned char *tb,
+                           uint32_t *p0, uint32_t *p1, uint32_t *p2);
+void bn_conv_scatter8_rv32e(const int8_t *in, const int8_t *end, const unsigned char *tb,
+                            uint32_t *p0, uint32_t *p1, uint32_t *p2, int32_t c);
+void bn_conv_finish_rv32e(uint32_t *p, uint32_t *end, int16_t *q, const conv_fin *f);
+void bn_conv_tables_rv32e(const int16_t *w, int16_t *tab);
+#define conv_tables bn_conv_tables_rv32e
+#define conv_scatter bn_conv_scatter_rv32e
+#define conv_scatter8 bn_conv_scatter8_rv32e
+#define conv_finish bn_conv_finish_rv32e
+#else
+/* tab[16 k + n] = w[k] * n by additions (fits int16) */
+static void conv_tables(const int16_t *w, int16_t *tab)
+{
+    size_t k, n;
+    for (k = 0; k < 9; k++) {
+        uint32_t acc = 0, wk = (uint32_t)(int32_t)w[k];
+        for (n = 0; n < 16; n++, acc += wk)
             *tab++ = (int16_t)(int32_t)acc;
     }
-#else
-    (void)tab;
-    a->w = w;
-#endif
-    return BN_OK;
 }
 
-#if BN_CONV_FAST
-#define CONV_TAB 144
-#else
-#define CONV_TAB 1
+static void scatter1(uint32_t u, const unsigned char *tb, uint32_t *p0, uint32_t *p1,
+                     uint32_t *p2)
+{
+    unsigned sh = 0;
+    for (; u; u >>= 8, sh += 8) {
+        const unsigned char *lo = tb + ((u << 1) & 30u), *hi = tb + ((u >> 3) & 30u);
+        p0[2] += SP(0); p0[1] += SP(1); p0[0] += SP(2);
+        p1[2] += SP(3); p1[1] += SP(4); p1[0] += SP(5);
+        p2[2] += SP(6); p2[1] += SP(7); p2[0] += SP(8);
+    }
+}
+
+static BN_HOT_CONV BN_NOINLINE void conv_scatter(const uint16_t *in, const uint16_t *end,
+                                                 const unsigned char *tb, uint32_t *p0,
+                                                 uint32_t *p1, uint32_t *p2)
+{
+    for (; in < end; in++, p0++, p1++, p2++)
+        scatter1(*in, tb, p0, p1, p2);
+}
+
+static BN_NOINLINE void conv_scatter8(const int8_t *in, const int8_t *end,
+                                      const unsigned char *tb, uint32_t *p0, uint32_t *p1,
+                                      uint32_t *p2, int32_t c)
+{
+    for (; in < end; in++, p0++, p1++, p2++)
+        scatter1((uint32_t)(*in - c), tb, p0, p1, p2);
+}
+
+/* An accumulator -> map entry: ReLU, rounding shift, saturation. */
+static uint32_t finish1(uint32_t s, const conv_fin *f)
+{
+    return (int32_t)s <= 0 ? 0 : (uint32_t)sat16((s + f->half) >> f->shift);
+}
+
+static BN_NOINLINE void conv_finish(uint32_t *p, uint32_t *end, int16_t *q, const conv_fin *f)
+{
+    for (; p < end; p += 1 + f->pool, q++) {
+        uint32_t v = finish1(p[0], f);
+        p[0] = f->init;
+        if (f->pool) {
+            uint32_t v1 = finish1(p[1], f);
+            p[1] = f->init;
+            if (v1 > v)
+                v = v1;
+            if (f->second && (uint32_t)*q > v)
+                v = (uint32_t)*q;
+        }
+        *q = (int16_t)v;
+    }
+}
 #endif
 
-BN_HOT_AUX bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w,
-                                    uint8_t shift, uint8_t pool, int16_t *out)
+/* A whole map: rows of in, 16-bit map entries or (image) int8 pixels centred on c.
+ * The slots of output rows 0..2 are set before their first input row (rows 0 and 1
+ * also feed rows -2 and -1, whose slots are 1 and 2); later ones by conv_finish. */
+static bn_status conv_map(const void *in, int image, int32_t c, size_t side,
+                          const int16_t *w, uint8_t shift, uint8_t pool, int16_t *out,
+                          uint32_t *acc)
 {
-    int16_t tab[CONV_TAB];
-    conv_args a;
-    size_t y;
-    bn_status st = conv_setup(in, side, w, shift, pool, out, tab, &a);
-    if (st != BN_OK)
-        return st;
-    for (y = 0; y < a.o; y++, in += side) {
-        conv_row(in, in + side, in + 2 * side, &a, out);
-        if (!pool || (y & 1u))
-            out += a.o >> pool;
+    int16_t tab[144];
+    conv_fin f;
+    size_t r, o = side - 2, wd = side + 2;
+    uint32_t *s0 = acc, *s1 = acc + 2 * wd, *s2 = acc + wd, *p;
+    if (!in || !w || !out || !acc)
+        return BN_ERR_NULL;
+    if (side < 3 || side > BN_MAX_SIDE || shift > 30 || pool > 1 || (pool && side % 2))
+        return BN_ERR_SHAPE;
+    conv_tables(w, tab);
+    f.half = shift ? 1u << (shift - 1u) : 0u;
+    f.shift = shift;
+    f.init = image ? centre_base(c, w) : 0u;
+    f.pool = pool;
+    f.second = 0;
+    for (r = 0; r < side; r++) {                /* s0 s1 s2: rows r, r - 1, r - 2 */
+        if (r < 3)
+            for (p = s0 + 2; p < s0 + 2 + o; p++)
+                *p = f.init;
+        if (image) {
+            const int8_t *x = in;
+            conv_scatter8(x, x + side, (const unsigned char *)tab, s0, s1, s2, c);
+            in = x + side;
+        } else {
+            const uint16_t *x = in;
+            conv_scatter(x, x + side, (const unsigned char *)tab, s0, s1, s2);
+            in = x + side;
+        }
+        if (r >= 2) {                           /* output row r - 2 */
+            conv_finish(s2 + 2, s2 + 2 + o, out, &f);
+            if (!pool || f.second)
+                out += o >> pool;
+            f.second ^= pool;
+        }
+        p = s2;
+        s2 = s1;
+        s1 = s0;
+        s0 = p;
     }
     return BN_OK;
 }
+#endif
 
-/* image row -> int16, centred on c */
-static void widen(const int8_t *in, size_t n, int32_t c, int16_t *row)
+#if BN_CONV_FAST
+bn_status bn_conv_map(const void *in, int image, int32_t c, size_t side, const int16_t *w,
+                      uint8_t shift, uint8_t pool, int16_t *out, uint32_t *ring)
+{
+    return conv_map(in, image, c, side, w, shift, pool, out, ring);
+}
+
+bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
+                         uint8_t pool, int16_t *out)
+{
+    uint32_t ring[BN_CONV_RING(BN_MAX_SIDE)];
+    return conv_map(in, 0, 0, side, w, shift, pool, out, ring);
+}
+
+static bn_status conv_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
+                         uint8_t pool, int16_t *out, int32_t c)
+{
+    uint32_t ring[BN_CONV_RING(BN_MAX_SIDE)];
+    return conv_map(in, 1, c, side, w, shift, pool, out, ring);
+}
+#else
+/* Plain products (the write-up's C, the baseline firmware): a conv row over three
+ * input rows at a time, the image's in a ring of three widened rows on the stack. */
+/* image row -> 16 bits, centred on c */
+static void widen(const int8_t *in, size_t n, int32_t c, uint16_t *row)
 {
     const int8_t *end = in + n;
     while (in < end)
-        *row++ = (int16_t)(*in++ - c);
+        *row++ = (uint16_t)(*in++ - c);
 }
 
-/* The image is read three rows at a time, widened to int16 and centred on its
- * smallest pixel m (fast: background pixels become zero inputs; c * sum(w) is the
- * base of every sum), in a ring of three rows on the stack. */
-BN_HOT_AUX bn_status bn_conv3x3_i8(const int8_t *in, size_t side, const int16_t *w,
-                                   uint8_t shift, uint8_t pool, int16_t *out)
+static void conv_rows_step(conv_args *a, int16_t **out)
 {
-    int16_t tab[CONV_TAB], ring[3][BN_MAX_SIDE], *r0 = ring[0], *r1 = ring[1], *r2 = ring[2];
+    if (a->pool) {
+        a->yodd ^= 1u;
+        if (a->yodd)
+            return;
+    }
+    *out += a->o >> a->pool;
+}
+
+static bn_status conv_i16(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
+                         uint8_t pool, int16_t *out)
+{
     conv_args a;
+    const uint16_t *r = (const uint16_t *)(const void *)in;
     size_t y;
-    int32_t c = 0;
-    bn_status st = conv_setup(in, side, w, shift, pool, out, tab, &a);
+    bn_status st = conv_setup(in, side, w, shift, pool, out, &a);
     if (st != BN_OK)
         return st;
-#if BN_CONV_FAST
-    {
-        const int8_t *p = in, *row_end = in;
-        uint32_t m, sw = 0;
-        c = 127;
-        for (y = 0; y < side; y++)
-            for (row_end += side; p < row_end; p++)
-                if (*p < c)
-                    c = *p;
-        for (y = 0; y < 9; y++)
-            sw += (uint32_t)(int32_t)w[y];
-        for (m = c < 0 ? 0u - (uint32_t)c : (uint32_t)c; m; m >>= 1, sw <<= 1)
-            if (m & 1u)
-                a.base += sw;
-        if (c < 0)
-            a.base = 0u - a.base;
+    for (y = 0; y < a.o; y++, r += side) {
+        conv_row(r, r + side, r + 2 * side, &a, out);
+        conv_rows_step(&a, &out);
     }
-#endif
+    return BN_OK;
+}
+
+static bn_status conv_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
+                         uint8_t pool, int16_t *out, int32_t c)
+{
+    uint16_t ring[3][BN_MAX_SIDE], *r0 = ring[0], *r1 = ring[1], *r2 = ring[2];
+    conv_args a;
+    size_t y;
+    bn_status st = conv_setup(in, side, w, shift, pool, out, &a);
+    if (st != BN_OK)
+        return st;
+    a.base = centre_base(c, w);
     for (y = 0; y < side; y++, in += side) {      /* rows y - 2, y - 1, y: r0 r1 r2 */
-        int16_t *t = r0;
+        uint16_t *t = r0;
         r0 = r1;
         r1 = r2;
         r2 = t;
@@ -236,8 +396,31 @@ BN_HOT_AUX bn_status bn_conv3x3_i8(const int8_t *in, size_t side, const int16_t 
         if (y < 2)
             continue;
         conv_row(r0, r1, r2, &a, out);
-        if (!pool || (y & 1u) == 1u)              /* conv row y - 2 odd */
-            out += a.o >> pool;
+        conv_rows_step(&a, &out);
     }
     return BN_OK;
+}
+
+bn_status bn_conv_map(const void *in, int image, int32_t c, size_t side, const int16_t *w,
+                      uint8_t shift, uint8_t pool, int16_t *out, uint32_t *ring)
+{
+    (void)ring;
+    return image ? conv_i8(in, side, w, shift, pool, out, c)
+                 : conv_i16(in, side, w, shift, pool, out);
+}
+
+bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
+                         uint8_t pool, int16_t *out)
+{
+    return conv_i16(in, side, w, shift, pool, out);
+}
+#endif
+
+/* The image centred on its smallest pixel (fast: background pixels become zero
+ * inputs; c * sum(w) is the start of every sum). */
+bn_status bn_conv3x3_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
+                        uint8_t pool, int16_t *out)
+{
+    return conv_i8(in, side, w, shift, pool, out,
+                   in && side <= BN_MAX_SIDE ? bn_conv_centre(in, side * side) : 0);
 }

@@ -2,7 +2,7 @@
  * bn_network.c - model validation and the network runner driven by a bn_model
  * (emitted by `bitnet export`); the conv kernels are in bn_conv.c. Contract: bitnet.h.
  */
-#include "bitnet.h"
+#include "bn_conv.h"
 
 #ifndef BN_ROWS_FAST
 #define BN_ROWS_FAST 0    /* 1 (fast firmware): Binary rows by bn_kernels_fast.c */
@@ -42,6 +42,8 @@ static bn_status check_layer_words(const bn_layer *l, size_t row_len)
  * flat (all out x 9 weights as one row; not Ternary). */
 static bn_status check_conv_words(const bn_layer *l)
 {
+    if (l->wtype >= 16u || !BN_CONV_HAS_WTYPE(l->wtype))
+        return BN_ERR_WTYPE;
     if (l->wsum || (l->layout != BN_LAYOUT_ROWS && l->layout != BN_LAYOUT_FLAT) ||
         (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_TERNARY))
         return BN_ERR_LAYER;
@@ -164,10 +166,34 @@ size_t bn_trace_len(const bn_model *m)
 }
 
 #if BN_CONV
-/* One channel through all conv layers (maps in A and B); its features land in feat. */
-static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c,
-                              const int8_t *image, int16_t *map_a, int16_t *map_b,
-                              int16_t *feat)
+/* The 9 weights of channel c (first = 9 c: no multiplication, RV32EC has none); flat
+ * 8-bit weights read directly (fields f -> f - 128, the first in a word's top byte). */
+static bn_status conv_weights(const bn_layer *l, size_t c, size_t first, int16_t *w)
+{
+#if BN_CONV_HAS_WTYPE(6)
+    if (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_8BIT) {   /* size: check_model */
+        size_t k;
+        for (k = first; k < first + 9u; k++)
+            *w++ = (int16_t)((int32_t)((l->weights[k >> 2] >> (24u - 8u * (k & 3u))) & 255u)
+                             - 128);
+        return BN_OK;
+    }
+#endif
+#if BN_CONV_WTYPES & ~0x40u
+    if (l->layout == BN_LAYOUT_FLAT)
+        return bn_unpack_flat(l->wtype, l->weights, l->words_per_row, first, 9, w);
+    return bn_unpack_row(l->wtype, l->weights + c * l->words_per_row, l->words_per_row, 9, w);
+#else
+    (void)c;
+    return l->layout == BN_LAYOUT_FLAT ? BN_ERR_WTYPE : BN_ERR_LAYER;  /* check_convs */
+#endif
+}
+
+/* One channel through all conv layers (maps in A and B); its features land in feat.
+ * centre: the image's (bn_conv_centre), first: 9 c. */
+static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c, size_t first,
+                              const int8_t *image, int32_t centre, uint32_t *ring,
+                              int16_t *map_a, int16_t *map_b, int16_t *feat)
 {
     size_t side = ni->side0, i;
     const int16_t *cur = NULL;
@@ -175,14 +201,10 @@ static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c,
     for (i = 0; i < ni->n_conv; i++) {
         const bn_layer *l = &m->layers[i];
         int16_t w[9], *dst = i + 1 == ni->n_conv ? feat : i & 1u ? map_b : map_a;
-        if (l->layout == BN_LAYOUT_FLAT)
-            st = bn_unpack_flat(l->wtype, l->weights, l->words_per_row, 9u * c, 9, w);
-        else
-            st = bn_unpack_row(l->wtype, l->weights + c * l->words_per_row,
-                               l->words_per_row, 9, w);
+        st = conv_weights(l, c, first, w);
         if (st == BN_OK)
-            st = i ? bn_conv3x3_i16(cur, side, w, l->shift, l->pool, dst)
-                   : bn_conv3x3_i8(image, side, w, l->shift, l->pool, dst);
+            st = bn_conv_map(i ? (const void *)cur : (const void *)image, i == 0, centre,
+                             side, w, l->shift, l->pool, dst, ring);
         if (st != BN_OK)
             return st;
         cur = dst;
@@ -191,14 +213,24 @@ static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c,
     return BN_OK;
 }
 
-/* The conv prefix: image -> int16 features, channel after channel. */
+/* The conv prefix: image -> int16 features, channel after channel. The fast conv
+ * kernels' accumulator rows are on the stack here, sized by the image (a VLA; none
+ * for the plain kernels), so that conv_map has no VLA of its own and the scratch
+ * (bn_scratch_bytes) is the same for every kernel choice. */
 static bn_status run_convs(const bn_model *m, const net_info *ni, const int8_t *input,
                            int16_t *map_a, int16_t *map_b, int16_t *feat)
 {
-    size_t c;
+#if !defined(BN_CONV_FAST) || BN_CONV_FAST
+    uint32_t ring[BN_CONV_RING(ni->side0)];
+#else
+    uint32_t *ring = NULL;
+#endif
+    size_t c, first = 0;
+    int32_t centre = bn_conv_centre(input, m->input_len);
     bn_status st;
-    for (c = 0; c < m->layers[0].out; c++, feat += ni->per_channel)
-        if ((st = conv_channel(m, ni, c, input, map_a, map_b, feat)) != BN_OK)
+    for (c = 0; c < m->layers[0].out; c++, first += 9u, feat += ni->per_channel)
+        if ((st = conv_channel(m, ni, c, first, input, centre, ring, map_a, map_b, feat))
+            != BN_OK)
             return st;
     return BN_OK;
 }

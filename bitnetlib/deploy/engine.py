@@ -47,7 +47,7 @@ def cache_dir() -> Path:
 
 def source_hash(extra_flags=()) -> str:
     h = hashlib.sha256(" ".join(CFLAGS + list(extra_flags)).encode())
-    for name in ("bitnet.h", *SOURCES):
+    for name in ("bitnet.h", "bn_conv.h", *SOURCES):
         h.update((C_DIR / name).read_bytes())
     return h.hexdigest()[:16]
 

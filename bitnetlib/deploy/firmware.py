@@ -46,15 +46,17 @@ def fw_constants(exp, header) -> dict:
     from .engine import EngineModel
     engine_model = EngineModel(header, exp.model_id)
     fcs = [l for l in exp.layers if l.kind == "fc"]
-    wtypes = fc_wtypes = 0
+    wtypes = fc_wtypes = conv_wtypes = 0
     for l in exp.layers:
         wtypes |= 1 << TYPE_IDS[l.wtype]
         fc_wtypes |= (l.kind == "fc") << TYPE_IDS[l.wtype]
+        conv_wtypes |= (l.kind != "fc") << TYPE_IDS[l.wtype]
     layouts = (1 if any(l.layout == "rows" for l in fcs) else 0) | \
               (2 if any(l.layout == "cols" for l in fcs) else 0)
     return dict(INPUT=exp.input_len, CLASSES=exp.n_classes,
                 SCRATCH=engine_model.scratch_bytes, TRACE=engine_model.trace_len,
-                WTYPES=hex(wtypes), FC_WTYPES=hex(fc_wtypes), LAYOUTS=layouts,
+                WTYPES=hex(wtypes), FC_WTYPES=hex(fc_wtypes), CONV_WTYPES=hex(conv_wtypes),
+                LAYOUTS=layouts,
                 CONV=int(any(l.kind != "fc" for l in exp.layers)))
 
 
