@@ -52,7 +52,7 @@ from bitnetlib import book as bk
 from bitnetlib.training.data import load_mnist
 from bitnetlib.deploy.packing import field_values, pack, per_word
 from bitnetlib.pipeline import export_run
-from bitnetlib.wtypes import TYPE_IDS
+from bitnetlib.wtypes import TYPE_IDS, TYPES
 
 S, common = bk.headline_settings(globals())
 rng = np.random.default_rng(seed)
@@ -97,9 +97,12 @@ show_c("bn_shiftnorm_relu")
 
 # %%
 n_in, n_out = 256, 64
-act = rng.integers(0, 128, n_in).astype(np.int8)
+# activations within each type's range (4p6 takes 0..16: its products fit int8)
+acts = {wtype: rng.integers(0, TYPES[wtype].act_max + 1, n_in).astype(np.int8)
+        for wtype in TYPE_IDS}
 rows = []
 for wtype in TYPE_IDS:
+    act = acts[wtype]
     w = rng.choice(field_values(wtype), size=(n_out, n_in))
     packed = pack(w, wtype)
     acc_c = engine.fc(wtype, packed, act, n_in)
@@ -138,7 +141,7 @@ print(f"numpy integer model: shift {int(shift_py[0])}, equal: {bool((out_c == ou
 instr = bk.kernel_instructions()
 timing = []
 for wtype in TYPE_IDS:
-    packed = pack(rng.choice(field_values(wtype), size=(n_out, n_in)), wtype)
+    packed, act = pack(rng.choice(field_values(wtype), size=(n_out, n_in)), wtype), acts[wtype]
     engine.fc(wtype, packed, act, n_in)                  # warm up
     t0 = time.perf_counter()
     for _ in range(timing_repeats):
