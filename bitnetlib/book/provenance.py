@@ -4,6 +4,7 @@ import hashlib
 import platform
 import subprocess
 import time
+from pathlib import Path
 
 import torch
 
@@ -75,6 +76,19 @@ def training_source_id(commit=None):
     return hashlib.sha256(repr(pairs).encode()).hexdigest()[:16]
 
 
+def changed_training_files(commits) -> list:
+    """The training sources that differ between any of ``commits`` and the working tree
+    (file names), [] where git cannot tell."""
+    names = set()
+    for c in commits:
+        try:
+            out = _git("diff", "--name-only", c.split("+")[0], "--", *TRAINING_SOURCES)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        names.update(Path(l).name for l in out.split())
+    return sorted(names)
+
+
 def runs_note(runs: dict) -> str:
     """Markdown: when, where and at which commits the runs a chapter read were computed,
     and a visible note for runs whose training code differs from the code here.
@@ -90,8 +104,11 @@ def runs_note(runs: dict) -> str:
     here = training_source_id()
     stale = [c for c in commits if here is None or training_source_id(c) != here]
     if stale:
+        files = changed_training_files(stale) if here else []
         text += (f"\n\n> **Note:** the runs of commit(s) {', '.join(stale)} were computed by "
                  f"training code ({', '.join(TRAINING_SOURCES)}) other than this checkout's"
-                 f"{'' if here else ' (git unavailable: not checked)'}; removing their entries "
-                 f"from `results/runs` and running `make results` recomputes them.")
+                 f"{'' if here else ' (git unavailable: not checked)'}"
+                 f"{': files changed since: ' + ', '.join(files) if files else ''}. Options added "
+                 f"since leave older configurations' keys and runs as they were; removing their "
+                 f"entries from `results/runs` and running `make results` recomputes them.")
     return text
