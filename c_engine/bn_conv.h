@@ -27,10 +27,10 @@ int32_t bn_conv_centre(const int8_t *in, size_t n);
 #else
 #define BN_CONV_RING(side) 0u
 #endif
-/* One conv layer of one channel: bn_conv3x3_i8 (image != 0: in is the int8 image,
- * centred on c; any c gives the same integers) or bn_conv3x3_i16; ring: room for
+/* One conv layer of one channel: bn_conv3x3_i8 with the centre c given (in: the int8
+ * image, or a map with c = 0; any c gives the same integers); ring: room for
  * BN_CONV_RING(side) accumulators. */
-bn_status bn_conv_map(const void *in, int image, int32_t c, size_t side, const int16_t *w,
-                      uint8_t shift, uint8_t pool, int16_t *out, uint32_t *ring);
+bn_status bn_conv_map(const int8_t *in, int32_t c, size_t side, const int16_t *w,
+                      uint8_t shift, uint8_t pool, int8_t *out, uint32_t *ring);
 
 #endif

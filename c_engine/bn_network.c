@@ -20,7 +20,7 @@ typedef struct {
     uint16_t features;  /* inputs of the first FC layer */
     uint16_t fc_max;    /* largest FC output */
     uint16_t trace_len;
-    uint16_t map_a;     /* int16 entries of the two conv map buffers (ping-pong) */
+    uint16_t map_a;     /* int8 entries (bytes) of the two conv map buffers (ping-pong) */
     uint16_t map_b;
     uint16_t per_channel; /* conv features of one channel */
     uint16_t act_in;    /* bytes of Y for the first FC layer's limited input (bn_act_max
@@ -52,7 +52,7 @@ static bn_status check_conv_words(const bn_layer *l)
 
 /* A channel's conv maps alternate between buffer A (layers 0, 2, ...) and B (1, 3,
  * ...); the first layer reads the image in place, the last writes the channel's
- * features. Pooling is fused into the conv (bn_conv3x3_i8 / _i16): a map is stored
+ * features. Pooling is fused into the conv (bn_conv3x3_i8): a map is stored
  * pooled. */
 static bn_status check_convs(const bn_model *m, net_info *ni)
 {
@@ -132,22 +132,21 @@ static bn_status check_model(const bn_model *m, net_info *ni)
 }
 
 /* Scratch layout, two regions:
- *   X  int32 acc[fc_max] (FC layers); for a CNN, while the conv layers run, the int16
+ *   X  int32 acc[fc_max] (FC layers); for a CNN, while the conv layers run, the int8
  *      maps A and B in the same bytes (they are dead before the first FC layer);
  *   Y  int8 act[] (a layer reads all of it into acc before its ShiftNorm refills it);
- *      for a CNN, first the int16 conv features (2 bytes each), which ShiftNorm turns
- *      into int8 activations in place (byte i is written after entry i / 2 was read).
+ *      for a CNN, first the int8 conv features (the first FC layer's input).
  * An FC net reads its input in place: X 4 * fc_max, Y fc_max bytes (Y at least the
  * input when the first FC layer limits its activations: act_in). */
 static size_t region_x(const net_info *ni)
 {
-    size_t acc = (size_t)ni->fc_max * 4u, maps = ((size_t)ni->map_a + ni->map_b) * 2u;
+    size_t acc = (size_t)ni->fc_max * 4u, maps = (size_t)ni->map_a + ni->map_b;
     return (acc > maps ? acc : (maps + 3u) & ~(size_t)3u);
 }
 
 static size_t scratch_need(const net_info *ni)
 {
-    size_t y = ni->n_conv ? (size_t)ni->features * 2u : 0u;
+    size_t y = ni->n_conv ? (size_t)ni->features : 0u;
     if (ni->act_in > y)
         y = ni->act_in;
     return region_x(ni) + (y > ni->fc_max ? y : ni->fc_max);
@@ -193,18 +192,18 @@ static bn_status conv_weights(const bn_layer *l, size_t c, size_t first, int16_t
  * centre: the image's (bn_conv_centre), first: 9 c. */
 static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c, size_t first,
                               const int8_t *image, int32_t centre, uint32_t *ring,
-                              int16_t *map_a, int16_t *map_b, int16_t *feat)
+                              int8_t *map_a, int8_t *map_b, int8_t *feat)
 {
     size_t side = ni->side0, i;
-    const int16_t *cur = NULL;
+    const int8_t *cur = image;
     bn_status st;
-    for (i = 0; i < ni->n_conv; i++) {
+    for (i = 0; i < ni->n_conv; i++, centre = 0) {      /* a map's centre: 0 */
         const bn_layer *l = &m->layers[i];
-        int16_t w[9], *dst = i + 1 == ni->n_conv ? feat : i & 1u ? map_b : map_a;
+        int16_t w[9];
+        int8_t *dst = i + 1 == ni->n_conv ? feat : i & 1u ? map_b : map_a;
         st = conv_weights(l, c, first, w);
         if (st == BN_OK)
-            st = bn_conv_map(i ? (const void *)cur : (const void *)image, i == 0, centre,
-                             side, w, l->shift, l->pool, dst, ring);
+            st = bn_conv_map(cur, centre, side, w, l->shift, l->pool, dst, ring);
         if (st != BN_OK)
             return st;
         cur = dst;
@@ -213,12 +212,12 @@ static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c, s
     return BN_OK;
 }
 
-/* The conv prefix: image -> int16 features, channel after channel. The fast conv
+/* The conv prefix: image -> int8 features, channel after channel. The fast conv
  * kernels' accumulator rows are on the stack here, sized by the image (a VLA; none
  * for the plain kernels), so that conv_map has no VLA of its own and the scratch
  * (bn_scratch_bytes) is the same for every kernel choice. */
 static bn_status run_convs(const bn_model *m, const net_info *ni, const int8_t *input,
-                           int16_t *map_a, int16_t *map_b, int16_t *feat)
+                           int8_t *map_a, int8_t *map_b, int8_t *feat)
 {
 #if !defined(BN_CONV_FAST) || BN_CONV_FAST
     uint32_t ring[BN_CONV_RING(ni->side0)];
@@ -235,28 +234,6 @@ static bn_status run_convs(const bn_model *m, const net_info *ni, const int8_t *
     return BN_OK;
 }
 
-/* ShiftNorm of the int16 conv features (>= 0) into int8 activations, in place: out
- * byte i overwrites half of entry i / 2, read before (bitnet.h: the same rule as
- * bn_shiftnorm_relu). */
-static void norm_features(int16_t *f, size_t n, int32_t *trace)
-{
-    int8_t *o = (int8_t *)f;
-    size_t i;
-    uint32_t max = 0, half, s = 0, m;
-    for (i = 0; i < n; i++) {
-        if ((uint32_t)f[i] > max)
-            max = (uint32_t)f[i];
-        if (trace)
-            trace[i] = f[i];
-    }
-    for (m = max >> 7; m; m >>= 1)
-        s++;
-    half = s ? 1u << (s - 1u) : 0u;
-    for (i = 0; i < n; i++) {
-        uint32_t r = ((uint32_t)f[i] + half) >> s;
-        o[i] = (int8_t)(r > 127u ? 127u : r);
-    }
-}
 #endif
 
 static void copy_trace(int32_t *trace, size_t *pos, const int32_t *v, size_t n)
@@ -334,11 +311,11 @@ bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_le
     act_buf = (int8_t *)scratch + region_x(&ni);
 #if BN_CONV
     if (ni.n_conv) {
-        int16_t *feat = (int16_t *)(void *)act_buf;    /* region_x is a multiple of 4 */
-        if ((st = run_convs(m, &ni, input, (int16_t *)scratch,
-                            (int16_t *)scratch + ni.map_a, feat)) != BN_OK)
+        if ((st = run_convs(m, &ni, input, (int8_t *)scratch,
+                            (int8_t *)scratch + ni.map_a, act_buf)) != BN_OK)
             return st;
-        norm_features(feat, ni.features, trace);
+        for (; trace && tpos < ni.features; tpos++)   /* the features, 0..BN_MAP_MAX */
+            trace[tpos] = act_buf[tpos];
         tpos = ni.features;
         input = act_buf;
     }
