@@ -109,8 +109,8 @@
  * BUILD-TIME SELECTION (firmware size): BN_WTYPES (bit t set = type id t has a
  * kernel, default all), BN_FC_WTYPES (the types that get FC kernels, default
  * BN_WTYPES: a CNN's 8-bit conv weights need no 8-bit FC kernel) and BN_LAYOUTS (bit 0 rows, bit 1 cols, default both) drop
- * unused kernels, BN_CONV=0 the conv layers; a disabled type, layout or layer kind
- * is BN_ERR_WTYPE / BN_ERR_LAYER.
+ * unused kernels, BN_CONV=0 the conv layers, BN_FC_CENTRE=0 the centring; a disabled
+ * type, layout, layer kind or centring is BN_ERR_WTYPE / BN_ERR_LAYER.
  * BN_HOT (default empty) marks hot kernels; the firmware defines it to place them
  * in SRAM (noinline, section .ramfunc). BN_HOT_AUX marks the next hottest code
  * (ShiftNorm, the accumulator set-up of the cols kernels): SRAM in the fast
@@ -142,6 +142,10 @@ extern "C" {
 #endif
 #ifndef BN_CONV
 #define BN_CONV 1            /* 0: no conv layers (FC-only firmware, less flash) */
+#endif
+#ifndef BN_FC_CENTRE
+#define BN_FC_CENTRE 1       /* 0: no centring (a cols layer with wsum is BN_ERR_LAYER;
+                                the firmware of a model without one: less flash) */
 #endif
 #define BN_HAS_WTYPE(t) ((BN_WTYPES >> (t)) & 1u)   /* t: a number (for #if) */
 #ifndef BN_FC_WTYPES

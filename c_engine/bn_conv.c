@@ -256,18 +256,15 @@ static BN_NOINLINE void conv_finish(uint32_t *p, uint32_t *end, int8_t *q, const
 
 /* A whole map: rows of in (int8, centred on c). The slots of output rows 0..2 are set
  * before their first input row (rows 0 and 1 also feed rows -2 and -1, whose slots
- * are 1 and 2); later ones by conv_finish. */
-static bn_status conv_map(const int8_t *in, int32_t c, size_t side, const int16_t *w,
-                          uint8_t shift, uint8_t pool, int8_t *out, uint32_t *acc)
+ * are 1 and 2); later ones by conv_finish. Arguments checked by the caller (the
+ * runner's check_model, or conv_i8). */
+static void conv_map(const int8_t *in, int32_t c, size_t side, const int16_t *w,
+                     uint8_t shift, uint8_t pool, int8_t *out, uint32_t *acc)
 {
     int16_t tab[144];
     conv_fin f;
     size_t r, o = side - 2, wd = side + 2;
     uint32_t *s0 = acc, *s1 = acc + 2 * wd, *s2 = acc + wd, *p;
-    if (!in || !w || !out || !acc)
-        return BN_ERR_NULL;
-    if (side < 3 || side > BN_MAX_SIDE || shift > 30 || pool > 1 || (pool && side % 2))
-        return BN_ERR_SHAPE;
     conv_tables(w, tab);
     f.half = shift ? 1u << (shift - 1u) : 0u;
     f.shift = shift;
@@ -290,20 +287,25 @@ static bn_status conv_map(const int8_t *in, int32_t c, size_t side, const int16_
         s1 = s0;
         s0 = p;
     }
-    return BN_OK;
 }
 
 bn_status bn_conv_map(const int8_t *in, int32_t c, size_t side, const int16_t *w,
                       uint8_t shift, uint8_t pool, int8_t *out, uint32_t *ring)
 {
-    return conv_map(in, c, side, w, shift, pool, out, ring);
+    conv_map(in, c, side, w, shift, pool, out, ring);
+    return BN_OK;
 }
 
 static bn_status conv_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
                          uint8_t pool, int8_t *out, int32_t c)
 {
     uint32_t ring[BN_CONV_RING(BN_MAX_SIDE)];
-    return conv_map(in, c, side, w, shift, pool, out, ring);
+    if (!in || !w || !out)
+        return BN_ERR_NULL;
+    if (side < 3 || side > BN_MAX_SIDE || shift > 30 || pool > 1 || (pool && side % 2))
+        return BN_ERR_SHAPE;
+    conv_map(in, c, side, w, shift, pool, out, ring);
+    return BN_OK;
 }
 #else
 /* Plain products (the write-up's C, the baseline firmware): a conv row over three

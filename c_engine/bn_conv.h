@@ -29,7 +29,8 @@ int32_t bn_conv_centre(const int8_t *in, size_t n);
 #endif
 /* One conv layer of one channel: bn_conv3x3_i8 with the centre c given (in: the int8
  * image, or a map with c = 0; any c gives the same integers); ring: room for
- * BN_CONV_RING(side) accumulators. */
+ * BN_CONV_RING(side) accumulators. The arguments are the runner's, checked by its
+ * check_model (bn_network.c): not checked again here (always BN_OK). */
 bn_status bn_conv_map(const int8_t *in, int32_t c, size_t side, const int16_t *w,
                       uint8_t shift, uint8_t pool, int8_t *out, uint32_t *ring);
 

@@ -29,24 +29,36 @@ typedef struct {
 
 #define NET_INFO_INIT {0, 0, 0, 0, 0, 0, 0, 0, 0}
 
+/* BN_TRUST_MODEL=1 (the fast firmware, where flash is short): the model checks below
+ * only measure the model (net_info), they return no errors. The firmware's model is
+ * a compile-time constant that the host engine has validated with these same checks
+ * before the build (bitnetlib/deploy/firmware.py: bn_scratch_bytes); default 0. */
+#ifndef BN_TRUST_MODEL
+#define BN_TRUST_MODEL 0
+#endif
+#if BN_TRUST_MODEL
+#define FAIL_IF(cond, err) ((void)0)
+#else
+#define FAIL_IF(cond, err) do { if (cond) return (err); } while (0)
+#endif
+
 static bn_status check_layer_words(const bn_layer *l, size_t row_len)
 {
-    if (bn_per_word(l->wtype) == 0)
-        return BN_ERR_WTYPE;
-    if (!l->weights)
-        return BN_ERR_NULL;
-    return l->words_per_row == bn_row_words(l->wtype, row_len) ? BN_OK : BN_ERR_SHAPE;
+    FAIL_IF(bn_per_word(l->wtype) == 0, BN_ERR_WTYPE);
+    FAIL_IF(!l->weights, BN_ERR_NULL);
+    FAIL_IF(l->words_per_row != bn_row_words(l->wtype, row_len), BN_ERR_SHAPE);
+    (void)l;
+    (void)row_len;
+    return BN_OK;
 }
 
 /* A conv layer's weights: rows (9 per channel, each channel padded to whole words) or
  * flat (all out x 9 weights as one row; not Ternary). */
 static bn_status check_conv_words(const bn_layer *l)
 {
-    if (l->wtype >= 16u || !BN_CONV_HAS_WTYPE(l->wtype))
-        return BN_ERR_WTYPE;
-    if (l->wsum || (l->layout != BN_LAYOUT_ROWS && l->layout != BN_LAYOUT_FLAT) ||
-        (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_TERNARY))
-        return BN_ERR_LAYER;
+    FAIL_IF(l->wtype >= 16u || !BN_CONV_HAS_WTYPE(l->wtype), BN_ERR_WTYPE);
+    FAIL_IF(l->wsum || (l->layout != BN_LAYOUT_ROWS && l->layout != BN_LAYOUT_FLAT) ||
+            (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_TERNARY), BN_ERR_LAYER);
     return check_layer_words(l, l->layout == BN_LAYOUT_FLAT ? 9u * l->out : 9u);
 }
 
@@ -60,33 +72,27 @@ static bn_status check_convs(const bn_model *m, net_info *ni)
     bn_status st;
     for (i = 0; i < m->n_layers && m->layers[i].kind != BN_LAYER_FC; i++) {
         const bn_layer *l = &m->layers[i];
-        if (!BN_CONV)
-            return BN_ERR_LAYER;
-        if (l->kind != (i ? BN_LAYER_DW3X3 : BN_LAYER_CONV3X3))
-            return BN_ERR_LAYER;
+        FAIL_IF(!BN_CONV, BN_ERR_LAYER);
+        FAIL_IF(l->kind != (i ? BN_LAYER_DW3X3 : BN_LAYER_CONV3X3), BN_ERR_LAYER);
         if (i == 0) {
             side = l->in;
             ni->side0 = l->in;
             ch = l->out;
-            if (side * side != m->input_len || side > BN_MAX_SIDE)
-                return BN_ERR_SHAPE;
+            FAIL_IF(side * side != m->input_len || side > BN_MAX_SIDE, BN_ERR_SHAPE);
         }
         if ((st = check_conv_words(l)) != BN_OK)
             return st;
-        if (l->in != side || l->out != ch || ch == 0 || side < 3 || l->shift > 30 ||
-            l->pool > 1 || (l->pool && side % 2))
-            return BN_ERR_SHAPE;
+        FAIL_IF(l->in != side || l->out != ch || ch == 0 || side < 3 || l->shift > 30 ||
+                l->pool > 1 || (l->pool && side % 2), BN_ERR_SHAPE);
         side = (side - 2) >> l->pool;
-        if (side == 0)
-            return BN_ERR_SHAPE;
+        FAIL_IF(side == 0, BN_ERR_SHAPE);
         if (i + 1 < m->n_layers && m->layers[i + 1].kind != BN_LAYER_FC) {
             uint16_t *buf = i & 1u ? &ni->map_b : &ni->map_a;
             if (side * side > *buf)
                 *buf = (uint16_t)(side * side);     /* <= BN_MAX_SIDE^2 */
         }
     }
-    if (i && ch * side * side > 0xFFFFu)
-        return BN_ERR_SHAPE;
+    FAIL_IF(i && ch * side * side > 0xFFFFu, BN_ERR_SHAPE);
     ni->n_conv = (uint16_t)i;
     ni->per_channel = (uint16_t)(side * side);
     ni->features = (uint16_t)(i ? ch * side * side : m->input_len);
@@ -98,37 +104,31 @@ static bn_status check_model(const bn_model *m, net_info *ni)
 {
     size_t i, width;
     bn_status st;
-    if (!m || !m->layers)
-        return BN_ERR_NULL;
-    if (m->magic != BN_MAGIC || m->version != BN_VERSION)
-        return BN_ERR_MODEL;
-    if (m->n_layers == 0)
-        return BN_ERR_LAYER;
+    FAIL_IF(!m || !m->layers, BN_ERR_NULL);
+    FAIL_IF(m->magic != BN_MAGIC || m->version != BN_VERSION, BN_ERR_MODEL);
+    FAIL_IF(m->n_layers == 0, BN_ERR_LAYER);
     if ((st = check_convs(m, ni)) != BN_OK)
         return st;
-    if (ni->n_conv == m->n_layers)
-        return BN_ERR_LAYER;    /* must end in an FC layer */
+    FAIL_IF(ni->n_conv == m->n_layers, BN_ERR_LAYER);    /* must end in an FC layer */
     width = ni->features;
     for (i = ni->n_conv; i < m->n_layers; i++) {
         const bn_layer *l = &m->layers[i];
-        if (l->kind != BN_LAYER_FC || l->layout > BN_LAYOUT_COLS ||
-            !((BN_LAYOUTS >> l->layout) & 1u) ||
-            (l->wsum && (l->layout != BN_LAYOUT_COLS || i != ni->n_conv)))
-            return BN_ERR_LAYER;
+        FAIL_IF(l->kind != BN_LAYER_FC || l->layout > BN_LAYOUT_COLS ||
+                !((BN_LAYOUTS >> l->layout) & 1u) ||
+                (l->wsum && (l->layout != BN_LAYOUT_COLS || i != ni->n_conv)), BN_ERR_LAYER);
         if ((st = check_layer_words(l, l->layout == BN_LAYOUT_COLS ? l->out : l->in)) != BN_OK)
             return st;
-        if (l->in != width || l->out == 0)
-            return BN_ERR_SHAPE;
+        FAIL_IF(l->in != width || l->out == 0, BN_ERR_SHAPE);
         if (i == ni->n_conv && bn_act_max(l->wtype) < 127u)
             ni->act_in = l->in;
         width = l->out;
-        if (ni->trace_len + width > 0xFFFFu)
-            return BN_ERR_SHAPE;
+        FAIL_IF(ni->trace_len + width > 0xFFFFu, BN_ERR_SHAPE);
         ni->trace_len = (uint16_t)(ni->trace_len + width);
         if (width > ni->fc_max)
             ni->fc_max = (uint16_t)width;
     }
-    return width == m->n_classes ? BN_OK : BN_ERR_SHAPE;
+    FAIL_IF(width != m->n_classes, BN_ERR_SHAPE);
+    return BN_OK;
 }
 
 /* Scratch layout, two regions:
@@ -252,12 +252,14 @@ static bn_status run_fcs(const bn_model *m, const net_info *ni, const int8_t *ac
     bn_status st;
     for (i = ni->n_conv; i < m->n_layers; i++) {
         const bn_layer *l = &m->layers[i];
+#if BN_HAS_FC_WTYPE(9)                  /* only 4p6 limits (a build without it: less flash) */
         uint8_t lim = bn_act_max(l->wtype);
         if (lim < 127u) {               /* ACTIVATION LIMIT (bitnet.h), into Y */
             if ((st = bn_act_limit(act, l->in, lim, act_buf, NULL)) != BN_OK)
                 return st;
             act = act_buf;
         }
+#endif
 #if BN_LAYOUTS & 2u
         if (l->layout == BN_LAYOUT_COLS)
             st = bn_fc_cols(l->wtype, l->weights, l->words_per_row, act, l->in, l->out,
