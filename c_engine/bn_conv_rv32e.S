@@ -219,9 +219,14 @@ bn_conv_finish_rv32e:
  *   void bn_conv_tables_rv32e(const int16_t *w, int16_t *tab);
  *
  * The product tables of conv_map (bn_conv.c): tab[16 k + n] = w[k] * n, k < 9,
- * n < 16, by additions: per tap 16 stores and 15 adds, unrolled.
+ * n < 16, by additions: per tap two unrolled halves of 8 stores (small enough for
+ * SRAM beside the scatter with HOT_MEM=conv).
  */
+#if BN_HOT_CONV_RAM
+    .section .ramfunc.bn_conv_tables_rv32e, "ax"
+#else
     .section .text.bn_conv_tables_rv32e, "ax"
+#endif
     .globl bn_conv_tables_rv32e
     .type bn_conv_tables_rv32e, @function
     .balign 4
@@ -229,12 +234,13 @@ bn_conv_tables_rv32e:
     addi a2, a0, 18                   /* end of the 9 weights */
 1:  lh   a3, 0(a0)
     mv   a4, zero
-    sh   a4, 0(a1)
-    .irp n, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
-    add  a4, a4, a3
+    addi a5, a1, 32                   /* end of the tap's 16 entries */
+2:  .irp n, 0, 2, 4, 6, 8, 10, 12, 14
     sh   a4, \n(a1)
+    add  a4, a4, a3
     .endr
-    addi a1, a1, 32
+    addi a1, a1, 16
+    bltu a1, a5, 2b
     addi a0, a0, 2
     bltu a0, a2, 1b
     ret
