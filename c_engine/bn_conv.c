@@ -200,7 +200,9 @@ void bn_conv_scatter8_rv32e(const int8_t *in, const int8_t *end, const unsigned 
                             uint32_t *p0, uint32_t *p1, uint32_t *p2, int32_t c);
 void bn_conv_finish_rv32e(uint32_t *p, uint32_t *end, int8_t *q, const conv_fin *f);
 void bn_conv_tables_rv32e(const int16_t *w, int16_t *tab);
+void bn_conv_fill_rv32e(uint32_t *p, uint32_t *end, uint32_t v);
 #define conv_tables bn_conv_tables_rv32e
+#define conv_fill bn_conv_fill_rv32e
 #define conv_scatter8 bn_conv_scatter8_rv32e
 #define conv_finish bn_conv_finish_rv32e
 #else
@@ -213,6 +215,13 @@ static void conv_tables(const int16_t *w, int16_t *tab)
         for (n = 0; n < 16; n++, acc += wk)
             *tab++ = (int16_t)(int32_t)acc;
     }
+}
+
+/* p .. end (an even number of words, > 0) = v */
+static void conv_fill(uint32_t *p, uint32_t *end, uint32_t v)
+{
+    for (; p < end; p += 2)
+        p[0] = p[1] = v;
 }
 
 static BN_HOT_CONV BN_NOINLINE void conv_scatter8(const int8_t *in, const int8_t *end,
@@ -256,8 +265,9 @@ static BN_NOINLINE void conv_finish(uint32_t *p, uint32_t *end, int8_t *q, const
 
 /* A whole map: rows of in (int8, centred on c). The slots of output rows 0..2 are set
  * before their first input row (rows 0 and 1 also feed rows -2 and -1, whose slots
- * are 1 and 2); later ones by conv_finish. Arguments checked by the caller (the
- * runner's check_model, or conv_i8). */
+ * are 1 and 2), each whole row (+ 1 slot for an odd side: the next row's slot 0, or
+ * past the ring's end, which BN_CONV_RING rounds up); later ones by conv_finish.
+ * Arguments checked by the caller (the runner's check_model, or conv_i8). */
 static void conv_map(const int8_t *in, int32_t c, size_t side, const int16_t *w,
                      uint8_t shift, uint8_t pool, int8_t *out, uint32_t *acc)
 {
@@ -273,8 +283,7 @@ static void conv_map(const int8_t *in, int32_t c, size_t side, const int16_t *w,
     f.second = 0;
     for (r = 0; r < side; r++, in += side) {    /* s0 s1 s2: rows r, r - 1, r - 2 */
         if (r < 3)
-            for (p = s0 + 2; p < s0 + 2 + o; p++)
-                *p = f.init;
+            conv_fill(s0, s0 + ((wd + 1) & ~(size_t)1), f.init);
         conv_scatter8(in, in + side, (const unsigned char *)tab, s0, s1, s2, c);
         if (r >= 2) {                           /* output row r - 2 */
             conv_finish(s2 + 2, s2 + 2 + o, out, &f);

@@ -20,10 +20,11 @@
 /* The centre of an int8 image for bn_conv_map: its smallest pixel with
  * BN_CONV_FAST (background pixels become zero inputs), else 0. */
 int32_t bn_conv_centre(const int8_t *in, size_t n);
-/* uint32 accumulators bn_conv_map needs for an input side (3 rows of side + 2; none
- * for the plain kernels, BN_CONV_FAST=0): the runner's stack frame holds them. */
+/* uint32 accumulators bn_conv_map needs for an input side (3 rows of side + 2, rounded
+ * up to even: they are set two at a time; none for the plain kernels, BN_CONV_FAST=0):
+ * the runner's stack frame holds them. */
 #if !defined(BN_CONV_FAST) || BN_CONV_FAST
-#define BN_CONV_RING(side) (3u * ((side) + 2u))
+#define BN_CONV_RING(side) ((3u * ((side) + 2u) + 1u) & ~1u)
 #else
 #define BN_CONV_RING(side) 0u
 #endif

@@ -245,3 +245,15 @@ bn_conv_tables_rv32e:
     bltu a0, a2, 1b
     ret
     .size bn_conv_tables_rv32e, . - bn_conv_tables_rv32e
+
+/*   void bn_conv_fill_rv32e(uint32_t *p, uint32_t *end, uint32_t v);
+ * p .. end = v, two words a step (end - p even, > 0): a row of conv_map's ring. */
+    .globl bn_conv_fill_rv32e
+    .type bn_conv_fill_rv32e, @function
+bn_conv_fill_rv32e:
+1:  sw   a2, 0(a0)
+    sw   a2, 4(a0)
+    addi a0, a0, 8
+    bltu a0, a1, 1b
+    ret
+    .size bn_conv_fill_rv32e, . - bn_conv_fill_rv32e

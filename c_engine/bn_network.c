@@ -166,15 +166,22 @@ size_t bn_trace_len(const bn_model *m)
 
 #if BN_CONV
 /* The 9 weights of channel c (first = 9 c: no multiplication, RV32EC has none); flat
- * 8-bit weights read directly (fields f -> f - 128, the first in a word's top byte). */
+ * 8-bit weights read directly (fields f -> f - 128, the first in a word's top byte:
+ * on a little-endian machine, byte k ^ 3 of the array). */
 static bn_status conv_weights(const bn_layer *l, size_t c, size_t first, int16_t *w)
 {
 #if BN_CONV_HAS_WTYPE(6)
     if (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_8BIT) {   /* size: check_model */
         size_t k;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        const uint8_t *b = (const uint8_t *)(const void *)l->weights;
+        for (k = first; k < first + 9u; k++)
+            *w++ = (int16_t)((int32_t)b[k ^ 3u] - 128);
+#else
         for (k = first; k < first + 9u; k++)
             *w++ = (int16_t)((int32_t)((l->weights[k >> 2] >> (24u - 8u * (k & 3u))) & 255u)
                              - 128);
+#endif
         return BN_OK;
     }
 #endif
