@@ -111,6 +111,8 @@
  * BN_WTYPES: a CNN's 8-bit conv weights need no 8-bit FC kernel) and BN_LAYOUTS (bit 0 rows, bit 1 cols, default both) drop
  * unused kernels, BN_CONV=0 the conv layers, BN_FC_CENTRE=0 the centring; a disabled
  * type, layout, layer kind or centring is BN_ERR_WTYPE / BN_ERR_LAYER.
+ * BN_TRUST_MODEL=1 (bn_network.c; the fast firmware, flash): bn_run_network's model
+ * checks only measure the model, for a compiled-in model the host engine validated.
  * BN_HOT (default empty) marks hot kernels; the firmware defines it to place them
  * in SRAM (noinline, section .ramfunc). BN_HOT_AUX marks the next hottest code
  * (ShiftNorm, the accumulator set-up of the cols kernels): SRAM in the fast
