@@ -19,7 +19,10 @@
  *                back exactly (no signed overflow, no left shift of a negative
  *                value anywhere); the true sum must fit in int32 (it does for
  *                any layer of up to 65535 inputs: |w| <= 128, |a| <= 128).
- *   conv maps    int16_t, 0..BN_ACT16_MAX (after ReLU, rounding shift, saturation).
+ *   conv maps    int8_t, 0..BN_MAP_MAX = 127 (after ReLU, rounding shift, saturation):
+ *                the export chooses each conv layer's shift so that its map stays
+ *                within BN_MAP_MAX on calibration images (bitnetlib/training/export.py,
+ *                CONV_TARGET); larger values on other images saturate.
  *
  * ROUNDING SHIFT (used by ShiftNorm and the conv layers), for v > 0, s >= 0:
  *       rshift(v, s) = (v + (s ? 1 << (s - 1) : 0)) >> s     (round half up)
@@ -72,13 +75,13 @@
  *   BN_LAYER_DW3X3   depthwise 3x3 (out channels, one 3x3 filter each),
  *                    no padding, weights out x 9.
  *   A conv layer computes acc = sum w * x, then rshift(acc, shift) with ReLU,
- *   saturated to BN_ACT16_MAX, then a 2x2/2 max-pool if pool = 1. Conv layers
+ *   saturated to BN_MAP_MAX, then a 2x2/2 max-pool if pool = 1. Conv layers
  *   form a prefix of the network and run one channel at a time (a channel goes
  *   through all conv layers before the next starts: little RAM; the pool is fused
  *   into the conv, so a map is stored pooled). Their output, channel-major
- *   (c * h * w + y * w + x, like torch's flatten), is kept as int16 (the maps'
- *   own values, exact) and goes through ShiftNorm (the same rule as
- *   bn_shiftnorm_relu, on values >= 0) into the first FC layer.
+ *   (c * h * w + y * w + x, like torch's flatten), int8 0..127, is the first FC
+ *   layer's input as it is (ShiftNorm's rule on values <= 127 takes shift 0: the
+ *   identity, so the runner skips it).
  *   Conv weight layouts: BN_LAYOUT_ROWS, 9 weights per channel, each channel padded
  *   to whole words (words_per_row = ceil(9 / per_word)); BN_LAYOUT_FLAT (2), all
  *   out x 9 weights packed as one row (channel c's weights are fields 9c .. 9c + 8;
@@ -106,8 +109,10 @@
  * BUILD-TIME SELECTION (firmware size): BN_WTYPES (bit t set = type id t has a
  * kernel, default all), BN_FC_WTYPES (the types that get FC kernels, default
  * BN_WTYPES: a CNN's 8-bit conv weights need no 8-bit FC kernel) and BN_LAYOUTS (bit 0 rows, bit 1 cols, default both) drop
- * unused kernels, BN_CONV=0 the conv layers; a disabled type, layout or layer kind
- * is BN_ERR_WTYPE / BN_ERR_LAYER.
+ * unused kernels, BN_CONV=0 the conv layers, BN_FC_CENTRE=0 the centring; a disabled
+ * type, layout, layer kind or centring is BN_ERR_WTYPE / BN_ERR_LAYER.
+ * BN_TRUST_MODEL=1 (bn_network.c; the fast firmware, flash): bn_run_network's model
+ * checks only measure the model, for a compiled-in model the host engine validated.
  * BN_HOT (default empty) marks hot kernels; the firmware defines it to place them
  * in SRAM (noinline, section .ramfunc). BN_HOT_AUX marks the next hottest code
  * (ShiftNorm, the accumulator set-up of the cols kernels): SRAM in the fast
@@ -128,7 +133,7 @@ extern "C" {
 
 #define BN_MAGIC 0x424E4D31u  /* "BNM1" */
 #define BN_VERSION 1u
-#define BN_ACT16_MAX 32767
+#define BN_MAP_MAX 127      /* largest conv map entry (int8 maps; see NUMBERS) */
 #define BN_MAX_SIDE 32      /* largest conv input side (the conv's row ring: 3 rows) */
 
 #ifndef BN_WTYPES
@@ -139,6 +144,10 @@ extern "C" {
 #endif
 #ifndef BN_CONV
 #define BN_CONV 1            /* 0: no conv layers (FC-only firmware, less flash) */
+#endif
+#ifndef BN_FC_CENTRE
+#define BN_FC_CENTRE 1       /* 0: no centring (a cols layer with wsum is BN_ERR_LAYER;
+                                the firmware of a model without one: less flash) */
 #endif
 #define BN_HAS_WTYPE(t) ((BN_WTYPES >> (t)) & 1u)   /* t: a number (for #if) */
 #ifndef BN_FC_WTYPES
@@ -278,29 +287,27 @@ bn_status bn_fc_cols_4p6(const uint32_t *w, size_t words_per_col, const int8_t *
 bn_status bn_shiftnorm_relu(const int32_t *acc, size_t n, int8_t *out, uint8_t *shift,
                             uint16_t *argmax);
 
-/* One channel of a 3x3 valid convolution, ReLU, rshift, saturation:
- * in side x side, out (side - 2) x (side - 2), w 9 weights (row-major 3x3). */
+/* One channel of a 3x3 valid convolution, ReLU, rshift, saturation to BN_MAP_MAX:
+ * in side x side (any int16 values: the oracle), out (side - 2) x (side - 2), w 9
+ * weights (row-major 3x3). */
 bn_status bn_conv3x3_relu(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
                           int16_t *out);
 /* 2x2 max-pool, stride 2: in side x side (side even), out side/2 x side/2. */
 bn_status bn_maxpool2x2(const int16_t *in, size_t side, int16_t *out);
-/* The runner's conv kernels: one channel of bn_conv3x3_relu and, if pool = 1, of
- * bn_maxpool2x2 after it, in one pass (same integers); out (side - 2) squared entries,
- * or (side - 2) / 2 squared with pool (side even). 3 <= side <= BN_MAX_SIDE. _i16 reads
- * a conv map (entries 0..BN_ACT16_MAX, what the conv layers write; a negative entry
- * gives an unspecified map with BN_CONV_FAST), _i8 the int8 image (any values).
- * BN_CONV_FAST: see bn_conv.c. */
-bn_status bn_conv3x3_i16(const int16_t *in, size_t side, const int16_t *w, uint8_t shift,
-                         uint8_t pool, int16_t *out);
+/* The runner's conv kernel: one channel of bn_conv3x3_relu and, if pool = 1, of
+ * bn_maxpool2x2 after it, in one pass (same integers); in the int8 image or an int8
+ * conv map (any values: centred on the smallest, so every input is 0..255), out
+ * (side - 2) squared entries 0..BN_MAP_MAX, or (side - 2) / 2 squared with pool (side
+ * even). 3 <= side <= BN_MAX_SIDE. BN_CONV_FAST: see bn_conv.c. */
 bn_status bn_conv3x3_i8(const int8_t *in, size_t side, const int16_t *w, uint8_t shift,
-                        uint8_t pool, int16_t *out);
+                        uint8_t pool, int8_t *out);
 
 /* Bytes of scratch memory bn_run_network needs for this model (0: invalid model),
  * two regions: X, int32 accumulators for the widest FC layer, which for a CNN share
- * their bytes with the two int16 conv maps (a channel's maps alternate between them;
+ * their bytes with the two int8 conv maps (a channel's maps alternate between them;
  * the first conv reads the int8 input in place, the last writes the features);
  * Y, the int8 activation buffer (a layer reads it all before its ShiftNorm refills
- * it), for a CNN first the int16 conv features, normalised into int8 in place. */
+ * it), for a CNN first the int8 conv features. */
 size_t bn_scratch_bytes(const bn_model *m);
 
 /* Run one image: input input_len int8; logits n_classes int32 (the output layer's

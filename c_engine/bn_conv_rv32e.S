@@ -1,37 +1,37 @@
 /*
- * bn_conv_rv32e.S - RV32EC version of conv_scatter (bn_conv.c), the inner kernel of
- * the fast conv layers; selected by the firmware build (-DBN_CONV_ASM=1, KERNEL=fast
- * ASM=1), bit-exact with the C version it replaces: the simulator checks every
- * accumulator against the host engine.
- *
- *   void bn_conv_scatter_rv32e(const uint16_t *in, const uint16_t *end,
- *                              const unsigned char *tb, uint32_t *p0, uint32_t *p1,
- *                              uint32_t *p2);
+ * bn_conv_rv32e.S - RV32EC version of conv_scatter8 (bn_conv.c), the inner kernel of
+ * the fast conv layers, and of its finish pass and table build; selected by the
+ * firmware build (-DBN_CONV_ASM=1, KERNEL=fast ASM=1), bit-exact with the C version
+ * it replaces: the simulator checks every trace entry against the host engine.
  *
  *   void bn_conv_scatter8_rv32e(const int8_t *in, const int8_t *end,
  *                               const unsigned char *tb, uint32_t *p0, uint32_t *p1,
  *                               uint32_t *p2, int32_t c);
  *
- * For each input x = in[i] (0..32767; the image's: in[i] - c, 0..255) that is not
- * zero, and each tap k = 3 dy + dx:
+ * For each input x = in[i] - c (the image centred on its smallest pixel, or a conv
+ * map, 0..BN_MAP_MAX, with c = 0: always 0..255) that is not zero, and each tap
+ * k = 3 dy + dx:
  *     p_dy[i + 2 - dx] += w[k] * x
  * with w[k] * x from the tables tb (9 taps x 16 int16, t[k][n] = w[k] * n at byte
- * 32 k + 2 n) over the 4-bit digits of x: one block per digit count, so that an
- * input below 256 (every centred image pixel, the smaller map entries) costs two
- * lookups a tap, one below 4096 three, a larger one four.
+ * 32 k + 2 n) over the two 4-bit digits of x.
  *
- * Cost per tap (code in flash): two digits lh lh c.slli c.add c.lw c.add c.sw, 13
- * cycles; three digits 18. A zero input: one load and the pointer steps, ~13 cycles
- * for all 9 taps; in the image, an aligned word of 4 background pixels ~22.
- * Registers: digit pointers t1 t2 ra gp, the loop a block returns to in tp (ra gp tp
- * saved), products s0 s1 (saved), the accumulator pointers in a3-a5 (c.lw / c.sw:
- * offsets 0, 4, 8). The scatter stays in flash (HOT_MEM=conv puts the finish pass in
- * SRAM: the only part a 64-channel CNN leaves room for).
+ * Cost per tap: lh lh c.slli c.add c.lw c.add c.sw, 13 cycles from flash; a zero
+ * input: one load and the pointer steps, ~13 cycles for all 9 taps; an aligned word
+ * of 4 inputs equal to c (the image's background, a map's zeros) ~22.
+ * Registers: digit pointers t1 t2, products s0 s1 (saved), c in gp and c in all 4
+ * bytes in ra (saved), the accumulator pointers in a3-a5 (c.lw / c.sw: offsets 0, 4,
+ * 8). The tap block ends in its own copy of the loop step (no jump back).
+ * BN_HOT_CONV_RAM (firmware HOT_MEM=conv) puts the scatter and the finish pass in
+ * SRAM (no flash wait states).
  */
-    .section .text.bn_conv_scatter_rv32e, "ax"
+#if BN_HOT_CONV_RAM
+    .section .ramfunc.bn_conv_scatter8_rv32e, "ax"
+#else
+    .section .text.bn_conv_scatter8_rv32e, "ax"
+#endif
     .option norelax
-    .globl bn_conv_scatter_rv32e
-    .type bn_conv_scatter_rv32e, @function
+    .globl bn_conv_scatter8_rv32e
+    .type bn_conv_scatter8_rv32e, @function
     .balign 4
 
 #define IN a0
@@ -43,39 +43,13 @@
 #define X t0
 #define D0 t1
 #define D1 t2
-#define D2 ra
-#define D3 gp
-#define NEXT tp                       /* where a tap block returns: the variant's loop */
 
-/* w[k] * x for x < 256: digits 0 and 1 */
+/* w[k] * x: digits 0 and 1 */
 .macro TAP2 k, p, off
     lh   s0, 32*\k(D0)
     lh   s1, 32*\k(D1)
     slli s1, s1, 4
     add  s0, s0, s1
-    lw   s1, \off(\p)
-    add  s1, s1, s0
-    sw   s1, \off(\p)
-.endm
-
-/* digits 0, 1 and 2 */
-.macro TAP3 k, p, off
-    lh   s0, 32*\k(D0)
-    lh   s1, 32*\k(D1)
-    slli s1, s1, 4
-    add  s0, s0, s1
-    lh   s1, 32*\k(D2)
-    slli s1, s1, 8
-    add  s0, s0, s1
-    lw   s1, \off(\p)
-    add  s1, s1, s0
-    sw   s1, \off(\p)
-.endm
-
-/* digit 3 alone (x >= 4096, after TAP3 on the lower three) */
-.macro TAP1 k, p, off
-    lh   s0, 32*\k(D3)
-    slli s0, s0, 12
     lw   s1, \off(\p)
     add  s1, s1, s0
     sw   s1, \off(\p)
@@ -93,56 +67,22 @@
     \m 8, P2, 0
 .endm
 
-bn_conv_scatter_rv32e:
-    addi sp, sp, -20
-    sw   s0, 0(sp)
-    sw   s1, 4(sp)
-    sw   ra, 8(sp)
-    sw   gp, 12(sp)
-    sw   tp, 16(sp)
-    la   NEXT, .Lnext
-    bgeu IN, END, .Ldone
-.Lloop:
-    lhu  X, 0(IN)
-    bnez X, .Lnz
-.Lnext:
-    addi IN, IN, 2
-    addi P0, P0, 4
-    addi P1, P1, 4
-    addi P2, P2, 4
-    bltu IN, END, .Lloop
-.Ldone:
-    lw   s0, 0(sp)
-    lw   s1, 4(sp)
-    lw   ra, 8(sp)
-    lw   gp, 12(sp)
-    lw   tp, 16(sp)
-    addi sp, sp, 20
-    ret
-    .size bn_conv_scatter_rv32e, . - bn_conv_scatter_rv32e
-
-/* the image: int8 pixels centred on c (the 7th argument, on the stack), all below
- * 256, so only the two-digit block runs; it returns through NEXT */
-    .globl bn_conv_scatter8_rv32e
-    .type bn_conv_scatter8_rv32e, @function
 bn_conv_scatter8_rv32e:
-    lw   t0, 0(sp)
-    addi sp, sp, -20
+    lw   t0, 0(sp)                    /* c, the 7th argument */
+    addi sp, sp, -16
     sw   s0, 0(sp)
     sw   s1, 4(sp)
     sw   ra, 8(sp)
     sw   gp, 12(sp)
-    sw   tp, 16(sp)
-    mv   gp, t0                       /* c (D3 is not used for the image) */
-    andi ra, t0, 255                  /* c in all 4 bytes (D2 is not used either) */
+    mv   gp, t0
+    andi ra, t0, 255                  /* c in all 4 bytes */
     slli s0, ra, 8
     or   ra, ra, s0
     slli s0, ra, 16
     or   ra, ra, s0
-    la   NEXT, .Lnext8
     bgeu IN, END, .Ldone
-.Lword8:                              /* an aligned word of 4 background pixels: */
-    andi s0, IN, 3                    /* skipped at once (the borders of a digit) */
+.Lword8:                              /* an aligned word of 4 inputs equal to c: */
+    andi s0, IN, 3                    /* skipped at once (a digit's borders) */
     bnez s0, .Lpix8
     addi s0, IN, 4
     bltu END, s0, .Lpix8
@@ -164,11 +104,16 @@ bn_conv_scatter8_rv32e:
     addi P1, P1, 4
     addi P2, P2, 4
     bltu IN, END, .Lword8
-    j    .Ldone
+.Ldone:
+    lw   s0, 0(sp)
+    lw   s1, 4(sp)
+    lw   ra, 8(sp)
+    lw   gp, 12(sp)
+    addi sp, sp, 16
+    ret
     .size bn_conv_scatter8_rv32e, . - bn_conv_scatter8_rv32e
 
-    .size bn_conv_scatter_rv32e, . - bn_conv_scatter_rv32e
-/* the tap blocks, shared by both variants (own symbols: the profile counts each) */
+/* the tap block (own symbol: the profile counts it) */
     .type bn_conv_tap2, @function
 bn_conv_tap2:
 .Lnz:
@@ -178,33 +123,21 @@ bn_conv_tap2:
     srli D1, X, 4
     andi D1, D1, 30
     add  D1, D1, TB
-    srli s0, X, 9
-    bnez s0, .Lbig
     TAPS TAP2
-    jr   NEXT
+    addi IN, IN, 1                    /* .Lnext8 here: no jump back (12.6k a CNN image) */
+    addi P0, P0, 4
+    addi P1, P1, 4
+    addi P2, P2, 4
+    bltu IN, END, .Lword8
+    j    .Ldone
     .size bn_conv_tap2, . - bn_conv_tap2
-
-    .type bn_conv_tap3, @function
-bn_conv_tap3:
-.Lbig:
-    srli D2, X, 8
-    andi D2, D2, 30
-    add  D2, D2, TB
-    TAPS TAP3
-    srli X, X, 12
-    beqz X, .Lnext
-    andi D3, X, 30
-    add  D3, D3, TB
-    TAPS TAP1
-    j    .Lnext
-    .size bn_conv_tap3, . - bn_conv_tap3
 
 /*
  *   void bn_conv_finish_rv32e(uint32_t *p, uint32_t *end, int16_t *q,
  *                             const bn_conv_fin *f);
  *
- * conv_finish (bn_conv.c): the accumulators p .. end (an output row) -> q, each
- * reset to f->init; v = s <= 0 ? 0 : min((s + half) >> shift, 32767), ReLU by a
+ * conv_finish (bn_conv.c): the accumulators p .. end (an output row) -> q (int8),
+ * each reset to f->init; v = s <= 0 ? 0 : min((s + half) >> shift, 127), ReLU by a
  * mask (no branch); pool: pairs max-ed, stored (second = 0) or max-ed with q.
  * f: half, shift, init, pool, second (uint32_t each).
  */
@@ -253,13 +186,13 @@ bn_conv_finish_rv32e:
     lw   t1, 12(a3)                   /* pool */
     lw   s1, 16(a3)                   /* second */
     lw   HALF, 0(a3)                  /* last: HALF is a3, the pointer */
-    li   MAX, 32767
+    li   MAX, 127                     /* BN_MAP_MAX */
     bgeu FP, FEND, .Lfdone
     bnez t1, .Lpool
 .Lfrow:
     FIN  V, 0
-    sh   V, 0(FQ)
-    addi FQ, FQ, 2
+    sb   V, 0(FQ)
+    addi FQ, FQ, 1
     addi FP, FP, 4
     bltu FP, FEND, .Lfrow
 .Lfdone:
@@ -277,11 +210,11 @@ bn_conv_finish_rv32e:
     bgeu V, V1, 2f
     mv   V, V1
 2:  beqz t1, 3f
-    lh   V1, 0(FQ)
+    lbu  V1, 0(FQ)
     bgeu V, V1, 3f
     mv   V, V1
-3:  sh   V, 0(FQ)
-    addi FQ, FQ, 2
+3:  sb   V, 0(FQ)
+    addi FQ, FQ, 1
     addi FP, FP, 8
     bltu FP, FEND, .Lfpair
     j    .Lfdone
@@ -291,9 +224,14 @@ bn_conv_finish_rv32e:
  *   void bn_conv_tables_rv32e(const int16_t *w, int16_t *tab);
  *
  * The product tables of conv_map (bn_conv.c): tab[16 k + n] = w[k] * n, k < 9,
- * n < 16, by additions: per tap 16 stores and 15 adds, unrolled.
+ * n < 16, by additions: per tap two unrolled halves of 8 stores (small enough for
+ * SRAM beside the scatter with HOT_MEM=conv).
  */
+#if BN_HOT_CONV_RAM
+    .section .ramfunc.bn_conv_tables_rv32e, "ax"
+#else
     .section .text.bn_conv_tables_rv32e, "ax"
+#endif
     .globl bn_conv_tables_rv32e
     .type bn_conv_tables_rv32e, @function
     .balign 4
@@ -301,13 +239,26 @@ bn_conv_tables_rv32e:
     addi a2, a0, 18                   /* end of the 9 weights */
 1:  lh   a3, 0(a0)
     mv   a4, zero
-    sh   a4, 0(a1)
-    .irp n, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
-    add  a4, a4, a3
+    addi a5, a1, 32                   /* end of the tap's 16 entries */
+2:  .irp n, 0, 2, 4, 6, 8, 10, 12, 14
     sh   a4, \n(a1)
+    add  a4, a4, a3
     .endr
-    addi a1, a1, 32
+    addi a1, a1, 16
+    bltu a1, a5, 2b
     addi a0, a0, 2
     bltu a0, a2, 1b
     ret
     .size bn_conv_tables_rv32e, . - bn_conv_tables_rv32e
+
+/*   void bn_conv_fill_rv32e(uint32_t *p, uint32_t *end, uint32_t v);
+ * p .. end = v, two words a step (end - p even, > 0): a row of conv_map's ring. */
+    .globl bn_conv_fill_rv32e
+    .type bn_conv_fill_rv32e, @function
+bn_conv_fill_rv32e:
+1:  sw   a2, 0(a0)
+    sw   a2, 4(a0)
+    addi a0, a0, 8
+    bltu a0, a1, 1b
+    ret
+    .size bn_conv_fill_rv32e, . - bn_conv_fill_rv32e

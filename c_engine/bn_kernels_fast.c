@@ -578,6 +578,10 @@ bn_status bn_fc_cols(uint8_t wtype, const uint32_t *w, size_t wpc, const int8_t 
     uint32_t tiles = 0;             /* 4-bit tile kernel: zeroes acc itself */
     if (!w || !act || !acc)
         return BN_ERR_NULL;
+#if !BN_FC_CENTRE
+    if (wsum)                       /* a build without centring (bitnet.h) */
+        return BN_ERR_LAYER;
+#endif
     switch (wtype) {
 #if BN_HAS_FC_WTYPE(4)
     case BN_W_4BITSYM: pass = pass_4bitsym; tiles = 1; break;

@@ -20,7 +20,7 @@ typedef struct {
     uint16_t features;  /* inputs of the first FC layer */
     uint16_t fc_max;    /* largest FC output */
     uint16_t trace_len;
-    uint16_t map_a;     /* int16 entries of the two conv map buffers (ping-pong) */
+    uint16_t map_a;     /* int8 entries (bytes) of the two conv map buffers (ping-pong) */
     uint16_t map_b;
     uint16_t per_channel; /* conv features of one channel */
     uint16_t act_in;    /* bytes of Y for the first FC layer's limited input (bn_act_max
@@ -29,30 +29,42 @@ typedef struct {
 
 #define NET_INFO_INIT {0, 0, 0, 0, 0, 0, 0, 0, 0}
 
+/* BN_TRUST_MODEL=1 (the fast firmware, where flash is short): the model checks below
+ * only measure the model (net_info), they return no errors. The firmware's model is
+ * a compile-time constant that the host engine has validated with these same checks
+ * before the build (bitnetlib/deploy/firmware.py: bn_scratch_bytes); default 0. */
+#ifndef BN_TRUST_MODEL
+#define BN_TRUST_MODEL 0
+#endif
+#if BN_TRUST_MODEL
+#define FAIL_IF(cond, err) ((void)0)
+#else
+#define FAIL_IF(cond, err) do { if (cond) return (err); } while (0)
+#endif
+
 static bn_status check_layer_words(const bn_layer *l, size_t row_len)
 {
-    if (bn_per_word(l->wtype) == 0)
-        return BN_ERR_WTYPE;
-    if (!l->weights)
-        return BN_ERR_NULL;
-    return l->words_per_row == bn_row_words(l->wtype, row_len) ? BN_OK : BN_ERR_SHAPE;
+    FAIL_IF(bn_per_word(l->wtype) == 0, BN_ERR_WTYPE);
+    FAIL_IF(!l->weights, BN_ERR_NULL);
+    FAIL_IF(l->words_per_row != bn_row_words(l->wtype, row_len), BN_ERR_SHAPE);
+    (void)l;
+    (void)row_len;
+    return BN_OK;
 }
 
 /* A conv layer's weights: rows (9 per channel, each channel padded to whole words) or
  * flat (all out x 9 weights as one row; not Ternary). */
 static bn_status check_conv_words(const bn_layer *l)
 {
-    if (l->wtype >= 16u || !BN_CONV_HAS_WTYPE(l->wtype))
-        return BN_ERR_WTYPE;
-    if (l->wsum || (l->layout != BN_LAYOUT_ROWS && l->layout != BN_LAYOUT_FLAT) ||
-        (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_TERNARY))
-        return BN_ERR_LAYER;
+    FAIL_IF(l->wtype >= 16u || !BN_CONV_HAS_WTYPE(l->wtype), BN_ERR_WTYPE);
+    FAIL_IF(l->wsum || (l->layout != BN_LAYOUT_ROWS && l->layout != BN_LAYOUT_FLAT) ||
+            (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_TERNARY), BN_ERR_LAYER);
     return check_layer_words(l, l->layout == BN_LAYOUT_FLAT ? 9u * l->out : 9u);
 }
 
 /* A channel's conv maps alternate between buffer A (layers 0, 2, ...) and B (1, 3,
  * ...); the first layer reads the image in place, the last writes the channel's
- * features. Pooling is fused into the conv (bn_conv3x3_i8 / _i16): a map is stored
+ * features. Pooling is fused into the conv (bn_conv3x3_i8): a map is stored
  * pooled. */
 static bn_status check_convs(const bn_model *m, net_info *ni)
 {
@@ -60,33 +72,27 @@ static bn_status check_convs(const bn_model *m, net_info *ni)
     bn_status st;
     for (i = 0; i < m->n_layers && m->layers[i].kind != BN_LAYER_FC; i++) {
         const bn_layer *l = &m->layers[i];
-        if (!BN_CONV)
-            return BN_ERR_LAYER;
-        if (l->kind != (i ? BN_LAYER_DW3X3 : BN_LAYER_CONV3X3))
-            return BN_ERR_LAYER;
+        FAIL_IF(!BN_CONV, BN_ERR_LAYER);
+        FAIL_IF(l->kind != (i ? BN_LAYER_DW3X3 : BN_LAYER_CONV3X3), BN_ERR_LAYER);
         if (i == 0) {
             side = l->in;
             ni->side0 = l->in;
             ch = l->out;
-            if (side * side != m->input_len || side > BN_MAX_SIDE)
-                return BN_ERR_SHAPE;
+            FAIL_IF(side * side != m->input_len || side > BN_MAX_SIDE, BN_ERR_SHAPE);
         }
         if ((st = check_conv_words(l)) != BN_OK)
             return st;
-        if (l->in != side || l->out != ch || ch == 0 || side < 3 || l->shift > 30 ||
-            l->pool > 1 || (l->pool && side % 2))
-            return BN_ERR_SHAPE;
+        FAIL_IF(l->in != side || l->out != ch || ch == 0 || side < 3 || l->shift > 30 ||
+                l->pool > 1 || (l->pool && side % 2), BN_ERR_SHAPE);
         side = (side - 2) >> l->pool;
-        if (side == 0)
-            return BN_ERR_SHAPE;
+        FAIL_IF(side == 0, BN_ERR_SHAPE);
         if (i + 1 < m->n_layers && m->layers[i + 1].kind != BN_LAYER_FC) {
             uint16_t *buf = i & 1u ? &ni->map_b : &ni->map_a;
             if (side * side > *buf)
                 *buf = (uint16_t)(side * side);     /* <= BN_MAX_SIDE^2 */
         }
     }
-    if (i && ch * side * side > 0xFFFFu)
-        return BN_ERR_SHAPE;
+    FAIL_IF(i && ch * side * side > 0xFFFFu, BN_ERR_SHAPE);
     ni->n_conv = (uint16_t)i;
     ni->per_channel = (uint16_t)(side * side);
     ni->features = (uint16_t)(i ? ch * side * side : m->input_len);
@@ -98,56 +104,49 @@ static bn_status check_model(const bn_model *m, net_info *ni)
 {
     size_t i, width;
     bn_status st;
-    if (!m || !m->layers)
-        return BN_ERR_NULL;
-    if (m->magic != BN_MAGIC || m->version != BN_VERSION)
-        return BN_ERR_MODEL;
-    if (m->n_layers == 0)
-        return BN_ERR_LAYER;
+    FAIL_IF(!m || !m->layers, BN_ERR_NULL);
+    FAIL_IF(m->magic != BN_MAGIC || m->version != BN_VERSION, BN_ERR_MODEL);
+    FAIL_IF(m->n_layers == 0, BN_ERR_LAYER);
     if ((st = check_convs(m, ni)) != BN_OK)
         return st;
-    if (ni->n_conv == m->n_layers)
-        return BN_ERR_LAYER;    /* must end in an FC layer */
+    FAIL_IF(ni->n_conv == m->n_layers, BN_ERR_LAYER);    /* must end in an FC layer */
     width = ni->features;
     for (i = ni->n_conv; i < m->n_layers; i++) {
         const bn_layer *l = &m->layers[i];
-        if (l->kind != BN_LAYER_FC || l->layout > BN_LAYOUT_COLS ||
-            !((BN_LAYOUTS >> l->layout) & 1u) ||
-            (l->wsum && (l->layout != BN_LAYOUT_COLS || i != ni->n_conv)))
-            return BN_ERR_LAYER;
+        FAIL_IF(l->kind != BN_LAYER_FC || l->layout > BN_LAYOUT_COLS ||
+                !((BN_LAYOUTS >> l->layout) & 1u) ||
+                (l->wsum && (l->layout != BN_LAYOUT_COLS || i != ni->n_conv)), BN_ERR_LAYER);
         if ((st = check_layer_words(l, l->layout == BN_LAYOUT_COLS ? l->out : l->in)) != BN_OK)
             return st;
-        if (l->in != width || l->out == 0)
-            return BN_ERR_SHAPE;
+        FAIL_IF(l->in != width || l->out == 0, BN_ERR_SHAPE);
         if (i == ni->n_conv && bn_act_max(l->wtype) < 127u)
             ni->act_in = l->in;
         width = l->out;
-        if (ni->trace_len + width > 0xFFFFu)
-            return BN_ERR_SHAPE;
+        FAIL_IF(ni->trace_len + width > 0xFFFFu, BN_ERR_SHAPE);
         ni->trace_len = (uint16_t)(ni->trace_len + width);
         if (width > ni->fc_max)
             ni->fc_max = (uint16_t)width;
     }
-    return width == m->n_classes ? BN_OK : BN_ERR_SHAPE;
+    FAIL_IF(width != m->n_classes, BN_ERR_SHAPE);
+    return BN_OK;
 }
 
 /* Scratch layout, two regions:
- *   X  int32 acc[fc_max] (FC layers); for a CNN, while the conv layers run, the int16
+ *   X  int32 acc[fc_max] (FC layers); for a CNN, while the conv layers run, the int8
  *      maps A and B in the same bytes (they are dead before the first FC layer);
  *   Y  int8 act[] (a layer reads all of it into acc before its ShiftNorm refills it);
- *      for a CNN, first the int16 conv features (2 bytes each), which ShiftNorm turns
- *      into int8 activations in place (byte i is written after entry i / 2 was read).
+ *      for a CNN, first the int8 conv features (the first FC layer's input).
  * An FC net reads its input in place: X 4 * fc_max, Y fc_max bytes (Y at least the
  * input when the first FC layer limits its activations: act_in). */
 static size_t region_x(const net_info *ni)
 {
-    size_t acc = (size_t)ni->fc_max * 4u, maps = ((size_t)ni->map_a + ni->map_b) * 2u;
+    size_t acc = (size_t)ni->fc_max * 4u, maps = (size_t)ni->map_a + ni->map_b;
     return (acc > maps ? acc : (maps + 3u) & ~(size_t)3u);
 }
 
 static size_t scratch_need(const net_info *ni)
 {
-    size_t y = ni->n_conv ? (size_t)ni->features * 2u : 0u;
+    size_t y = ni->n_conv ? (size_t)ni->features : 0u;
     if (ni->act_in > y)
         y = ni->act_in;
     return region_x(ni) + (y > ni->fc_max ? y : ni->fc_max);
@@ -167,15 +166,22 @@ size_t bn_trace_len(const bn_model *m)
 
 #if BN_CONV
 /* The 9 weights of channel c (first = 9 c: no multiplication, RV32EC has none); flat
- * 8-bit weights read directly (fields f -> f - 128, the first in a word's top byte). */
+ * 8-bit weights read directly (fields f -> f - 128, the first in a word's top byte:
+ * on a little-endian machine, byte k ^ 3 of the array). */
 static bn_status conv_weights(const bn_layer *l, size_t c, size_t first, int16_t *w)
 {
 #if BN_CONV_HAS_WTYPE(6)
     if (l->layout == BN_LAYOUT_FLAT && l->wtype == BN_W_8BIT) {   /* size: check_model */
         size_t k;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        const uint8_t *b = (const uint8_t *)(const void *)l->weights;
+        for (k = first; k < first + 9u; k++)
+            *w++ = (int16_t)((int32_t)b[k ^ 3u] - 128);
+#else
         for (k = first; k < first + 9u; k++)
             *w++ = (int16_t)((int32_t)((l->weights[k >> 2] >> (24u - 8u * (k & 3u))) & 255u)
                              - 128);
+#endif
         return BN_OK;
     }
 #endif
@@ -193,18 +199,18 @@ static bn_status conv_weights(const bn_layer *l, size_t c, size_t first, int16_t
  * centre: the image's (bn_conv_centre), first: 9 c. */
 static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c, size_t first,
                               const int8_t *image, int32_t centre, uint32_t *ring,
-                              int16_t *map_a, int16_t *map_b, int16_t *feat)
+                              int8_t *map_a, int8_t *map_b, int8_t *feat)
 {
     size_t side = ni->side0, i;
-    const int16_t *cur = NULL;
+    const int8_t *cur = image;
     bn_status st;
-    for (i = 0; i < ni->n_conv; i++) {
+    for (i = 0; i < ni->n_conv; i++, centre = 0) {      /* a map's centre: 0 */
         const bn_layer *l = &m->layers[i];
-        int16_t w[9], *dst = i + 1 == ni->n_conv ? feat : i & 1u ? map_b : map_a;
+        int16_t w[9];
+        int8_t *dst = i + 1 == ni->n_conv ? feat : i & 1u ? map_b : map_a;
         st = conv_weights(l, c, first, w);
         if (st == BN_OK)
-            st = bn_conv_map(i ? (const void *)cur : (const void *)image, i == 0, centre,
-                             side, w, l->shift, l->pool, dst, ring);
+            st = bn_conv_map(cur, centre, side, w, l->shift, l->pool, dst, ring);
         if (st != BN_OK)
             return st;
         cur = dst;
@@ -213,12 +219,12 @@ static bn_status conv_channel(const bn_model *m, const net_info *ni, size_t c, s
     return BN_OK;
 }
 
-/* The conv prefix: image -> int16 features, channel after channel. The fast conv
+/* The conv prefix: image -> int8 features, channel after channel. The fast conv
  * kernels' accumulator rows are on the stack here, sized by the image (a VLA; none
  * for the plain kernels), so that conv_map has no VLA of its own and the scratch
  * (bn_scratch_bytes) is the same for every kernel choice. */
 static bn_status run_convs(const bn_model *m, const net_info *ni, const int8_t *input,
-                           int16_t *map_a, int16_t *map_b, int16_t *feat)
+                           int8_t *map_a, int8_t *map_b, int8_t *feat)
 {
 #if !defined(BN_CONV_FAST) || BN_CONV_FAST
     uint32_t ring[BN_CONV_RING(ni->side0)];
@@ -235,28 +241,6 @@ static bn_status run_convs(const bn_model *m, const net_info *ni, const int8_t *
     return BN_OK;
 }
 
-/* ShiftNorm of the int16 conv features (>= 0) into int8 activations, in place: out
- * byte i overwrites half of entry i / 2, read before (bitnet.h: the same rule as
- * bn_shiftnorm_relu). */
-static void norm_features(int16_t *f, size_t n, int32_t *trace)
-{
-    int8_t *o = (int8_t *)f;
-    size_t i;
-    uint32_t max = 0, half, s = 0, m;
-    for (i = 0; i < n; i++) {
-        if ((uint32_t)f[i] > max)
-            max = (uint32_t)f[i];
-        if (trace)
-            trace[i] = f[i];
-    }
-    for (m = max >> 7; m; m >>= 1)
-        s++;
-    half = s ? 1u << (s - 1u) : 0u;
-    for (i = 0; i < n; i++) {
-        uint32_t r = ((uint32_t)f[i] + half) >> s;
-        o[i] = (int8_t)(r > 127u ? 127u : r);
-    }
-}
 #endif
 
 static void copy_trace(int32_t *trace, size_t *pos, const int32_t *v, size_t n)
@@ -275,12 +259,14 @@ static bn_status run_fcs(const bn_model *m, const net_info *ni, const int8_t *ac
     bn_status st;
     for (i = ni->n_conv; i < m->n_layers; i++) {
         const bn_layer *l = &m->layers[i];
+#if BN_HAS_FC_WTYPE(9)                  /* only 4p6 limits (a build without it: less flash) */
         uint8_t lim = bn_act_max(l->wtype);
         if (lim < 127u) {               /* ACTIVATION LIMIT (bitnet.h), into Y */
             if ((st = bn_act_limit(act, l->in, lim, act_buf, NULL)) != BN_OK)
                 return st;
             act = act_buf;
         }
+#endif
 #if BN_LAYOUTS & 2u
         if (l->layout == BN_LAYOUT_COLS)
             st = bn_fc_cols(l->wtype, l->weights, l->words_per_row, act, l->in, l->out,
@@ -334,11 +320,11 @@ bn_status bn_run_network(const bn_model *m, const int8_t *input, size_t input_le
     act_buf = (int8_t *)scratch + region_x(&ni);
 #if BN_CONV
     if (ni.n_conv) {
-        int16_t *feat = (int16_t *)(void *)act_buf;    /* region_x is a multiple of 4 */
-        if ((st = run_convs(m, &ni, input, (int16_t *)scratch,
-                            (int16_t *)scratch + ni.map_a, feat)) != BN_OK)
+        if ((st = run_convs(m, &ni, input, (int8_t *)scratch,
+                            (int8_t *)scratch + ni.map_a, act_buf)) != BN_OK)
             return st;
-        norm_features(feat, ni.features, trace);
+        for (; trace && tpos < ni.features; tpos++)   /* the features, 0..BN_MAP_MAX */
+            trace[tpos] = act_buf[tpos];
         tpos = ni.features;
         input = act_buf;
     }

@@ -25,7 +25,7 @@
 # CH32V002 (4 KB RAM) because the CH32V003's 2 KB do not suffice.
 #
 # Our engine runs the conv layers one channel at a time: a channel goes through all
-# conv layers before the next one starts, so only three 16x16 int16 maps are live.
+# conv layers before the next one starts, so only three 16x16 int8 maps are live.
 # This chapter trains the CNN (`configs/cnn16.yaml` at `smoke`, `configs/cnn64.yaml` at
 # `full`), compares it with the FC model, verifies C against Python on the 10,000 test
 # images and estimates the RAM the engine needs.
@@ -122,7 +122,7 @@ print(f"write-up, 64-channel CNN: {w['acc']} % with {w['bytes']}; C vs Python: {
 # The C engine matches our integer model on every test image for the CNN as well. The
 # CNN's integer model differs from the fake-quantized one on more images than the FC
 # model: besides ShiftNorm before the head, each conv layer has a fixed rounding shift
-# chosen at export and saturates at 32767, rounding steps the float model lacks (the
+# chosen at export and saturates at 127 (int8 maps), rounding steps the float model lacks (the
 # absmax column removes only ShiftNorm's share). At `smoke` the accuracies are not
 # comparable to the write-up's; at `full` the table compares with its 99.53 %.
 #
@@ -155,7 +155,7 @@ plt.show()
 # not a whole layer's; the head's accumulators and activations grow with the 4C
 # features. Below, the engine itself is asked for the scratch of CNNs of this shape
 # with C channels (untrained weights: the size depends on the shape only), beside an
-# engine that holds whole conv layers (every channel's 14x14 and 12x12 int16 maps).
+# engine that holds whole conv layers (every channel's 14x14 and 12x12 int8 maps).
 
 # %%
 def engine_scratch(cfg, header_dir) -> int:
@@ -173,8 +173,8 @@ def engine_scratch(cfg, header_dir) -> int:
 
 
 def layer_at_once_bytes(channels):
-    """Two full int16 conv maps of C channels (14x14 and 12x12)."""
-    return channels * (14 * 14 + 12 * 12) * 2
+    """Two full int8 conv maps of C channels (14x14 and 12x12)."""
+    return channels * (14 * 14 + 12 * 12)
 
 
 chs = [4, 8, 16, 32, 48, 64]
@@ -214,7 +214,7 @@ else:
 
 # %% [markdown]
 # The per-channel schedule keeps the conv maps small for any width, and the conv
-# features wait for the head as int16 in the accumulators' own bytes; what still grows
+# features wait for the head as int8, its input as they are; what still grows
 # with the channels is the head's input. Whether this chapter's model fits the chip is
 # the line above, measured; the write-up moved its 64-channel CNN to the CH32V002 with
 # 4 KB of SRAM.

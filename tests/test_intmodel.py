@@ -53,7 +53,7 @@ def test_conv_matches_torch_on_integers():
                    torch.tensor(w, dtype=torch.float64).view(4, 1, 3, 3), groups=4)
     assert np.array_equal(I.conv3x3_acc(x, w), ref.numpy().astype(np.int64))
     out = I.conv3x3_relu(x * 300, w, 3)
-    assert out.min() == 0 and out.max() == I.ACT16_MAX          # ReLU and saturation
+    assert out.min() == 0 and out.max() == I.MAP_MAX          # ReLU and saturation
 
 
 def test_maxpool():

@@ -56,7 +56,7 @@ def fw_constants(exp, header) -> dict:
     return dict(INPUT=exp.input_len, CLASSES=exp.n_classes,
                 SCRATCH=engine_model.scratch_bytes, TRACE=engine_model.trace_len,
                 WTYPES=hex(wtypes), FC_WTYPES=hex(fc_wtypes), CONV_WTYPES=hex(conv_wtypes),
-                LAYOUTS=layouts,
+                LAYOUTS=layouts, CENTRE=int(any(l.centre for l in fcs)),
                 CONV=int(any(l.kind != "fc" for l in exp.layers)))
 
 

@@ -8,8 +8,10 @@ tested against, accumulator by accumulator. It runs on the integer weights of an
     FC layer   acc = sum w * a  (int32; w the integer weight of the code)
     fused      argmax(acc) (before ReLU, first max wins); shift = smallest s >= 0
                with (max >> s) <= 127; a = acc <= 0 ? 0 : min(127, rshift(acc, s))
-    conv       acc = sum w * x over 3x3; x = acc <= 0 ? 0 : min(32767, rshift(acc, shift))
-               with a fixed shift per conv layer (chosen at export); 2x2 max-pool
+    conv       acc = sum w * x over 3x3; x = acc <= 0 ? 0 : min(127, rshift(acc, shift))
+               with a fixed shift per conv layer (chosen at export); 2x2 max-pool;
+               the int8 maps (0..MAP_MAX) of the last conv layer are the first FC
+               layer's input (ShiftNorm on them is the identity)
     rshift(v, s) = (v + (1 << s >> 1)) >> s     (round half up, v > 0)
     limit      a layer whose type has act_max L < 127 (wtypes: 4p6) first brings its
                activations into -L..L: s = smallest s >= 0 with (max|a| >> s) <= L,
@@ -29,7 +31,7 @@ import numpy as np
 from ..wtypes import TYPES
 
 ACT_MAX = 127
-ACT16_MAX = 32767
+MAP_MAX = 127          # conv maps are int8, 0..MAP_MAX (bitnet.h BN_MAP_MAX)
 INT32_MAX = 2 ** 31 - 1
 
 
@@ -125,9 +127,9 @@ def conv3x3_acc(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def conv3x3_relu(x: np.ndarray, w: np.ndarray, shift: int) -> np.ndarray:
-    """conv3x3_acc, then ReLU, rshift and saturation to 0..32767."""
+    """conv3x3_acc, then ReLU, rshift and saturation to 0..MAP_MAX."""
     acc = conv3x3_acc(x, w)
-    return np.minimum(rshift(np.maximum(acc, 0), shift), ACT16_MAX)
+    return np.minimum(rshift(np.maximum(acc, 0), shift), MAP_MAX)
 
 
 def maxpool2(x: np.ndarray) -> np.ndarray:

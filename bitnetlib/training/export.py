@@ -15,7 +15,7 @@ from .layers import BitConv2d, BitLinear, InputQuant
 from .models import layer_quants
 from .quant import get_quantizer
 
-CONV_TARGET = 8191           # conv maps are scaled to <= 2^13 on the calibration images
+CONV_TARGET = intmodel.MAP_MAX   # conv maps fill int8 (0..127) on the calibration images
 CALIB_IMAGES = 1000          # first N training images choose a CNN's conv shifts
 
 
@@ -82,9 +82,10 @@ def model_layers(model: nn.Module, side: int = 16) -> list:
 
 def calibrate_shifts(layers: list, calib_codes: np.ndarray):
     """Fixed conv shifts: layer by layer, the smallest s with rshift(max acc, s) <=
-    CONV_TARGET over the calibration images (2 bits of headroom below int16's 32767;
-    larger values on other images saturate, the only rounding the float model lacks
-    besides rshift itself)."""
+    CONV_TARGET over the calibration images (the first CALIB_IMAGES training images),
+    each layer on the previous layers' calibrated maps. Larger values on other images
+    saturate at MAP_MAX; with rshift's rounding, the integer steps the float model
+    lacks (training does not simulate them: the maps stay float there)."""
     for i, layer in enumerate(layers):
         if layer.kind == "fc":
             break

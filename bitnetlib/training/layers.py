@@ -200,8 +200,10 @@ class _STE(torch.autograd.Function):
 class BitConv2d(nn.Conv2d, QuantWeightMixin):
     """3x3 convolution, stride 1, no padding, no bias, quantized weights.
 
-    Activations stay wide between conv layers (the engine keeps them in int32 with
-    fixed shifts), so there is no normalisation or activation quantization here.
+    Activations stay float between conv layers: no normalisation or activation
+    quantization here. The engine keeps int8 maps (0..127) with a fixed rounding shift
+    per layer chosen at export from calibration images, saturating above: steps that
+    training does not model (bitnetlib/training/export.py calibrate_shifts).
     """
 
     def __init__(self, in_channels, out_channels, quantizer: WeightQuantizer, groups=1):
