@@ -13,7 +13,7 @@ from .deploy import intmodel
 from .deploy.emulator import Emulator
 from .deploy.engine import EngineError, EngineModel
 from .deploy.firmware import FLASH_LIMIT, KERNELS, RAM_LIMIT, FirmwareOverflow, McuError, build
-from .deploy.model import with_layout, write_header
+from .deploy.model import read_header_id, with_layout, write_header
 from .deploy.packing import ExportError
 from .training.data import load_mnist
 from .training.export import CALIB_IMAGES, check_deployable, export_model
@@ -74,7 +74,8 @@ def compare(y, fq, ref, absmax, pred_c, logits_c) -> dict:
 
 def verify(run_dir, header=None) -> dict:
     """All 10,000 test images through the fake-quantized model, the integer model and
-    the C engine (from ``header``, default RUN_DIR/bitnet_model.h, written if missing).
+    the C engine (from ``header``, default RUN_DIR/bitnet_model.h: the run's own export,
+    written again when it is missing or was exported by an older export rule).
 
     ``mismatch_absmax_fakequant``: the integer model with the float model's absmax
     scaling instead of ShiftNorm; near 0 means ShiftNorm's power-of-two scale (max
@@ -84,7 +85,8 @@ def verify(run_dir, header=None) -> dict:
     data = load_mnist(cfg.data_root or None)
     _, model, exp = export_run(run_dir, data)
     header = Path(header) if header else Path(run_dir) / "bitnet_model.h"
-    if not header.exists() and header == Path(run_dir) / "bitnet_model.h":
+    if header == Path(run_dir) / "bitnet_model.h" and (
+            not header.exists() or read_header_id(header) != exp.model_id):
         write_header(exp, header, str(run_dir))
     engine = EngineModel(header, exp.model_id)
     x = intmodel.input_codes(data.test_x)                             # (N, 256)
