@@ -17,7 +17,7 @@ from .deploy.model import read_header_id, with_layout, write_header
 from .deploy.packing import ExportError
 from .training.data import load_mnist
 from .training.export import CALIB_IMAGES, check_deployable, export_model
-from .training.rundir import RunDirError, load_run
+from .training.rundir import RunDirError, load_run, model_file
 
 # FC kernels' entry points: they split a round into layers
 FC_ENTRIES = ("bn_fc", "bn_fc_cols", "bn_fc_rows_binary_fast")
@@ -28,7 +28,7 @@ DEPLOY_ERRORS = (ExportError, EngineError, McuError, intmodel.InputError)
 
 def load_model_file(run_dir):
     """(cfg, model) of a run; an unreadable model.pt is a clear ExportError."""
-    path = Path(run_dir) / "model.pt"
+    path = model_file(run_dir)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: train the run first (bitnet train)")
     try:

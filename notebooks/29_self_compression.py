@@ -103,7 +103,8 @@ display(Markdown(bk.markdown_table(rows)))
 # Each self-compressing model at the bytes its learned bit depths take after the last
 # epoch, beside the fixed-type models of the same recipe.
 
-# %% mystnb={"figure": {"caption": "Test accuracy against total weight bytes: the fixed-type 64/64/64 models (line) and the self-compressing ones, one learned bit depth per layer (squares) or per channel (triangles), labelled with their penalty weight gamma.", "name": "fig-selfcomp-size"}}
+# %% mystnb={"figure": {"caption": "Test accuracy against total weight bytes: the fixed-type 64/64/64 models (line) and the self-compressing ones, one learned bit depth per layer (squares) or per channel (triangles), labelled with their penalty weight gamma (models that collapsed to 0 bytes are left out: see below).", "name": "fig-selfcomp-size"}}
+alive = [r for r in learned if total_bytes(r.last["layers"]) > 0]   # 0 bytes: collapsed
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 fb = [total_bytes(r.last["layers"]) for r in fixed]
 ax.plot(fb, [r.last["test_acc"] for r in fixed], "k.-", label="fixed types")
@@ -111,7 +112,7 @@ for x, r in zip(fb, fixed):
     ax.annotate(r.cfg.quant, (x, r.last["test_acc"]), fontsize=7, xytext=(3, -9),
                 textcoords="offset points")
 for g, marker, color in zip(granularities, "s^", ("C0", "C3")):
-    sel = [r for r in learned if r.cfg.selfcomp == g]
+    sel = [r for r in alive if r.cfg.selfcomp == g]
     ax.scatter([total_bytes(r.last["layers"]) for r in sel], [r.last["test_acc"] for r in sel],
                marker=marker, color=color, zorder=3, label=f"self-compression per {g}")
     for r in sel:
@@ -128,10 +129,18 @@ def nearest_fixed(r):
     return min(fixed, key=lambda f: abs(np.log(total_bytes(f.last["layers"]) / b)))
 
 
-smallest = min(learned, key=lambda r: total_bytes(r.last["layers"]))
+collapsed = [r for r in learned if r not in alive]
+which = ", ".join(f"per {r.cfg.selfcomp}, gamma {r.cfg.selfcomp_gamma:g}: "
+                  f"{r.last['test_acc']:.2f}%" for r in collapsed)
+display(Markdown(
+    f"{len(collapsed)} of the {len(learned)} self-compressing models collapsed ({which}): "
+    f"every layer fell to 0 bits, so the network outputs a constant and scores chance: at "
+    f"that gamma the size penalty outweighs the classification loss." if collapsed else
+    "No self-compressing model collapsed to 0 bits."))
+smallest = min(alive, key=lambda r: total_bytes(r.last["layers"]))
 near = nearest_fixed(smallest)
 display(Markdown(
-    f"The smallest self-compressing model (per {smallest.cfg.selfcomp}, gamma "
+    f"The smallest self-compressing model that did not collapse (per {smallest.cfg.selfcomp}, gamma "
     f"{smallest.cfg.selfcomp_gamma:g}) ends at {total_bytes(smallest.last['layers']):.0f} bytes "
     f"and {smallest.last['test_acc']:.2f}% test accuracy; the fixed type closest in size, "
     f"{near.cfg.quant}, has {total_bytes(near.last['layers']):.0f} bytes and "

@@ -130,7 +130,7 @@ def test_one_sqlite_study_shared_by_two_processes(run_dirs):
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) == 2, workers             # both processes told trials
     for t in trials:
-        assert (run_dirs / "results" / "runs" / t.user_attrs["key"] / "model.pt").exists()
+        assert (run_dirs / "results" / "runs" / t.user_attrs["key"] / "model.pt.xz").exists()
 
 
 def test_resume_after_an_interruption(run_dirs, monkeypatch):

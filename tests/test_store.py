@@ -1,7 +1,9 @@
 """The results store (bitnetlib/book/store.py) and how the book's runs use it."""
 import json
+import lzma
 
 import pytest
+import torch
 
 from bitnetlib import book as bk
 from bitnetlib.book import cache as bcache
@@ -22,10 +24,16 @@ def test_publish_copies_the_run_with_provenance_and_no_checkpoint(dirs, monkeypa
     entry = bk.run_dir_of(TINY)
     assert entry.parent == dirs / "results" / "runs"
     assert sorted(p.name for p in entry.iterdir()) == ["config.yaml", "metrics.json",
-                                                       "model.pt", "run.json"]
+                                                       "model.pt.xz", "run.json"]
     prov = json.loads((entry / "run.json").read_text())
     assert prov["epochs"] == 1 and prov["wall_seconds"] >= 0 and prov["commit"] and prov["machine"]
-    assert json.loads((entry / "metrics.json").read_text()) == metrics
+    assert json.loads((entry / "metrics.json").read_text()) == store.compact_metrics(metrics)
+    cached = dirs / "cache" / entry.name / "model.pt"     # compressed without loss
+    assert lzma.decompress((entry / "model.pt.xz").read_bytes()) == cached.read_bytes()
+    assert (entry / "model.pt.xz").stat().st_size < cached.stat().st_size
+    _, stored_model = load_run(entry)
+    assert all(torch.equal(a, b) for a, b in zip(stored_model.state_dict().values(),
+                                                 model.state_dict().values()))
     assert not list(entry.parent.glob(".*"))              # no temporary directory left
 
 
@@ -68,7 +76,7 @@ def test_weight_averaged_runs_keep_their_last_iterate(dirs, monkeypatch):
     monkeypatch.setenv("BITNET_PUBLISH", "1")
     cfg = {**TINY, "epochs": 2, "swa_start_epoch": 0}
     bk.run_cached(cfg)
-    assert (bk.run_dir_of(cfg) / store.LAST_ITERATE).exists()
+    assert (bk.run_dir_of(cfg) / store.stored_name(store.LAST_ITERATE)).exists()
     last = bk.checkpoint_model(cfg)
     _, avg = load_run(bk.run_dir_of(cfg))
     assert any((a != b).any() for a, b in zip(last.state_dict().values(),
@@ -112,3 +120,24 @@ def test_chapters_flag_runs_made_by_other_training_code():
     old = runs_note({"a": {**run, "commit": here}, "b": {**run, "commit": first}})
     assert "Runs read: 2" in old and "**Note:**" in old
     assert first in old.split("**Note:**")[1].split("were computed")[0]   # named as stale
+
+
+def test_old_entries_are_compacted_without_loss(dirs, monkeypatch):
+    bk.run_cached(TINY)
+    run_dir = resolve_run(bk.run_ref(TINY))
+    old = dirs / "old"                                   # an entry in the first form
+    old.mkdir()
+    for name in ("config.yaml", "metrics.json", "model.pt"):
+        (old / name).write_bytes((run_dir / name).read_bytes())
+    assert store.compact_entry(old) and not store.compact_entry(old)
+    assert sorted(p.name for p in old.iterdir()) == ["config.yaml", "metrics.json", "model.pt.xz"]
+    assert lzma.decompress((old / "model.pt.xz").read_bytes()) == (run_dir / "model.pt").read_bytes()
+    assert json.loads((old / "metrics.json").read_text()) == store.compact_metrics(
+        json.loads((run_dir / "metrics.json").read_text()))
+
+
+def test_the_committed_store_is_compact():
+    """Every committed entry holds its weights in the compact form only."""
+    root = store.store_root()
+    plain = sorted(p.parent.name for name in store.PACKED for p in root.glob(f"*/{name}"))
+    assert not plain, f"entries with uncompressed torch files: {plain[:5]} (store.compact_entry)"

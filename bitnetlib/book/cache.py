@@ -27,7 +27,7 @@ from tqdm import tqdm
 from ..training.config import ConfigError, TrainConfig, config_dict, load_config, make_config
 from ..training.data import REPO_ROOT, load_mnist
 from ..training.rundir import (FRESH, RUN_REF, RunDirError, cache_root, inspect_run, load_run,
-                               resolve_device, store_root)
+                               model_file, resolve_device, store_root)
 from ..training.train import train
 from . import store
 from .provenance import device_name, git_commit
@@ -96,7 +96,7 @@ def damaged_run_is_cache_error(run_dir: Path):
 
 def finished_state(run_dir: Path, cfg: TrainConfig, device="cpu"):
     """``rundir.inspect_run``'s state of a cached run, or None where there is no model.pt."""
-    if not (run_dir / "model.pt").exists():
+    if not model_file(run_dir).exists():
         return None
     return inspect_run(run_dir, cfg, device, log=lambda s: None)
 

@@ -96,12 +96,13 @@ def mcu_cached(cfg, kernel: str = "fast", images: int = 10, recompute=None, time
 
 def checkpoint_model(cfg):
     """The trained weights of a finished run's last epoch (the run cache's checkpoint.pt,
-    the store's last_model.pt): for runs whose model.pt holds something else, such as
+    the store's last_model.pt.xz): for runs whose model.pt holds something else, such as
     the weight average (swa)."""
     cfg = resolve_config(cfg)
     device = resolve_device(cfg.device)
     run_dir = run_dir_of(cfg)
-    path = run_dir / (store.LAST_ITERATE if run_dir.parent == store_root() else "checkpoint.pt")
+    path = run_dir / (store.stored_name(store.LAST_ITERATE) if run_dir.parent == store_root()
+                      else "checkpoint.pt")
     with damaged_run_is_cache_error(run_dir):
         ckpt = read_torch_file(path, "checkpoint", device)
     model = build_model(cfg).to(device)

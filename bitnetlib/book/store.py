@@ -4,12 +4,14 @@
                            configuration (the same key as its run-cache directory)
         config.yaml        the resolved configuration
         metrics.json       per epoch: losses, accuracies, seconds, per-layer statistics
-                           (code histograms of the final epoch only: compact_metrics)
-        model.pt           the final weights: the model's float32 state dict and its
-                           config, as ``training.rundir.load_run`` reads it (no
-                           optimizer state, no checkpoint)
+                           (7 significant digits, code histograms of the final epoch
+                           only: compact_metrics)
+        model.pt.xz        the final weights: the model's float32 state dict and its
+                           config (no optimizer state, no checkpoint), the run's model.pt
+                           xz-compressed, lossless (``xz -dk`` gives the torch file;
+                           ``training.rundir.load_run`` reads it as it is)
         run.json           provenance: date, commit, machine, torch, wall seconds
-        last_model.pt      runs with weight averaging (swa) only: the last epoch's weights
+        last_model.pt.xz   runs with weight averaging (swa) only: the last epoch's weights
         verify.json        C engine vs integer model vs fake-quant (``derived.verify_cached``)
         mcu_<kernel>_<n>.json  the emulated CH32V003 (``derived.mcu_cached``); both keyed
                            by a hash of the sources that computed them
@@ -21,16 +23,18 @@ directory beside the target, which is renamed into place, so a reader never sees
 a run. An existing entry is never overwritten.
 """
 import json
+import lzma
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from ..training.data import REPO_ROOT
-from ..training.rundir import json_text, store_root
+from ..training.rundir import XZ, json_text, store_root, xz_bytes
 
 RUN_FILES = ("config.yaml", "metrics.json", "model.pt")
 LAST_ITERATE = "last_model.pt"
+PACKED = ("model.pt", LAST_ITERATE)     # torch files: stored as NAME.xz (xz_bytes)
 
 
 def stored(key: str) -> Path:
@@ -47,10 +51,29 @@ def publish(run_dir, key: str, provenance: dict) -> Path:
 PER_EPOCH_ONLY_LAST = ("histogram", "levels")
 
 
+SIGNIFICANT_DIGITS = 7     # float32 carries about 7.2: the statistics lose nothing real
+
+
+def rounded(x):
+    """Every float in a JSON-like value to SIGNIFICANT_DIGITS.
+
+    >>> rounded({"loss": [0.123456789, 2], "acc": 99.07000000000001})
+    {'loss': [0.1234568, 2], 'acc': 99.07}
+    """
+    if isinstance(x, float):
+        return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
+    if isinstance(x, list):
+        return [rounded(v) for v in x]
+    if isinstance(x, dict):
+        return {k: rounded(v) for k, v in x.items()}
+    return x
+
+
 def compact_metrics(metrics: list) -> list:
     """The metrics as the store keeps them: every epoch's losses, accuracies and per-layer
-    clip, entropy and sizes, but the code histogram (and its levels) of the final epoch
-    only, the one the chapters read (an 8-bit run's histograms are most of its file).
+    clip, entropy and sizes to 7 significant digits, but the code histogram (and its
+    levels) of the final epoch only, the one the chapters read (an 8-bit run's
+    histograms are most of its file).
 
     >>> m = [{"layers": [{"entropy": 1.0, "histogram": [1, 2], "levels": [-1, 1]}]}] * 2
     >>> compact_metrics(m)[0], compact_metrics(m)[1] == m[1]
@@ -59,7 +82,12 @@ def compact_metrics(metrics: list) -> list:
     out = [{**e, "layers": [{k: v for k, v in layer.items() if k not in PER_EPOCH_ONLY_LAST}
                             for layer in e["layers"]]} if "layers" in e else e
            for e in metrics[:-1]]
-    return out + metrics[-1:]
+    return rounded(out + metrics[-1:])
+
+
+def stored_name(name: str) -> str:
+    """The name a run file has in the store (torch files compressed)."""
+    return name + XZ if name in PACKED else name
 
 
 def publish_files(key: str, files: dict, provenance: dict) -> Path:
@@ -74,10 +102,12 @@ def publish_files(key: str, files: dict, provenance: dict) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
     tmp.chmod(0o755)                        # mkdtemp makes it private
     try:
-        for name, data in files.items():
-            if name == "metrics.json":          # the compact form, whatever the worker wrote
+        for name, data in files.items():    # the compact forms, whatever the worker wrote
+            if name == "metrics.json":
                 data = json_text(compact_metrics(json.loads(data))).encode()
-            (tmp / name).write_bytes(data)
+            if name in PACKED:
+                data = xz_bytes(data)
+            (tmp / stored_name(name)).write_bytes(data)
         (tmp / "run.json").write_text(json.dumps(provenance, indent=1))
         os.rename(tmp, final)
     except OSError:
@@ -85,6 +115,33 @@ def publish_files(key: str, files: dict, provenance: dict) -> Path:
         if not final.exists():
             raise
     return final
+
+
+def compact_entry(entry: Path) -> bool:
+    """Rewrite an entry published before the compact forms in them (torch files
+    xz-compressed, metrics rounded); each file replaced atomically, torch files checked to
+    decompress to the same bytes first. True if anything changed."""
+    changed = False
+    for name in PACKED:
+        plain = entry / name
+        if plain.exists():
+            data = plain.read_bytes()
+            packed = xz_bytes(data)
+            assert lzma.decompress(packed) == data
+            tmp = entry / f".{stored_name(name)}.tmp"
+            tmp.write_bytes(packed)
+            os.replace(tmp, entry / stored_name(name))
+            plain.unlink()
+            changed = True
+    metrics = entry / "metrics.json"
+    text = metrics.read_text()
+    new = json_text(compact_metrics(json.loads(text)))
+    if new != text:
+        tmp = entry / ".metrics.json.tmp"
+        tmp.write_text(new)
+        os.replace(tmp, metrics)
+        changed = True
+    return changed
 
 
 def entries() -> list:

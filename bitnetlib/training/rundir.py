@@ -8,6 +8,9 @@ RUN_DIR layout (every file written to a unique temporary name, then renamed):
                      with swa_start_epoch, the weight average (bitnetlib.training.swa)
     .lock            held (flock) by the training that writes into the directory
 
+The results store keeps the final model xz-compressed, as model.pt.xz (``model_file``
+finds either; ``read_torch_file`` reads both).
+
 A directory whose run files belong to another configuration is never touched (only
 ``--fresh`` replaces them); checkpoint.pt is the source of truth for metrics.json.
 Every problem is a one-line ``RunDirError`` that names the file and what to do.
@@ -15,7 +18,9 @@ Every problem is a one-line ``RunDirError`` that names the file and what to do.
 import contextlib
 import errno
 import fcntl
+import io
 import json
+import lzma
 import os
 import uuid
 from pathlib import Path
@@ -52,13 +57,27 @@ def resolve_run(ref) -> Path:
         return Path(ref)
     key = ref[len(RUN_REF):]
     for root in (store_root(), cache_root()):
-        if (root / key / "model.pt").exists():
+        if model_file(root / key).exists():
             return root / key
     raise FileNotFoundError(f"{ref}: no finished run with this key in {store_root()} or "
                             f"{cache_root()}; train it first")
 
 
 RUN_FILES = ("config.yaml", "checkpoint.pt", "metrics.json", "model.pt")
+XZ = ".xz"         # the store's compact form of a torch file: the same bytes, xz-compressed
+
+
+def model_file(run_dir) -> Path:
+    """A run's final model: model.pt, or the store's model.pt.xz where only that exists."""
+    plain = Path(run_dir) / "model.pt"
+    packed = plain.with_name(plain.name + XZ)
+    return packed if packed.exists() and not plain.exists() else plain
+
+
+def xz_bytes(data: bytes) -> bytes:
+    """A torch file's bytes as the store keeps them (lossless; float32 weights compress
+    to about three quarters)."""
+    return lzma.compress(data, preset=9)
 FRESH = "rerun with --fresh to start the run over, or choose another --out"
 
 
@@ -185,9 +204,11 @@ def remove_run_files(run_dir: Path):
 
 
 def read_torch_file(path: Path, what: str, device="cpu", advice: str = FRESH) -> dict:
-    """A checkpoint.pt / model.pt as written by ``train``: a dict with its config."""
+    """A checkpoint.pt / model.pt (or the store's .pt.xz) as written by ``train``: a dict
+    with its config."""
     try:
-        obj = torch.load(path, map_location=device, weights_only=False)
+        src = io.BytesIO(lzma.decompress(path.read_bytes())) if path.name.endswith(XZ) else path
+        obj = torch.load(src, map_location=device, weights_only=False)
     except Exception as e:
         raise RunDirError(f"{path}: cannot read the {what} (truncated or corrupt: "
                           f"{one_line(e)[:80]})", advice) from e
@@ -271,6 +292,8 @@ def inspect_run(run_dir: Path, cfg: TrainConfig, device="cpu", log=print):
     start (next epoch), finished). Files of another config, unreadable or inconsistent
     files are a RunDirError; metrics.json is made to agree with checkpoint.pt."""
     have = {n for n in RUN_FILES if (run_dir / n).exists()}
+    if model_file(run_dir).exists():
+        have.add("model.pt")
     now = config_dict(cfg)
     if "config.yaml" in have:
         check_config(run_dir, "config.yaml", read_config_yaml(run_dir / "config.yaml"),
@@ -281,7 +304,7 @@ def inspect_run(run_dir: Path, cfg: TrainConfig, device="cpu", log=print):
         check_config(run_dir, "checkpoint.pt", ckpt["config"], now)
         check_checkpoint(run_dir / "checkpoint.pt", ckpt, cfg)
     if "model.pt" in have:
-        saved = read_torch_file(run_dir / "model.pt", "model file", device)
+        saved = read_torch_file(model_file(run_dir), "model file", device)
         check_config(run_dir, "model.pt", saved["config"], now)
     if ckpt is None:
         metrics = metrics_without_checkpoint(run_dir, have, saved is not None, cfg)
@@ -317,7 +340,7 @@ def model_from(saved: dict, path, device="cpu", advice: str = FRESH):
 
 def load_run(run_dir, device="cpu"):
     """(config, model) from a finished run's model.pt (a path or ``run:<key>``)."""
-    path = resolve_run(run_dir) / "model.pt"
+    path = model_file(resolve_run(run_dir))
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: train the run first (bitnet train)")
     advice = "train the run again (bitnet train ... --fresh)"
