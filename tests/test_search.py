@@ -88,7 +88,8 @@ def test_objective_on_tiny_runs_through_the_store(run_dirs):
     for r in search.report.done(rows):
         entry = run_dirs / "results" / "runs" / r["key"]       # published to the store
         verify = json.loads((entry / "verify.json").read_text())["result"]
-        assert r["acc_c"] == verify["acc_c"] and (entry / "bitnet_model.h").exists()
+        assert r["acc_c"] == verify["acc_c"] and not (entry / "bitnet_model.h").exists()
+        assert (run_dirs / "cache" / r["key"] / "bitnet_model.h").exists()   # a build product
         _, _, exp = export_run(entry)                         # the run's real export
         assert r["packed_bytes"] == exp.weight_bytes
     # the same point again: told from the store, nothing trained

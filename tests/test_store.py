@@ -8,7 +8,7 @@ import torch
 from bitnetlib import book as bk
 from bitnetlib.book import cache as bcache
 from bitnetlib.book import store
-from bitnetlib.training.rundir import load_run, resolve_run
+from bitnetlib.training.rundir import json_text, load_run, resolve_run
 
 from conftest import TINY_RUN as TINY
 
@@ -137,7 +137,23 @@ def test_old_entries_are_compacted_without_loss(dirs, monkeypatch):
 
 
 def test_the_committed_store_is_compact():
-    """Every committed entry holds its weights in the compact form only."""
+    """Every committed entry holds its weights in the compact form only, its metrics
+    folded, and no build products."""
     root = store.store_root()
     plain = sorted(p.parent.name for name in store.PACKED for p in root.glob(f"*/{name}"))
     assert not plain, f"entries with uncompressed torch files: {plain[:5]} (store.compact_entry)"
+    headers = sorted(p.parent.name for p in root.glob("*/bitnet_model.h"))
+    assert not headers, f"entries with a build product (bitnet_model.h): {headers[:5]}"
+    for m in root.glob("*/metrics.json"):
+        text = m.read_text()
+        assert json_text(store.compact_metrics(json.loads(text))) == text, m
+
+
+def test_verify_of_a_store_entry_writes_its_header_to_the_cache(dirs, monkeypatch):
+    monkeypatch.setenv("BITNET_PUBLISH", "1")
+    bk.run_cached(TINY)
+    entry = bk.run_dir_of(TINY)
+    (dirs / "cache" / entry.name / "bitnet_model.h").unlink(missing_ok=True)
+    r = bk.verify_cached(TINY)
+    assert r["mismatch_c_int"] == 0 and not (entry / "bitnet_model.h").exists()
+    assert (dirs / "cache" / entry.name / "bitnet_model.h").exists()

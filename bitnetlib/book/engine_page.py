@@ -16,8 +16,7 @@ import numpy as np
 
 from ..deploy import intmodel
 from ..deploy.engine import EngineModel
-from ..deploy.model import read_header_id, write_header
-from ..pipeline import export_run
+from ..pipeline import export_run, own_header
 from ..training.data import FILES, REPO_ROOT, load_mnist, read_idx, resolve_data_root
 
 JS = Path(__file__).with_name("engine_page.js")
@@ -28,14 +27,9 @@ def b64(data: bytes, gz: bool = False) -> str:
 
 
 def run_header(run_dir):
-    """(RUN_DIR/bitnet_model.h, Exported): the header `bitnet export` writes, written
-    again only when it is missing or was exported from another model."""
-    run_dir = Path(run_dir)
+    """(header, Exported): the run's own header (``pipeline.own_header``)."""
     _, _, exp = export_run(run_dir)
-    header = run_dir / "bitnet_model.h"
-    if not header.exists() or read_header_id(header) != exp.model_id:
-        write_header(exp, header, str(run_dir))
-    return header, exp
+    return own_header(run_dir, exp), exp
 
 
 def segments(exp) -> list:

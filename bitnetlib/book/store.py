@@ -14,8 +14,9 @@
         last_model.pt.xz   runs with weight averaging (swa) only: the last epoch's weights
         verify.json        C engine vs integer model vs fake-quant (``derived.verify_cached``)
         mcu_<kernel>_<n>.json  the emulated CH32V003 (``derived.mcu_cached``); both keyed
-                           by a hash of the sources that computed them
-        bitnet_model.h     the exported C header, written by the C-engine check
+                           by a hash of the sources that computed them (the exported
+                           C header they use is written to the run cache: it is a build
+                           product, made again from the weights in a second)
 
 A run is trained into the run cache (``runs/cache/<key>/``, with checkpoints, so it can
 be resumed) and then published here: the files are copied into a temporary
@@ -69,20 +70,50 @@ def rounded(x):
     return x
 
 
+FOLDED = "folded_layer_keys"   # final epoch: per-layer keys left out of the earlier ones
+
+
 def compact_metrics(metrics: list) -> list:
     """The metrics as the store keeps them: every epoch's losses, accuracies and per-layer
     clip, entropy and sizes to 7 significant digits, but the code histogram (and its
     levels) of the final epoch only, the one the chapters read (an 8-bit run's
-    histograms are most of its file).
+    histograms are most of its file), and a per-layer value that every epoch shares
+    (type, shape, bytes of a fixed type) in the final epoch only, its key listed there
+    under FOLDED; ``full_metrics`` puts them back.
 
-    >>> m = [{"layers": [{"entropy": 1.0, "histogram": [1, 2], "levels": [-1, 1]}]}] * 2
-    >>> compact_metrics(m)[0], compact_metrics(m)[1] == m[1]
-    ({'layers': [{'entropy': 1.0}]}, True)
+    >>> m = [{"layers": [{"type": "4bitsym", "entropy": e, "histogram": [1, 2]}]} for e in (1.0, 2.0)]
+    >>> c = compact_metrics(m)
+    >>> c[0], c[1][FOLDED], full_metrics(c)[0]
+    ({'layers': [{'entropy': 1.0}]}, ['type'], {'layers': [{'entropy': 1.0, 'type': '4bitsym'}]})
     """
+    if FOLDED in metrics[-1]:                   # already compact
+        return rounded(metrics)
     out = [{**e, "layers": [{k: v for k, v in layer.items() if k not in PER_EPOCH_ONLY_LAST}
                             for layer in e["layers"]]} if "layers" in e else e
            for e in metrics[:-1]]
-    return rounded(out + metrics[-1:])
+    last = metrics[-1]
+    shared = sorted({k for layer in last.get("layers", []) for k in layer
+                     if k not in PER_EPOCH_ONLY_LAST} if out else ())
+    shared = [k for k in shared if all(
+        len(e.get("layers", [])) == len(last["layers"]) and
+        all(k in a and k in b and a[k] == b[k] for a, b in zip(e["layers"], last["layers"]))
+        for e in out)]
+    if shared:
+        out = [{**e, "layers": [{k: v for k, v in layer.items() if k not in shared}
+                                for layer in e["layers"]]} for e in out]
+        last = {**last, FOLDED: shared}
+    return rounded(out + [last])
+
+
+def full_metrics(metrics: list) -> list:
+    """The store's metrics with the folded per-layer values back in every epoch."""
+    shared = metrics[-1].get(FOLDED)
+    if not shared:
+        return metrics
+    last = {k: v for k, v in metrics[-1].items() if k != FOLDED}
+    fill = [{k: layer[k] for k in shared if k in layer} for layer in last["layers"]]
+    return [{**e, "layers": [{**layer, **f} for layer, f in zip(e["layers"], fill)]}
+            for e in metrics[:-1]] + [last]
 
 
 def stored_name(name: str) -> str:
@@ -119,7 +150,7 @@ def publish_files(key: str, files: dict, provenance: dict) -> Path:
 
 def compact_entry(entry: Path) -> bool:
     """Rewrite an entry published before the compact forms in them (torch files
-    xz-compressed, metrics rounded); each file replaced atomically, torch files checked to
+    xz-compressed, metrics compact, no exported header); each file replaced atomically, torch files checked to
     decompress to the same bytes first. True if anything changed."""
     changed = False
     for name in PACKED:
@@ -133,6 +164,9 @@ def compact_entry(entry: Path) -> bool:
             os.replace(tmp, entry / stored_name(name))
             plain.unlink()
             changed = True
+    for product in entry.glob("bitnet_model.h"):     # a build product (pipeline.own_header)
+        product.unlink()
+        changed = True
     metrics = entry / "metrics.json"
     text = metrics.read_text()
     new = json_text(compact_metrics(json.loads(text)))
