@@ -17,7 +17,7 @@ from .deploy.model import read_header_id, with_layout, write_header
 from .deploy.packing import ExportError
 from .training.data import load_mnist
 from .training.export import CALIB_IMAGES, check_deployable, export_model
-from .training.rundir import RunDirError, cache_root, load_run, model_file, store_root
+from .training.rundir import RunDirError, load_run, model_file
 
 # FC kernels' entry points: they split a round into layers
 FC_ENTRIES = ("bn_fc", "bn_fc_cols", "bn_fc_rows_binary_fast")
@@ -72,22 +72,10 @@ def compare(y, fq, ref, absmax, pred_c, logits_c) -> dict:
                 mismatch_absmax_fakequant=int((absmax.pred != fq).sum()))
 
 
-def own_header(run_dir, exp) -> Path:
-    """The run's exported header, written when it is missing or was exported by an older
-    export rule: RUN_DIR/bitnet_model.h, or for an entry of the results store (which
-    keeps no build products) the one in the run cache's directory of the same key."""
-    run_dir = Path(run_dir)
-    home = cache_root() / run_dir.name if run_dir.parent == store_root() else run_dir
-    header = home / "bitnet_model.h"
-    if not header.exists() or read_header_id(header) != exp.model_id:
-        home.mkdir(parents=True, exist_ok=True)
-        write_header(exp, header, str(run_dir))
-    return header
-
-
 def verify(run_dir, header=None) -> dict:
     """All 10,000 test images through the fake-quantized model, the integer model and
-    the C engine (from ``header``, default the run's own export: ``own_header``).
+    the C engine (from ``header``, default RUN_DIR/bitnet_model.h: the run's own export,
+    written again when it is missing or was exported by an older export rule).
 
     ``mismatch_absmax_fakequant``: the integer model with the float model's absmax
     scaling instead of ShiftNorm; near 0 means ShiftNorm's power-of-two scale (max
@@ -96,7 +84,10 @@ def verify(run_dir, header=None) -> dict:
     cfg, _ = load_model_file(run_dir)
     data = load_mnist(cfg.data_root or None)
     _, model, exp = export_run(run_dir, data)
-    header = Path(header) if header else own_header(run_dir, exp)
+    header = Path(header) if header else Path(run_dir) / "bitnet_model.h"
+    if header == Path(run_dir) / "bitnet_model.h" and (
+            not header.exists() or read_header_id(header) != exp.model_id):
+        write_header(exp, header, str(run_dir))
     engine = EngineModel(header, exp.model_id)
     x = intmodel.input_codes(data.test_x)                             # (N, 256)
     pred_c, logits_c = engine.run(x.astype(np.int8))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..training.data import REPO_ROOT
 from ..training.models import build_model
-from ..training.rundir import read_torch_file, resolve_device, save_json, store_root
+from ..training.rundir import (cache_root, read_torch_file, resolve_device, save_json,
+                                store_root)
 from . import store
 from .cache import damaged_run_is_cache_error, recompute_requested, resolve_config, run_dir_of
 
@@ -46,14 +47,32 @@ def cached_result(path: Path, key_name: str, key: str, compute, seconds_key: str
     return result
 
 
+def own_header(run_dir, exp) -> Path:
+    """The run's exported header, written when it is missing or was exported by an older
+    export rule: RUN_DIR/bitnet_model.h, or for an entry of the results store (which
+    keeps no build products) the one in the run cache's directory of the same key."""
+    from ..deploy.model import read_header_id, write_header
+    run_dir = Path(run_dir)
+    home = cache_root() / run_dir.name if run_dir.parent == store_root() else run_dir
+    header = home / "bitnet_model.h"
+    if not header.exists() or read_header_id(header) != exp.model_id:
+        home.mkdir(parents=True, exist_ok=True)
+        write_header(exp, header, str(run_dir))
+    return header
+
+
 def verify_cached(cfg, recompute=None) -> dict:
-    """``bitnetlib.pipeline.verify`` of a cached run (all 10,000 test images), stored in the
-    run directory as verify.json keyed by the C engine's source hash."""
+    """``bitnetlib.pipeline.verify`` of a cached run (all 10,000 test images) on its own
+    header, stored in the run directory as verify.json keyed by the C engine's source
+    hash."""
     from .. import pipeline
     from ..deploy import engine
     run_dir = run_dir_of(cfg)
+
+    def compute():
+        return pipeline.verify(run_dir, own_header(run_dir, pipeline.export_run(run_dir)[2]))
     return cached_result(run_dir / "verify.json", "engine", engine.source_hash(),
-                         lambda: pipeline.verify(run_dir), "verify_seconds", recompute)
+                         compute, "verify_seconds", recompute)
 
 
 NOT_FIRMWARE = ("wasm.py", "huffman.py", "huffbench.py", "codestats.py", "bn_huffman.c",

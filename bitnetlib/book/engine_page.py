@@ -16,7 +16,8 @@ import numpy as np
 
 from ..deploy import intmodel
 from ..deploy.engine import EngineModel
-from ..pipeline import export_run, own_header
+from ..pipeline import export_run
+from .derived import own_header
 from ..training.data import FILES, REPO_ROOT, load_mnist, read_idx, resolve_data_root
 
 JS = Path(__file__).with_name("engine_page.js")
@@ -27,7 +28,7 @@ def b64(data: bytes, gz: bool = False) -> str:
 
 
 def run_header(run_dir):
-    """(header, Exported): the run's own header (``pipeline.own_header``)."""
+    """(header, Exported): the run's own header (``derived.own_header``)."""
     _, _, exp = export_run(run_dir)
     return own_header(run_dir, exp), exp
 
