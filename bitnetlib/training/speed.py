@@ -11,7 +11,10 @@
 """
 import ctypes
 import ctypes.util
+import os
 from concurrent.futures import ThreadPoolExecutor
+
+import torch
 
 from .schedule import epoch_data, epoch_generator
 
@@ -36,11 +39,16 @@ def keep_freed_memory():
 
 class EpochPrefetch:
     """``get(epoch)`` returns ``epoch_data`` of that epoch and starts drawing the next
-    epoch's (up to ``last``) in a background thread."""
+    epoch's (up to ``last``) in a background thread, one torch thread, when a core is
+    left over (training on fewer torch threads than there are cores); else on demand:
+    more threads than cores make every parallel op wait for a descheduled thread."""
 
     def __init__(self, cfg, data, device, last: int):
         self.cfg, self.data, self.device, self.last = cfg, data, device, last
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="epoch-data")
+        spare = torch.get_num_threads() < (os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="epoch-data",
+                                        initializer=torch.set_num_threads,
+                                        initargs=(1,)) if spare else None
         self._pending = {}
 
     def _compute(self, epoch: int):
@@ -50,11 +58,12 @@ class EpochPrefetch:
         fut = self._pending.pop(epoch, None)
         out = fut.result() if fut is not None else self._compute(epoch)
         self._pending.clear()                    # a skipped epoch's data is dropped
-        if epoch + 1 < self.last:
+        if self._pool is not None and epoch + 1 < self.last:
             self._pending[epoch + 1] = self._pool.submit(self._compute, epoch + 1)
         return out
 
     def close(self):
         self._pending.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
