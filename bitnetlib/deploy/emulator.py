@@ -82,6 +82,9 @@ class Emulator:
         self.estack, self.bss_end = self.sym["_estack"], self.sym["__bss_end"]
         self._ra, self._sp = UC_RISCV_REG_RA, UC_RISCV_REG_SP
         self.until_sync(self.sym["_start"])                        # start-up, first sync
+        sp = self.uc.reg_read(self._sp)
+        self.uc.mem_write(self.bss_end, bytes([STACK_FILL]) * (sp - self.bss_end))
+        self._blocks, self._hooked = {}, False
 
     def until_sync(self, start: int) -> None:
         """Run from ``start`` until the firmware reaches ``bn_fw_sync``; McuError when it
@@ -92,9 +95,6 @@ class Emulator:
         if pc != self.sync:
             raise McuError(f"the firmware did not reach bn_fw_sync within {ROUND_SECONDS} s "
                            f"(stopped at {pc:#010x}): it hangs")
-        sp = self.uc.reg_read(self._sp)
-        self.uc.mem_write(self.bss_end, bytes([STACK_FILL]) * (sp - self.bss_end))
-        self._blocks, self._hooked = {}, False
 
     def _field(self, name: str) -> int:
         return self.io + self.layout[name]
