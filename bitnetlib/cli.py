@@ -9,6 +9,10 @@
     bitnet search [--study NAME] [--trials N] [--storage URL] [--scheduler ADDR] [--workers N]
                   [--sampler nsga2|tpe] [--budget BYTES] [--set key=value ...]
 
+An ``fc_moe`` run (mixture of experts) exports as its networks and the ``bn_moe`` of them
+(``bn_run_moe``), and verify checks the C engine against the integer model on every
+prediction, chosen expert and logit (``book.moe.verify_moe_run``).
+
 Exit codes: 0 success; 1 a check found differences (verify: C engine vs integer
 model, mcu: firmware vs host engine; results fill: chapters that still stop); 2 bad
 input or a failed step (one line on stderr, ``error: ...`` or, for a bad argument,
@@ -55,19 +59,42 @@ def header_arg(args) -> Path:
     return header
 
 
+def moe_model(run_dir):
+    """The model of an fc_moe run (mixture of experts), else None (another model, or a
+    run that does not load: the command's own step then says why)."""
+    try:
+        cfg, model = load_model_file(run_dir)
+    except (OSError, *DEPLOY_ERRORS):
+        return None
+    return model if cfg.model == "fc_moe" else None
+
+
 def cmd_export(args):
     from .deploy.model import format_packed, write_header
     from .training.stats import format_stats, model_stats
-    header = header_arg(args)
-    _, model, exp = export_run(args.run_dir, layout=args.layout)
-    write_header(exp, header, args.run_dir)
+    header, model = header_arg(args), moe_model(args.run_dir)
+    if model is not None:              # several networks and the bn_moe of them
+        from .book.moe import export_moe_run
+        _, moe = export_moe_run(args.run_dir, header, args.layout, model)
+        parts = ([("trunk", moe.trunk)] if moe.trunk is not None else []) + [
+            ("gate", moe.gate)] + [(f"expert {i}", e) for i, e in enumerate(moe.experts)]
+        packed = [f"{name}:\n{format_packed(p)}" for name, p in parts]
+        packed.append(f"Mixture of {moe.n_experts} experts: {moe.weight_bytes} weight bytes, "
+                      f"moe_id 0x{moe.moe_id:08X} (bn_run_moe)")
+    else:
+        _, model, exp = export_run(args.run_dir, layout=args.layout)
+        write_header(exp, header, args.run_dir)
+        packed = [format_packed(exp)]
     print(format_stats(model_stats(model)))
-    print(format_packed(exp))
+    print("\n".join(packed))
     print(f"wrote {header}")
 
 
 def cmd_verify(args):
-    r = verify(args.run_dir, args.header and header_arg(args))
+    header = args.header and header_arg(args)
+    if moe_model(args.run_dir) is not None:
+        return verify_moe(args.run_dir, header, args.json)
+    r = verify(args.run_dir, header)
     print(f"{r['n']} test images: fake-quant {r['acc_fakequant']:.2f}%, integer model "
           f"{r['acc_int']:.2f}%, C engine {r['acc_c']:.2f}%")
     print(f"disagreements: C vs integer {r['mismatch_c_int']} (logits "
@@ -78,7 +105,24 @@ def cmd_verify(args):
     return 1 if r["mismatch_c_int"] or r["mismatch_logits_c_int"] else 0
 
 
+def verify_moe(run_dir, header, as_json: bool):
+    """``bitnet verify`` of an fc_moe run: integer model vs C engine (bn_run_moe)."""
+    from .book.moe import verify_moe_run
+    r = verify_moe_run(run_dir, header)
+    print(f"mixture of {len(r['load_int'])} experts: integer model {r['acc_int']:.2f}%, "
+          f"expert loads {', '.join(f'{v:.2f}' for v in r['load_int'])}")
+    print(f"disagreements: C vs integer {r['mismatch_c_int']} (prediction, expert or "
+          f"logits), expert choice float vs integer {r['route_differs_float_int']}")
+    if as_json:
+        print(json.dumps(r))
+    return 1 if r["mismatch_c_int"] else 0
+
+
 def cmd_mcu(args):
+    if moe_model(args.run_dir) is not None:
+        raise UsageError(f"{args.run_dir}: model=fc_moe; `bitnet mcu` runs one network, the "
+                         f"mixture's firmware run is bitnetlib.deploy.moe_firmware.mcu_moe "
+                         f"(chapter 30: bitnetlib.book.moe.moe_mcu_cached)")
     r = mcu_run(args.run_dir, kernel=args.kernel, images=args.images, timed=args.timed,
                 hooks=not args.no_hooks)
     print(format_result(r))

@@ -5,10 +5,11 @@
  * folded into ShiftNorm, and no zero point.
  *
  * Built by bitnetlib/deploy/rescalebench.py (not by the Makefile: no model, no engine)
- * with startup.S and ch32v003.ld, and a generated data header BN_RB_DATA that defines
- * bn_rb_layers[BN_RB_LAYERS] (per layer: accumulators and input activations as the
- * engine has them after the layer's products, the activations in SRAM; per-output
- * shifts, multipliers and zero points in flash like the weights) and BN_RB_OUT_MAX. Round k runs variant
+ * with the bench runtime (bench_runtime.h: the host I/O, bn_fw_sync) and a generated
+ * data header BN_BENCH_DATA that defines bn_rb_layers[BN_RB_LAYERS] (per layer:
+ * accumulators and input activations as the engine has them after the layer's
+ * products, the activations in SRAM; per-output shifts, multipliers and zero points
+ * in flash like the weights) and BN_RB_OUT_MAX. Round k runs variant
  * k / BN_RB_LAYERS on layer k % BN_RB_LAYERS: the accumulators are copied to SRAM
  * (bn_rb_load), transformed in place by the variant's function (in SRAM, like the
  * engine's hot code), and with bn_fw_io.flags & 1 copied to bn_fw_trace for the host
@@ -23,8 +24,7 @@
  *   zero_ch_sa  the same by shift-add over the bits of |z[j]|
  *   zero_t    acc[j] += z * sum(x)               one zero point per tensor
  */
-#include <stddef.h>
-#include <stdint.h>
+#include "bench_runtime.h"
 
 typedef struct {
     const int32_t *acc;
@@ -35,32 +35,14 @@ typedef struct {
     uint16_t out, in;
 } bn_rb_layer;
 
-#include BN_RB_DATA
+#include BN_BENCH_DATA
 
 #define BN_RB_VARIANTS 6
 #define BN_RB_RAM __attribute__((section(".ramfunc"), noinline))
 
-typedef struct {
-    int8_t input[4];         /* unused: the emulator's I/O layout wants the field */
-    uint32_t flags;          /* bit 0: copy the result to bn_fw_trace */
-    int32_t status;
-    uint32_t pred;           /* the round run last */
-    uint32_t rounds;
-    int32_t logits[1];
-} bn_fw_io_t;
-
-bn_fw_io_t bn_fw_io;
-__attribute__((section(".bn_fw_layout"), used)) const uint32_t bn_fw_io_layout[] = {
-    offsetof(bn_fw_io_t, input), offsetof(bn_fw_io_t, flags), offsetof(bn_fw_io_t, status),
-    offsetof(bn_fw_io_t, pred), offsetof(bn_fw_io_t, rounds), offsetof(bn_fw_io_t, logits),
-    1, BN_RB_OUT_MAX, 4};
+BN_BENCH_IO_LAYOUT(BN_RB_OUT_MAX);
 __attribute__((section(".trace"))) int32_t bn_fw_trace[BN_RB_OUT_MAX];
 static int32_t acc[BN_RB_OUT_MAX];
-
-__attribute__((noinline)) void bn_fw_sync(void)
-{
-    __asm__ volatile("" ::: "memory");
-}
 
 __attribute__((noinline)) static void bn_rb_load(const bn_rb_layer *l)
 {

@@ -122,3 +122,45 @@ def test_engine_refuses_bad_calls_with_a_status(trained, tmp_path):
     with pytest.raises(EngineError, match="BN_ERR_SCRATCH"):
         engine.run(np.zeros((1, engine.input_len), np.int8))
     assert int(lib().bn_moe_scratch_bytes(cppyy.nullptr)) == 0
+
+
+@pytest.fixture(scope="module")
+def moe_run(mnist_subset, tmp_path_factory):
+    """An fc_moe run directory: 1 epoch on 600 images (what `bitnet train` leaves)."""
+    torch.set_num_threads(1)
+    cfg = make_config({**SMALL, "epochs": 1})
+    run = tmp_path_factory.mktemp("moe_run")
+    model, _ = train(cfg, run, data=mnist_subset(600, 500), progress=False, log=lambda s: None)
+    return run, model.eval(), mnist_subset(600, 500)
+
+
+@pytest.mark.parametrize("layout", ["rows", "cols"])
+def test_cli_export_writes_a_header_the_moe_engine_runs(moe_run, layout, tmp_path, capsys):
+    from bitnetlib.cli import main
+    run, model, data = moe_run
+    header = tmp_path / f"moe_{layout}.h"
+    assert main(["export", str(run), "--header", str(header), "--layout", layout]) == 0
+    out = capsys.readouterr().out
+    assert "Mixture of 3 experts" in out and "expert 2:" in out and f"wrote {header}" in out
+    exp = export_moe(model, layout)
+    x = intmodel.input_codes(data.test_x[:200])
+    ref = run_moe(exp, x)
+    pred, logits, expert = EngineMoE(header, exp.moe_id).run(x.astype(np.int8))
+    assert np.array_equal(expert, ref.expert) and np.array_equal(logits, ref.logits)
+    assert np.array_equal(pred, ref.pred)
+
+
+def test_cli_verify_checks_the_moe_and_mcu_names_its_function(moe_run, capsys):
+    import json
+
+    from bitnetlib.cli import main
+    run = moe_run[0]
+    (run / "bitnet_model.h").write_text("/* stale */\n")      # rewritten: not a moe header
+    assert main(["verify", str(run), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["mismatch_c_int"] == 0 and len(r["load_int"]) == 3
+    assert sum(r["load_int"]) == pytest.approx(1.0) and r["acc_int"] > 20.0   # chance: 10%
+    assert "bitnet-moe-symbol" in (run / "bitnet_model.h").read_text()
+    assert main(["mcu", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "fc_moe" in err and "mcu_moe" in err and "\n" not in err

@@ -76,7 +76,8 @@ def verify_cached(cfg, recompute=None) -> dict:
 
 
 NOT_FIRMWARE = ("wasm.py", "huffman.py", "huffbench.py", "codestats.py", "bn_huffman.c",
-                "bn_huffman.h", "huffbench.c", "rescalebench.py", "rescalebench.c")
+                "bn_huffman.h", "huffbench.c", "rescalebench.py", "rescalebench.c",
+                "benchbuild.py", "bench_runtime.h")
 
 
 def firmware_source_hash() -> str:
@@ -84,7 +85,8 @@ def firmware_source_hash() -> str:
     firmware sources and the Python harness (export, packing, build, emulator, cycle
     model, the run-directory steps). Files that decide no firmware run are left out
     (``NOT_FIRMWARE``: the wasm build, the browser's copy of the engine; the weights'
-    Huffman coder, its decoder and its bench image, chapter 27; the rescale bench, chapter 9)."""
+    Huffman coder, its decoder and its bench image, chapter 27; the rescale bench, chapter 9;
+    the benches' shared runtime and build)."""
     h = hashlib.sha256()
     paths = sorted(p for d in ("c_engine", "firmware") for p in (REPO_ROOT / d).iterdir()
                    if p.is_file() and p.suffix in ("", ".c", ".h", ".S", ".ld")

@@ -1,6 +1,7 @@
 """The mixture-of-experts chapter's helpers: designs at a byte budget, and the checks
 and emulated firmware of ``fc_moe`` runs, stored in the run directory (like
-``cache.mcu_cached``) under the engine's or the firmware's source hash."""
+``cache.mcu_cached``) under the engine's or the firmware's source hash; and what
+``bitnet export`` / ``bitnet verify`` do with an fc_moe run directory."""
 import tempfile
 from pathlib import Path
 
@@ -9,8 +10,11 @@ import numpy as np
 from ..deploy import engine, intmodel
 from ..deploy.model import fc_weight_bytes
 from ..deploy.packing import per_word
-from ..deploy.moe import firmware_layout, run_moe, write_moe_header
+from ..deploy.moe import firmware_layout, moe_symbol, read_moe_symbol, run_moe, write_moe_header
 from ..deploy.moe_engine import EngineMoE
+from ..deploy.packing import ExportError
+from ..pipeline import load_model_file
+from ..training.data import load_mnist
 from ..training.export_moe import export_moe
 from ..training.moe import N_CLASSES
 from .cache import cached_data, run_cached, run_dir_of
@@ -41,17 +45,16 @@ def expert_width(budget: int, n_experts: int, gate_widths, trunk: int, quant: st
     return w
 
 
-def moe_check(cfg) -> dict:
-    """All test images through the fake-quantized model (routing), the integer model
-    and the C engine (``bn_run_moe``): accuracies, expert loads, disagreements."""
-    model, _ = run_cached(cfg)
-    data = cached_data(cfg)
+def moe_compare(model, data, header=None) -> dict:
+    """All test images of ``data`` through the fake-quantized model (routing), the
+    integer model and the C engine (``bn_run_moe``, from ``header`` or a temporary
+    export): accuracies, expert loads, disagreements."""
     exp = export_moe(model, "rows")
     x = intmodel.input_codes(data.test_x.cpu())
     ref = run_moe(exp, x)
     with tempfile.TemporaryDirectory(prefix="bitnet-moe-") as tmp:
-        pred_c, logits_c, expert_c = EngineMoE(write_moe_header(exp, Path(tmp) / "moe.h"),
-                                               exp.moe_id).run(x.astype(np.int8))
+        header = header or write_moe_header(exp, Path(tmp) / "moe.h")
+        pred_c, logits_c, expert_c = EngineMoE(header, exp.moe_id).run(x.astype(np.int8))
     route = np.concatenate([model.cpu().route(data.test_x[i:i + 4096].cpu())[2].numpy()
                             for i in range(0, len(x), 4096)])
     y = data.test_y.cpu().numpy()
@@ -64,6 +67,40 @@ def moe_check(cfg) -> dict:
                 per_expert_acc_int=[100.0 * float((ref.pred[ref.expert == e] == y[ref.expert == e])
                                                   .mean()) if (ref.expert == e).any() else None
                                     for e in range(exp.n_experts)])
+
+
+def moe_check(cfg) -> dict:
+    """``moe_compare`` of a cached run on its test set."""
+    model, _ = run_cached(cfg)
+    return moe_compare(model, cached_data(cfg))
+
+
+def export_moe_run(run_dir, header, layout: str = "rows", model=None):
+    """(model, ExportedMoE) of an fc_moe run directory, its header (``write_moe_header``:
+    the networks and the bn_moe of them) written to ``header``."""
+    if model is None:
+        _, model = load_model_file(run_dir)
+    exp = export_moe(model, layout)
+    write_moe_header(exp, header, str(run_dir))
+    return model, exp
+
+
+def verify_moe_run(run_dir, header=None) -> dict:
+    """``moe_compare`` of an fc_moe run directory on all test images, the C engine
+    reading ``header`` (default RUN_DIR/bitnet_model.h: the run's own rows export,
+    written again when it is missing or from another export, as ``pipeline.verify``)."""
+    cfg, model = load_model_file(run_dir)
+    own = Path(run_dir) / "bitnet_model.h"
+    header = Path(header) if header else own
+    if header == own:
+        sym = moe_symbol(export_moe(model, "rows"))
+        try:
+            stale = read_moe_symbol(own) != sym
+        except (OSError, ExportError):            # missing, or not a mixture's header
+            stale = True
+        if stale:
+            export_moe_run(run_dir, own, "rows", model)
+    return moe_compare(model, load_mnist(cfg.data_root or None), header)
 
 
 def moe_check_cached(cfg, recompute=None) -> dict:

@@ -6,6 +6,7 @@ store has None in those fields (nothing is computed here).
 """
 import json
 import statistics
+from pathlib import Path
 
 import yaml
 
@@ -63,10 +64,19 @@ def headline_results() -> list:
     return [headline_row(name, full) for name, (full, _) in HEADLINE_MODELS.items()]
 
 
+def _mcu_images(path: Path) -> tuple:
+    """(images checked, images timed) of an mcu_<kernel>_<n>[_t<timed>].json file.
+
+    >>> _mcu_images(Path("mcu_fast_10000_t100.json")), _mcu_images(Path("mcu_fast_100.json"))
+    ((10000, 100), (100, 100))
+    """
+    n, _, timed = path.stem.split("_", 2)[2].partition("_t")
+    return int(n), int(timed or n)
+
+
 def _mcu_fields(entry, kernel: str) -> dict:
-    """The emulated run of ``kernel`` with the most images, if any."""
-    found = sorted(entry.glob(f"mcu_{kernel}_*.json"),
-                   key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    """The emulated run of ``kernel`` with the most images checked (then timed), if any."""
+    found = sorted(entry.glob(f"mcu_{kernel}_*.json"), key=_mcu_images)
     return json.loads(found[-1].read_text())["result"] if found else {}
 
 

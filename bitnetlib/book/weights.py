@@ -11,8 +11,9 @@ from .cache import cache_root, config_key, resolve_config, run_cached, run_dir_o
 from .derived import cached_result
 
 BENCH_SOURCES = ("c_engine/bitnet.h", "c_engine/bn_huffman.h", "c_engine/bn_huffman.c",
-                 "firmware/huffbench.c", "firmware/startup.S", "firmware/ch32v003.ld",
-                 "bitnetlib/deploy/huffbench.py", "bitnetlib/deploy/huffman.py",
+                 "firmware/huffbench.c", "firmware/bench_runtime.h", "firmware/startup.S",
+                 "firmware/ch32v003.ld", "bitnetlib/deploy/huffbench.py",
+                 "bitnetlib/deploy/benchbuild.py", "bitnetlib/deploy/huffman.py",
                  "bitnetlib/deploy/emulator.py", "bitnetlib/deploy/cycles.py",
                  "bitnetlib/deploy/rv32ec.py", "bitnetlib/deploy/packing.py")
 

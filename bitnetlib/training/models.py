@@ -54,15 +54,16 @@ class FCModel(nn.Sequential):
 
 
 class CNNModel(nn.Sequential):
+    # ReLU(True): in place, one map fewer to allocate per layer; the same values
     def __init__(self, channels: int, widths, quants, conv_quant: str = "8bit",
                  norm: str = "rmsnorm", act=None, dropout: float = 0.0):
         cq = get_quantizer
         super().__init__(
             InputQuant(),
-            BitConv2d(1, channels, cq(conv_quant)), nn.ReLU(),                    # 16 -> 14
-            BitConv2d(channels, channels, cq(conv_quant), groups=channels), nn.ReLU(),  # 14 -> 12
+            BitConv2d(1, channels, cq(conv_quant)), nn.ReLU(True),                    # 16 -> 14
+            BitConv2d(channels, channels, cq(conv_quant), groups=channels), nn.ReLU(True),  # 14 -> 12
             nn.MaxPool2d(2),                                                      # 12 -> 6
-            BitConv2d(channels, channels, cq(conv_quant), groups=channels), nn.ReLU(),  # 6 -> 4
+            BitConv2d(channels, channels, cq(conv_quant), groups=channels), nn.ReLU(True),  # 6 -> 4
             nn.MaxPool2d(2),                                                      # 4 -> 2
             nn.Flatten(),                                                         # (B, C*4)
             *fc_head(channels * 4, widths, quants, norm, act, dropout),
