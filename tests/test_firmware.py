@@ -274,3 +274,21 @@ def test_conv_kernels_on_large_and_saturating_maps(tmp_path):
     for image in x.astype(np.int8):
         st, pred, logits, tr = emu.run(image, host.trace_len, 10)
         assert st == 0 and np.array_equal(tr, host.trace(image))
+
+
+def test_a_firmware_that_hangs_is_an_error(run, mnist, tmp_path, monkeypatch):
+    """A round that never reaches bn_fw_sync (here bn_run_network's first instruction
+    patched to jump to itself) stops with McuError after ROUND_SECONDS, not hanging the
+    caller; the unpatched firmware runs the same image."""
+    from bitnetlib.deploy.intmodel import input_codes
+    _, _, exp = pipeline.export_run(run)
+    header = dmodel.write_header(exp, tmp_path / "m.h")
+    fw = firmware.build(exp, header, "baseline", tmp_path / "b")
+    emu = emulator.Emulator(fw["elf"])
+    image = input_codes(mnist.test_x[:1].numpy())[0].astype(np.int8)
+    assert emu.run(image, 0, 10)[0] == 0
+    monkeypatch.setattr(emulator, "ROUND_SECONDS", 1)
+    hung = emulator.Emulator(fw["elf"])       # a fresh one: no translated code to reuse
+    hung.uc.mem_write(hung.sym["bn_run_network"], (0x6F).to_bytes(4, "little"))   # j .
+    with pytest.raises(firmware.McuError, match="did not reach bn_fw_sync within 1 s"):
+        hung.run(image, 0, 10)

@@ -24,6 +24,7 @@ def run_chapter(name: str, wanted: Path, log=print) -> bool:
     """Execute one chapter at full with training off; True when it ran through."""
     import jupytext
     import papermill
+    from nbclient.exceptions import DeadKernelError
     NB_DIR.mkdir(parents=True, exist_ok=True)
     src = NB_DIR / f"{name}.src.ipynb"
     jupytext.write(jupytext.read(REPO_ROOT / "notebooks" / f"{name}.py"), src)
@@ -38,6 +39,9 @@ def run_chapter(name: str, wanted: Path, log=print) -> bool:
         return True
     except papermill.PapermillExecutionError as e:
         log(f"{name}: stopped ({e.ename}: {str(e.evalue).splitlines()[0][:200]})")
+        return False
+    except DeadKernelError as e:            # killed, or out of memory: the others go on
+        log(f"{name}: stopped (its kernel died: {str(e).splitlines()[0][:200]})")
         return False
     finally:
         for k, v in old.items():

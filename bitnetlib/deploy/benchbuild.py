@@ -75,7 +75,7 @@ def emulator(name: str, data_text: str, sources=(), defines=()):
 def next_round(emu) -> None:
     """Runs the bench from bn_fw_sync to bn_fw_sync: one round."""
     from unicorn.riscv_const import UC_RISCV_REG_RA
-    emu.uc.emu_start(emu.uc.reg_read(UC_RISCV_REG_RA), emu.sync)
+    emu.until_sync(emu.uc.reg_read(UC_RISCV_REG_RA))
 
 
 def set_trace(emu, on: bool) -> None:

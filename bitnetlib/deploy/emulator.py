@@ -28,6 +28,11 @@ STACK_FILL = 0xA5
 BN_FW_LAYOUT_FIELDS = ("input", "flags", "status", "pred", "rounds", "logits", "classes",
                        "trace", "input_len")
 IN_FLASH = 0xFFFFFFFF
+# Wall-clock limit of one round (start-up to the first sync, or sync to sync): a firmware
+# that never returns (e.g. hot code overwritten by the stack) is an McuError, not a hang.
+# The slowest round measured (the baseline CNN, timed) takes about 6 s; a time limit (Unicorn's
+# timer) costs nothing per instruction, unlike an instruction count limit.
+ROUND_SECONDS = 120
 
 
 @dataclass
@@ -76,10 +81,20 @@ class Emulator:
         self.sync, self.io = self.sym["bn_fw_sync"], self.sym["bn_fw_io"]
         self.estack, self.bss_end = self.sym["_estack"], self.sym["__bss_end"]
         self._ra, self._sp = UC_RISCV_REG_RA, UC_RISCV_REG_SP
-        self.uc.emu_start(self.sym["_start"], self.sync)            # start-up, first sync
+        self.until_sync(self.sym["_start"])                        # start-up, first sync
         sp = self.uc.reg_read(self._sp)
         self.uc.mem_write(self.bss_end, bytes([STACK_FILL]) * (sp - self.bss_end))
         self._blocks, self._hooked = {}, False
+
+    def until_sync(self, start: int) -> None:
+        """Run from ``start`` until the firmware reaches ``bn_fw_sync``; McuError when it
+        does not within ROUND_SECONDS (a hang) or stops elsewhere."""
+        from unicorn.riscv_const import UC_RISCV_REG_PC
+        self.uc.emu_start(start, self.sync, timeout=ROUND_SECONDS * 1_000_000)
+        pc = self.uc.reg_read(UC_RISCV_REG_PC)
+        if pc != self.sync:
+            raise McuError(f"the firmware did not reach bn_fw_sync within {ROUND_SECONDS} s "
+                           f"(stopped at {pc:#010x}): it hangs")
 
     def _field(self, name: str) -> int:
         return self.io + self.layout[name]
@@ -93,7 +108,7 @@ class Emulator:
         image = np.asarray(image, np.int8)
         self.uc.mem_write(self.input_address(), image.tobytes())
         self.uc.mem_write(self._field("flags"), int(bool(trace_len)).to_bytes(4, "little"))
-        self.uc.emu_start(self.uc.reg_read(self._ra), self.sync)
+        self.until_sync(self.uc.reg_read(self._ra))
         word = lambda name: bytes(self.uc.mem_read(self._field(name), 4))
         status = int.from_bytes(word("status"), "little", signed=True)
         pred = int.from_bytes(word("pred"), "little")
