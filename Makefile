@@ -5,7 +5,7 @@ PYTHON  ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-PROFILE ?= smoke
+PROFILE ?= full
 
 .PHONY: test book book-run book-html check-book venv clean toolchain wasm-toolchain results results-size search
 
@@ -44,10 +44,13 @@ test: $(STAMP) toolchain wasm-toolchain
 # the executed notebooks and the prose pages are staged in _build/src and built to
 # _build/html by Jupyter Book (which never executes anything), warnings as errors.
 # Per-chapter wall times go to _build/notebooks/timings.txt.
-#   make book PROFILE=full            the write-up's settings
+#   make book                         the published book: the write-up's settings (`full`),
+#                                     every run read from the results store, nothing trained
+#   make book PROFILE=smoke           every chapter trained at a small scale (code health)
 #   make book CHAPTERS="03_qat_vs_ptq" only these chapters are executed again
-#   BITNET_RECOMPUTE=1 make book      retrain every run instead of reusing runs/cache
-NB_DIR   := _build/notebooks
+#   make book-run PROFILE=smoke NB_DIR=_build/smoke   executed elsewhere (CI runs both)
+#   BITNET_RECOMPUTE=1 make book PROFILE=smoke   retrain every run instead of reusing runs/cache
+NB_DIR   ?= _build/notebooks
 BOOK_SRC := _build/src
 ALL_CHAPTERS := $(basename $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.py))))
 CHAPTERS ?= $(ALL_CHAPTERS)
