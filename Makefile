@@ -77,7 +77,7 @@ book-run: $(STAMP) toolchain wasm-toolchain
 
 book-html: $(STAMP)
 	rm -rf $(BOOK_SRC) && mkdir -p $(BOOK_SRC)/notebooks
-	cp -r _config.yml _toc.yml book $(BOOK_SRC)/
+	cp -r _config.yml _toc.yml book _static $(BOOK_SRC)/
 	@for name in $(ALL_CHAPTERS); do \
 	  test -f $(NB_DIR)/$$name.ipynb || { echo "$(NB_DIR)/$$name.ipynb missing: run make book-run" >&2; exit 1; }; \
 	  cp $(NB_DIR)/$$name.ipynb $(BOOK_SRC)/notebooks/; done

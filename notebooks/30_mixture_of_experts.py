@@ -208,11 +208,12 @@ mcu = {n: emulated(lambda c: moe_mcu_cached(c, S.mcu_images), c) for n, c in moe
 mcu_dense = {n: emulated(lambda c: bk.mcu_cached(c, kernel="fast", images=S.mcu_images), c)
              for n, c in dense_cfgs.items()}
 rows = []
+cyc = lambda v: f"{round(v):,}" if isinstance(v, (int, float)) else v   # mean cycles, whole
 for n, r in {**mcu, **mcu_dense}.items():
     parts = r.get("part_cycles_mean", {})
-    rows.append(dict(model=n, cycles=r.get("cycles_mean") or r.get("why"),
-                     checks=parts.get("before", ""), trunk=parts.get("trunk", ""),
-                     gate=parts.get("gate", ""), expert=parts.get("expert", ""),
+    rows.append(dict(model=n, cycles=cyc(r.get("cycles_mean") or r.get("why")),
+                     checks=cyc(parts.get("before", "")), trunk=cyc(parts.get("trunk", "")),
+                     gate=cyc(parts.get("gate", "")), expert=cyc(parts.get("expert", "")),
                      flash=r.get("flash_bytes", ""), sram=r.get("ram_bytes", ""),
                      hot_code=r.get("hot_code", ""), fits=r.get("fits_ch32v003", ""),
                      mismatches=r.get("mismatch_vs_host", "")))

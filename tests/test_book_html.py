@@ -4,9 +4,11 @@ Every page of the book is loaded by the browser through the DevTools protocol; a
 it has loaded, the browser's own DOM is asked for:
   - images that did not render (not complete or naturalWidth 0),
   - every link (resolved by the browser) and every element id, and
-  - on chapter pages (notebooks/*.html), the figures: img or svg inside the article.
+  - on chapter pages (notebooks/*.html), the figures: img or svg inside the article,
+  - tables that need scrolling sideways in a 1300 px wide window (the width the book
+    is read at: a result table must show all its columns).
 The test fails on a missing image, on a link to a local page or anchor that does not
-exist, or on a chapter without figures. A static pass also checks that every local
+exist, on a chapter without figures, or on a table wider than the text column. A static pass also checks that every local
 img src file exists.
 
 Skipped when _build/html does not exist (a fresh clone before `make book`) or when
@@ -43,8 +45,14 @@ PROBE = r"""JSON.stringify({
   ids: [...document.querySelectorAll('[id]')].map(e => e.id)
        .concat([...document.querySelectorAll('a[name]')].map(a => a.name)),
   figures: [...document.querySelectorAll('article img, article svg')]
-    .filter(e => !e.closest('button, .icon, .copybtn') && !e.classList.contains('icon')).length
+    .filter(e => !e.closest('button, .icon, .copybtn') && !e.classList.contains('icon')).length,
+  wide: [...document.querySelectorAll('article table')].filter(t => {
+      for (let e = t.parentElement; e && e.tagName !== 'SECTION' && e.tagName !== 'ARTICLE'; e = e.parentElement)
+        if (e.scrollWidth > e.clientWidth + 1) return true;
+      return false; })
+    .map(t => (t.querySelector('th') || t).textContent.trim().slice(0, 30))
 })"""
+WINDOW = dict(width=1300, height=900)   # px: the width the book must be readable at
 
 
 def _skip_or_fail(reason):
@@ -137,6 +145,7 @@ def check_book(html: Path, exe: str) -> list:
         return [f"{html}: no pages"]
     browser = Browser(exe)
     try:
+        browser.call("Emulation.setDeviceMetricsOverride", deviceScaleFactor=1, mobile=False, **WINDOW)
         for page in pages:
             rel = page.relative_to(html).as_posix()
             info = browser.probe(page.as_uri())
@@ -145,6 +154,8 @@ def check_book(html: Path, exe: str) -> list:
             seen[page] = set(info["ids"])
             problems += [f"{rel}: image does not render: {src}" for src in info["broken"]]
             links += [(rel, href) for href in info["links"]]
+            problems += [f"{rel}: table wider than the text column at {WINDOW['width']} px "
+                         f"(first header: {h!r})" for h in info["wide"]]
             if rel.startswith("notebooks/") and info["figures"] == 0:
                 problems.append(f"{rel}: chapter without figures (no img or svg)")
             for src in re.findall(r'<img[^>]*\ssrc="([^"]+)"', page.read_text(errors="replace")):

@@ -20,10 +20,15 @@ def n_weights(metrics_or_layers) -> int:
 
 
 def markdown_table(rows: list, columns=None) -> str:
-    """A Markdown table from a list of dicts (floats shown with 4 significant digits)."""
+    """A Markdown table from a list of dicts (floats shown with 4 significant digits).
+
+    Header names get a zero-width space after each underscore: a wide table wraps
+    ``mismatch_c_int`` at its underscores to fit the page, not in mid-word.
+    """
     columns = columns or list(rows[0])
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    header = [str(c).replace("_", "_\u200b") for c in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
