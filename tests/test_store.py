@@ -105,6 +105,18 @@ def test_results_json_lists_every_stored_run_with_its_checks(dirs, monkeypatch):
     assert row["cycles_fast"] is None and row["fits_v003"] is None   # never emulated
 
 
+def test_seed_means_count_each_seed_once(dirs, monkeypatch):
+    from bitnetlib.book import summary
+    monkeypatch.setenv("BITNET_PUBLISH", "1")
+    runs = [{**TINY, "seed": 1, "threads": 1}, {**TINY, "seed": 1, "threads": 2},
+            {**TINY, "seed": 2, "threads": 1}, {**TINY, "seed": 3, "threads": 1}]
+    for c in runs:
+        bk.run_cached(c)
+    accs = [bk.verify_cached(c)["acc_c"] for c in runs[:3]]   # seed 3: trained, never checked
+    by_seed = summary.seed_accuracies(bcache.resolve_config(runs[0]))
+    assert sorted(by_seed) == [1, 2] and by_seed[2] == accs[2] and by_seed[1] in accs[:2]
+
+
 def test_chapters_flag_runs_made_by_other_training_code():
     import subprocess
     from bitnetlib.book.provenance import runs_note, training_source_id
