@@ -118,9 +118,10 @@ def test_mcu_cached_reuses_result_until_the_firmware_sources_change(tmp_path, mo
 
     def fake_run(run_dir, kernel, images, build_dir, log, timed=None):
         calls.append((run_dir, kernel, images))
-        return {"cycles_mean": 1000.0 + len(calls)}
+        return {"run_dir": str(run_dir), "cycles_mean": 1000.0 + len(calls)}
     monkeypatch.setattr(pipeline, "mcu_run", fake_run)
     first = bk.mcu_cached(TINY, kernel="fast", images=3)
+    assert "run_dir" not in first and str(tmp_path) not in (tmp_path / "mcu_fast_3.json").read_text()
     assert bk.mcu_cached(TINY, kernel="fast", images=3) == first and len(calls) == 1
     bk.mcu_cached(TINY, kernel="baseline", images=3)      # another kernel: another entry
     assert calls[-1] == (tmp_path, "baseline", 3) and len(calls) == 2

@@ -109,8 +109,10 @@ def mcu_cached(cfg, kernel: str = "fast", images: int = 10, recompute=None, time
 
     def compute():
         with tempfile.TemporaryDirectory(prefix="bitnet-fw-") as tmp:
-            return pipeline.mcu_run(run_dir, kernel=kernel, images=images, timed=timed,
-                                    build_dir=tmp, log=lambda s: None)
+            r = pipeline.mcu_run(run_dir, kernel=kernel, images=images, timed=timed,
+                                 build_dir=tmp, log=lambda s: None)
+        r.pop("run_dir", None)     # this machine's path: the file sits in the run's directory
+        return r
     return cached_result(run_dir / f"mcu_{kernel}_{images}{suffix}.json", "firmware",
                          firmware_source_hash(), compute, "mcu_seconds", recompute)
 
