@@ -43,7 +43,9 @@
 # runs). The activations stay as in BitLinear (RMSNorm, 8-bit absmax). The C engine has
 # no learned bit depths: `bitnet export` refuses these runs, so this is a training-side
 # study; the sizes count each channel's bits times its weights (the exponents and the
-# paper's discount of a removed channel's inputs in the next layer left out).
+# paper's discount of a removed channel's inputs in the next layer left out). The
+# fixed types are counted the same way: Ternary at 1.6 bits per weight, a little less
+# than the engine's packed rows, which are padded to whole words (chapter 14).
 
 # %% tags=["parameters"]
 profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's recipe
