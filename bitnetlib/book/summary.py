@@ -108,7 +108,7 @@ def run_row(key: str) -> dict:
                 cycles_fast=fast.get("cycles_mean"), cycles_baseline=base.get("cycles_mean"),
                 mcu_images=fast.get("images") or base.get("images"),
                 flash_bytes=(fast or base).get("flash_bytes"),
-                sram_bytes=(fast or base).get("ram_bytes"),
+                ram_bytes=(fast or base).get("ram_bytes"),
                 fits_v003=(fast or base).get("fits_ch32v003"),
                 wall_seconds=run.get("wall_seconds"), date=run.get("date"),
                 commit=run.get("commit"), machine=run.get("machine"))
@@ -122,7 +122,7 @@ def run_rows() -> list:
 HEADLINE_COLS = ("name", "acc_c", "n_seeds", "acc_c_mean", "acc_c_sd", "cycles_fast",
                  "flash_bytes", "ram_bytes", "fits_v003", "date")
 RUN_COLS = ("key", "model", "widths", "quant", "epochs", "seed", "test_acc", "acc_c",
-            "cycles_fast", "sram_bytes", "fits_v003")
+            "cycles_fast", "ram_bytes", "fits_v003")
 
 
 def format_rows(rows, cols=HEADLINE_COLS) -> str:
