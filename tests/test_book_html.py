@@ -8,8 +8,8 @@ it has loaded, the browser's own DOM is asked for:
   - tables that need scrolling sideways in a 1300 px wide window (the width the book
     is read at: a result table must show all its columns).
 The test fails on a missing image, on a link to a local page or anchor that does not
-exist, on a chapter without figures, or on a table wider than the text column. A static pass also checks that every local
-img src file exists.
+exist, on a chapter without figures, or on a table wider than the text column. A static
+pass also checks that every local img src file exists.
 
 Skipped when _build/html does not exist (a fresh clone before `make book`) or when
 chromium is missing, unless BOOK_CHECK_REQUIRED=1 (set by `make check-book`), which

@@ -25,8 +25,9 @@ def _stored_json(entry, name):
 
 
 def seed_runs(cfg) -> list:
-    """Store entries of the same configuration with any seed (mean over seeds); the
-    thread count is no part of the recipe (the seed study trains single-threaded)."""
+    """(entry, seed) of the store entries of the same configuration with any seed (mean
+    over seeds); the thread count is no part of the recipe (the seed study trains
+    single-threaded)."""
     other = ("seed", "threads")
     want = {k: v for k, v in config_dict(cfg).items() if k not in other}
     out = []
@@ -34,7 +35,7 @@ def seed_runs(cfg) -> list:
         entry = store.stored(key)
         c = yaml.safe_load((entry / "config.yaml").read_text())
         if {k: v for k, v in c.items() if k not in other} == want:
-            out.append(entry)
+            out.append((entry, c["seed"]))
     return out
 
 
@@ -42,10 +43,10 @@ def seed_accuracies(cfg) -> dict:
     """{seed: C-engine accuracy} of the stored runs of ``cfg`` with any seed: one per seed
     (a seed stored at two thread counts counts once), runs without a C check left out."""
     by_seed = {}
-    for e in sorted(seed_runs(cfg)):
-        acc = _stored_json(e, "verify.json").get("acc_c")
+    for entry, seed in sorted(seed_runs(cfg)):
+        acc = _stored_json(entry, "verify.json").get("acc_c")
         if acc is not None:
-            by_seed.setdefault(yaml.safe_load((e / "config.yaml").read_text())["seed"], acc)
+            by_seed.setdefault(seed, acc)
     return by_seed
 
 
