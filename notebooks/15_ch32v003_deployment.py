@@ -58,7 +58,7 @@ profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up'
 epochs = None          # None: profile's value (smoke 2, full 60)
 train_subset = None    # training images (0: all); None: profile's value (smoke 4000)
 augment = None         # None: profile's value (smoke off, full on)
-types = ["4bitsym", "FP130", "2bitsym", "Ternary", "8bit"]   # on the 256-64-64-64-10 shape
+types = ["4bitsym", "FP130", "2bitsym", "Ternary", "Binary", "NF4", "8bit"]  # on 256-64-64-64-10
 kernels = ["baseline", "fast"]
 cnn_config = None      # None: profile's CNN (smoke configs/cnn16.yaml, full configs/cnn64.yaml); "": none
 mcu_images = None      # test images per emulated run; None: profile's value (smoke 3, full 100)
@@ -113,14 +113,15 @@ display(Markdown(bk.profile_note(S)))
 
 
 # %% tags=["hide-input"]
-SLOW_TIMED = 10     # the baseline CNN and the 8bit rounds (row kernels, __mulsi3) run
-                    # 10-60M cycles: cycles counted on this many images (every image is
-                    # still checked against the host)
+SLOW_TIMED = 10     # the baseline CNN and NF4 and the 8bit rounds (row kernels,
+                    # __mulsi3) run 9-60M cycles: cycles counted on this many images
+                    # (every image is still checked against the host)
 
 
 def emulate(cfg, kernel):
     """mcu_run's result dict, or {'why': first line of the reason} when it cannot run."""
-    slow = (kernel == "baseline" and cfg.model == "cnn") or cfg.quant == "8bit"
+    slow = (kernel == "baseline" and (cfg.model == "cnn" or cfg.quant == "NF4")) \
+        or cfg.quant == "8bit"
     return bk.emulated(cfg, kernel=kernel, images=n_images,
                        timed=min(SLOW_TIMED, n_images) if slow else None)
 
@@ -237,10 +238,18 @@ plt.show()
 # %% tags=["hide-input"]
 speedups = {n: ok[(n, "baseline")]["cycles_mean"] / ok[(n, "fast")]["cycles_mean"]
             for n in names if (n, "baseline") in ok and (n, "fast") in ok}
-for n, x in speedups.items():
-    print(f"{n}: fast kernels {x:.1f}x fewer cycles than baseline")
+display(Markdown(bk.markdown_table([
+    {"model": n, "baseline cycles": f"{ok[(n, 'baseline')]['cycles_mean']:,.0f}",
+     "fast cycles": f"{ok[(n, 'fast')]['cycles_mean']:,.0f}", "speed-up": f"{x:.1f}x",
+     "fast fits": fits(ok[(n, "fast")])} for n, x in speedups.items()])))
 print("types without a column-major kernel (their fast build uses the row kernels):",
       [q for q in types if q not in COLS_TYPES] or "none")
+fc_fast = {n: x for n, x in speedups.items()
+           if n.endswith(" 64/64/64") and n.split()[1] in COLS_TYPES}
+if fc_fast:
+    slowest = min(fc_fast, key=fc_fast.get)
+    print(f"weight types with column kernels on the 64/64/64 network: {len(fc_fast)}, each at "
+          f"least {fc_fast[slowest]:.1f}x faster than its baseline (the least: {slowest})")
 for n in names:
     if bk.WRITEUP.get(n, {}).get("ms") and (n, "baseline") in ok:
         lo, hi = bk.WRITEUP[n]["ms"]
@@ -249,7 +258,7 @@ for n in names:
               f"write-up's {lo}" + (f"-{hi}" if hi != lo else "") + " ms")
 
 # %% [markdown]
-# The printed ratios are the gain of the column-major, table-driven kernels over the
+# The speed-ups are the gain of the column-major, table-driven kernels over the
 # write-up's row-by-row approach on the same images. The number of cycles depends on
 # the images: both kernel sets skip zero inputs, so a sparser activation pattern runs
 # faster, and at `smoke` the barely trained models have different sparsity from the
