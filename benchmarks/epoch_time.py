@@ -8,6 +8,7 @@ per-image PIL pipeline.
     python benchmarks/epoch_time.py --compare-epochs 10  # + accuracy vs the PIL pipeline
     python benchmarks/epoch_time.py --curve 10 --threads 1   # seconds and test accuracy
                                      # per epoch of the compiled recipe, via train()
+    python benchmarks/epoch_time.py --model cnn64 --curve 10 --eager   # the same, eager
 
 Timing runs ``train`` itself (into a temporary directory), so whatever the training loop
 does (the next epoch's augmentation drawn in the background, say) is timed as a run
@@ -105,10 +106,10 @@ def timing(model, data, device, epochs):
               + " ".join(f"{a:.2f}" for a in accs))
 
 
-def curve(model, data, device, epochs):
-    """Seconds and test accuracy per epoch of the model's compiled config."""
+def curve(model, data, device, epochs, compiled=True):
+    """Seconds and test accuracy per epoch of the model's config, compiled or eager."""
     path, over = MODELS[model]
-    cfg = load_config(path, over + ["compile=true", f"device={device.type}"])
+    cfg = load_config(path, over + [f"compile={compiled}", f"device={device.type}"])
     secs, accs = run_train(cfg, data, epochs)
     print(f"{model} ({'compiled' if cfg.compile else 'eager'}): epoch, seconds, test accuracy %")
     for e, (s, a) in enumerate(zip(secs, accs), 1):
@@ -125,6 +126,8 @@ def main():
     ap.add_argument("--curve", type=int, default=0,
                     help="only train this many epochs of the config and print seconds and "
                          "test accuracy per epoch")
+    ap.add_argument("--eager", action="store_true",
+                    help="--curve: train eagerly (compile=false) instead of compiled")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
@@ -134,7 +137,7 @@ def main():
     data = load_mnist(device=device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if args.curve:
-        curve(args.model, data, device, args.curve)
+        curve(args.model, data, device, args.curve, not args.eager)
         return
     timing(args.model, data, device, args.epochs)
     if args.compare_epochs:

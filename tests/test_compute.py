@@ -38,6 +38,18 @@ def test_local_cluster_computes_what_is_missing(store_dir):
     assert compute.missing(cfgs) == []
 
 
+def test_a_local_clusters_runs_share_the_cores_among_its_workers():
+    """One worker on a LocalCluster trains with every core; two split them (a run sent
+    to a scheduler elsewhere keeps one thread: its machine's cores are not known here)."""
+    cores = os.cpu_count() or 1
+    for workers in (1, 2):
+        client = compute.open_client(None, workers)
+        try:
+            assert compute.local_threads(client) == max(1, cores // workers)
+        finally:
+            compute._close(client)
+
+
 def start(*cmd, log):
     return subprocess.Popen([sys.executable, "-m", *cmd], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

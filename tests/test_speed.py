@@ -77,3 +77,24 @@ def test_eager_cnn_in_nhwc_equals_nchw(mnist_subset):
     assert ra == rb
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(va, vb), k
+
+
+def test_a_compiled_cnn_step_runs_its_convs_eagerly_in_nhwc():
+    """torch.compile of the training step leaves the conv front to eager PyTorch (NHWC
+    maps, faster on a CPU than inductor's code) and compiles the head."""
+    from bitnetlib.training.layers import BitLinear
+    from bitnetlib.training.train import make_step_fn
+    cfg = load_config(None, ["model=cnn", "cnn_channels=4", "widths=[8]", "compile=true"])
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    seen = []
+    for m in model.modules():
+        if isinstance(m, (BitConv2d, BitLinear)):
+            m.register_forward_hook(lambda mod, inp, out: seen.append(
+                (type(mod).__name__, torch.compiler.is_compiling(),
+                 out.dim() == 4 and out.is_contiguous(memory_format=torch.channels_last))))
+    loss, _ = make_step_fn(cfg)(model, torch.rand(4, 1, 16, 16), torch.arange(4), None)
+    loss.backward()
+    convs = [s for s in seen if s[0] == "BitConv2d"]
+    assert len(convs) == 3 and all(not compiling and nhwc for _, compiling, nhwc in convs)
+    assert any(compiling for name, compiling, _ in seen if name == "BitLinear")

@@ -10,6 +10,7 @@ The write-up's first CNN (its addendum; a training study, not exported): float c
      or depthwise (``cnn_addendum_dw``), padding 1 -> ReLU -> maxpool 2 -> flatten
      (C*4*4) -> the FC head. 16 -> 8 -> 4.
 """
+import torch
 import torch.nn as nn
 
 from .layers import BitConv2d, BitLinear, InputQuant
@@ -68,6 +69,25 @@ class CNNModel(nn.Sequential):
             nn.Flatten(),                                                         # (B, C*4)
             *fc_head(channels * 4, widths, quants, norm, act, dropout),
         )
+
+    def forward(self, x):
+        # (B, 1, 16, 16) -> conv front, eager even inside a compiled step -> (B, C*4) -> head
+        x = self.conv_front(x)
+        for layer in list(self)[self.HEAD_START:]:
+            x = layer(x)
+        return x
+
+    HEAD_START = 9                               # the Flatten: modules before it are the front
+
+    @torch.compiler.disable
+    def conv_front(self, x):
+        """The conv layers, never compiled: inductor's code for the depthwise convs and
+        max-pools on a CPU is about 2.5x slower than the eager NHWC kernels (18.2 vs
+        7.5 s per epoch of configs/cnn64.yaml, benchmarks/epoch_time.py); the head and the
+        loss stay compiled. The same arithmetic either way."""
+        for layer in list(self)[:self.HEAD_START]:
+            x = layer(x)
+        return x
 
 
 class AddendumCNN(nn.Sequential):
