@@ -28,7 +28,10 @@
 # conv layers before the next one starts, so only three 16x16 int8 maps are live.
 # This chapter trains the CNN (`configs/cnn16.yaml` at `smoke`, `configs/cnn64.yaml` at
 # `full`), compares it with the FC model, verifies C against Python on the 10,000 test
-# images and estimates the RAM the engine needs.
+# images and estimates the RAM the engine needs; then it runs the CNN on the emulated
+# CH32V003 over seeds, lays out the chip's front of channels and head types (accuracy,
+# flash, SRAM, cycles), tries two recipes for more accuracy at the same size, and
+# compares eager with compiled training.
 
 # %% tags=["parameters"]
 profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
@@ -333,29 +336,33 @@ display(Markdown(
 # Every model of the head variants above and the same CNN with fewer channels (seed 0
 # each) is verified in the C engine on the 10,000 test images and run in the emulated
 # CH32V003 with the fast firmware; a model that overflows the chip is measured on a
-# virtual one with more memory and marked as not fitting.
+# virtual one with more memory and marked as not fitting. `mismatches` counts the test
+# images on which the C engine differs from the integer model plus the emulated images on
+# which the firmware differs from the host engine in any layer.
 
 # %%
 def chip_row(cfg) -> dict:
     """C-engine accuracy and the emulated chip's figures of a cached run."""
     v, r = bk.verify_cached(cfg), bk.emulated(cfg, kernel="fast", images=S.mcu_images)
-    row = dict(acc_c=v["acc_c"], mismatch_c_int=v["mismatch_c_int"])
+    row = dict(acc_c=v["acc_c"], mismatches=v["mismatch_c_int"])   # C engine vs integer model
     if "why" in r:
         return {**row, "cycles": None, "why": r["why"]}
-    return {**row, "cycles": r["cycles_mean"], "flash_bytes": r["flash_bytes"],
-            "ram_bytes": r["ram_bytes"], "fits_ch32v003": r["fits_ch32v003"],
-            "mismatch_vs_host": r["mismatch_vs_host"], "weight_bytes": r["weight_bytes"]}
+    return {**row, "cycles": r["cycles_mean"], "weight_bytes": r["weight_bytes"],
+            "flash_bytes": r["flash_bytes"], "ram_bytes": r["ram_bytes"],
+            "fits_ch32v003": r["fits_ch32v003"],
+            "mismatches": v["mismatch_c_int"] + r["mismatch_vs_host"]}   # + firmware vs host
 
 
 front_cfgs = {f"{c} channels": dataclasses.replace(models["CNN"], cnn_channels=c)
               for c in S.front_channels}
 front_cfgs.update({f"head: {name}": cfg for name, cfg in head_cfgs.items() if name != "as shipped"})
 # this section's runs and the two below it, asked for at once
-ACC_VARIANTS = {"dropout 0.1": {"dropout": 0.1}, "twice the epochs": {"epochs": 2 * S.epochs}}
+ACC_VARIANTS = {"dropout 0.1": {"dropout": 0.1}, "1.5x the epochs": {"epochs": 3 * S.epochs // 2}}
 variant_cfgs = {(name, s): dataclasses.replace(models["CNN"], seed=s, **o)
-                for s in S.chip_seeds for name, o in ACC_VARIANTS.items()}
+                for name, o in ACC_VARIANTS.items() for s in S.chip_seeds}
 eager_cfg = dataclasses.replace(chip_cfgs[S.chip_seeds[0]], compile=False)
-bk.require([*front_cfgs.values(), *variant_cfgs.values(), eager_cfg])
+bk.require([*front_cfgs.values(), *list(variant_cfgs.values())[:len(S.chip_seeds)], eager_cfg,
+            *variant_cfgs.values()])
 front_rows = []
 for name, cfg in front_cfgs.items():
     bk.run_cached(cfg)
@@ -393,8 +400,9 @@ if fitting:
 # The model that fits must also be accurate: the goal is 99.4 % in the C engine, as
 # the mean over seeds, at no more than 3M cycles per image. Two changes that cost no
 # flash, tried over the same seeds as the shipped recipe: dropout before the hidden
-# layers of the head (the augmentation chapter's best FC regulariser), and twice the
-# epochs (the augmented data keep giving new images).
+# layers of the head (the augmentation chapter's best FC regulariser), and half as many
+# epochs again under the same cosine schedule (the augmented data keep giving new
+# images).
 
 # %%
 # ACC_VARIANTS and variant_cfgs are defined with the front's runs above (asked for at once)
@@ -413,11 +421,16 @@ def variant_summary(name) -> dict:
                 acc_c_min=acc.min(), acc_c_max=acc.max(),
                 cycles_mean=f"{np.mean(cyc):,.0f}", cycles_worst_seed=f"{np.max(cyc):,.0f}",
                 fits_all=all(r.get("fits_ch32v003", False) for r in rs),
-                mismatches=sum(r.get("mismatch_vs_host", 0) + r["mismatch_c_int"] for r in rs))
+                mismatches=sum(r["mismatches"] for r in rs))
 
 
 variant_rows = [variant_summary(n) for n in ["as shipped", *ACC_VARIANTS]]
-display(Markdown(bk.markdown_table(variant_rows)))
+display(Markdown(bk.markdown_table([
+    {"recipe": r["recipe"], "seeds": r["seeds"],
+     "acc_c % (mean ± sd)": f"{r['acc_c_mean']:.2f} ± {r['acc_c_sd']:.2f}",
+     "acc_c % (min-max)": f"{r['acc_c_min']:.2f}-{r['acc_c_max']:.2f}",
+     **{k: r[k] for k in ("cycles_mean", "cycles_worst_seed", "fits_all", "mismatches")}}
+    for r in variant_rows])))
 
 # %% tags=["remove-input"]
 best_var = max(variant_rows, key=lambda r: r["acc_c_mean"])
