@@ -78,8 +78,9 @@ def open_client(scheduler=None, workers=None):
 
 def local_threads(client) -> int:
     """Torch threads per run: on a LocalCluster this machine's cores shared among its
-    workers (one worker on two cores trains a CNN faster than two workers side by
-    side: 7.2 against 10 s per epoch each, benchmarks/epoch_time.py); elsewhere 1."""
+    workers, so that ``--workers 1`` trains one run at a time on every core (the
+    64-channel CNN: 7.2 s per epoch on two threads, 11.3 s on one,
+    benchmarks/epoch_time.py); on a cluster elsewhere 1."""
     cluster = getattr(client, "cluster", None)
     if cluster is None or not hasattr(cluster, "workers"):
         return 1
