@@ -267,9 +267,10 @@ static BN_NOINLINE void conv_finish(uint32_t *p, uint32_t *end, int8_t *q, const
  * before their first input row (rows 0 and 1 also feed rows -2 and -1, whose slots
  * are 1 and 2), each whole row (+ 1 slot for an odd side: the next row's slot 0, or
  * past the ring's end, which BN_CONV_RING rounds up); later ones by conv_finish.
- * Arguments checked by the caller (the runner's check_model, or conv_i8). */
-static void conv_map(const int8_t *in, int32_t c, size_t side, const int16_t *w,
-                     uint8_t shift, uint8_t pool, int8_t *out, uint32_t *acc)
+ * Arguments checked by the caller (the runner's check_model, or conv_i8): always
+ * BN_OK. The runner calls it directly (no wrapper frame: SRAM). */
+bn_status bn_conv_map(const int8_t *in, int32_t c, size_t side, const int16_t *w,
+                      uint8_t shift, uint8_t pool, int8_t *out, uint32_t *acc)
 {
     int16_t tab[144];
     conv_fin f;
@@ -296,12 +297,6 @@ static void conv_map(const int8_t *in, int32_t c, size_t side, const int16_t *w,
         s1 = s0;
         s0 = p;
     }
-}
-
-bn_status bn_conv_map(const int8_t *in, int32_t c, size_t side, const int16_t *w,
-                      uint8_t shift, uint8_t pool, int8_t *out, uint32_t *ring)
-{
-    conv_map(in, c, side, w, shift, pool, out, ring);
     return BN_OK;
 }
 
@@ -313,8 +308,7 @@ static bn_status conv_i8(const int8_t *in, size_t side, const int16_t *w, uint8_
         return BN_ERR_NULL;
     if (side < 3 || side > BN_MAX_SIDE || shift > 30 || pool > 1 || (pool && side % 2))
         return BN_ERR_SHAPE;
-    conv_map(in, c, side, w, shift, pool, out, ring);
-    return BN_OK;
+    return bn_conv_map(in, c, side, w, shift, pool, out, ring);
 }
 #else
 /* Plain products (the write-up's C, the baseline firmware): a conv row over three

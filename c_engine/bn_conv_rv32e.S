@@ -13,14 +13,17 @@
  * k = 3 dy + dx:
  *     p_dy[i + 2 - dx] += w[k] * x
  * with w[k] * x from the tables tb (9 taps x 16 int16, t[k][n] = w[k] * n at byte
- * 32 k + 2 n) over the two 4-bit digits of x.
+ * 32 k + 2 n): one lookup when x < 16 (most non-zero entries of a ReLU map; chapter
+ * 16 counts them per layer), else two, over the 4-bit digits of x.
  *
- * Cost per tap: lh lh c.slli c.add c.lw c.add c.sw, 13 cycles from flash; a zero
- * input: one load and the pointer steps, ~13 cycles for all 9 taps; an aligned word
- * of 4 inputs equal to c (the image's background, a map's zeros) ~22.
- * Registers: digit pointers t1 t2, products s0 s1 (saved), c in gp and c in all 4
- * bytes in ra (saved), the accumulator pointers in a3-a5 (c.lw / c.sw: offsets 0, 4,
- * 8). The tap block ends in its own copy of the loop step (no jump back).
+ * Cost per tap in SRAM: x < 16 lh c.lw c.add c.sw, 7 cycles; x >= 16 lh lh c.slli
+ * c.add c.lw c.add c.sw, 11; a zero input: one load and the pointer steps, ~13 cycles
+ * for all 9 taps; an aligned word of 4 inputs equal to c (the image's background, a
+ * map's zeros) ~22.
+ * Registers: digit pointers t1 t2 (one digit: its pointer in t0), products s0 s1
+ * (saved), c in gp and c in all 4 bytes in ra (saved), the accumulator pointers in
+ * a3-a5 (c.lw / c.sw: offsets 0, 4, 8). The one-digit block ends in its own copy of
+ * the loop step (no jump back); the rarer two-digit block jumps back (12 bytes less).
  * BN_HOT_CONV_RAM (firmware HOT_MEM=conv) puts the scatter and the finish pass in
  * SRAM (no flash wait states).
  */
@@ -50,6 +53,14 @@
     lh   s1, 32*\k(D1)
     slli s1, s1, 4
     add  s0, s0, s1
+    lw   s1, \off(\p)
+    add  s1, s1, s0
+    sw   s1, \off(\p)
+.endm
+
+/* w[k] * x: one digit (x < 16), X the entry's address */
+.macro TAP1 k, p, off
+    lh   s0, 32*\k(X)
     lw   s1, \off(\p)
     add  s1, s1, s0
     sw   s1, \off(\p)
@@ -113,24 +124,35 @@ bn_conv_scatter8_rv32e:
     ret
     .size bn_conv_scatter8_rv32e, . - bn_conv_scatter8_rv32e
 
-/* the tap block (own symbol: the profile counts it) */
+/* the tap blocks (own symbols: the profile counts them). Two digits (x >= 16): */
     .type bn_conv_tap2, @function
 bn_conv_tap2:
 .Lnz:
+    srli D1, X, 4                     /* the high digit */
     slli X, X, 1                      /* 2x: a digit masked with 30 is a byte offset */
+    beqz D1, .Ltap1                   /* x < 16: one digit (most map entries) */
     andi D0, X, 30
     add  D0, D0, TB
-    srli D1, X, 4
-    andi D1, D1, 30
+    slli D1, D1, 1
     add  D1, D1, TB
     TAPS TAP2
-    addi IN, IN, 1                    /* .Lnext8 here: no jump back (12.6k a CNN image) */
+    j    .Lnext8                      /* the rarer block jumps back (flash: 12 bytes) */
+    .size bn_conv_tap2, . - bn_conv_tap2
+
+/* One digit (0 < x < 16: t[k][x] is the product itself): per tap lh c.lw c.add c.sw,
+ * 7 cycles, against 11 for two digits. */
+    .type bn_conv_tap1, @function
+bn_conv_tap1:
+.Ltap1:
+    add  X, X, TB
+    TAPS TAP1
+    addi IN, IN, 1                    /* .Lnext8 here: no jump back */
     addi P0, P0, 4
     addi P1, P1, 4
     addi P2, P2, 4
     bltu IN, END, .Lword8
     j    .Ldone
-    .size bn_conv_tap2, . - bn_conv_tap2
+    .size bn_conv_tap1, . - bn_conv_tap1
 
 /*
  *   void bn_conv_finish_rv32e(uint32_t *p, uint32_t *end, int16_t *q,
@@ -224,27 +246,31 @@ bn_conv_finish_rv32e:
  *   void bn_conv_tables_rv32e(const int16_t *w, int16_t *tab);
  *
  * The product tables of conv_map (bn_conv.c): tab[16 k + n] = w[k] * n, k < 9,
- * n < 16, by additions: per tap two unrolled halves of 8 stores (small enough for
- * SRAM beside the scatter with HOT_MEM=conv).
+ * n < 16, a word (two entries) a store: the words are an arithmetic progression
+ * (step 2w in both halves) once word 1 carries the low half's borrow (w < 0). In
+ * flash: with the 64-channel CNN, SRAM has no room for it beside the tap blocks.
  */
-#if BN_HOT_CONV_RAM
-    .section .ramfunc.bn_conv_tables_rv32e, "ax"
-#else
-    .section .text.bn_conv_tables_rv32e, "ax"
-#endif
+    .section .text.bn_conv_tables_rv32e, "ax"  /* flash: SRAM has no room for it */
     .globl bn_conv_tables_rv32e
     .type bn_conv_tables_rv32e, @function
     .balign 4
 bn_conv_tables_rv32e:
     addi a2, a0, 18                   /* end of the 9 weights */
-1:  lh   a3, 0(a0)
-    mv   a4, zero
-    addi a5, a1, 32                   /* end of the tap's 16 entries */
-2:  .irp n, 0, 2, 4, 6, 8, 10, 12, 14
-    sh   a4, \n(a1)
-    add  a4, a4, a3
-    .endr
-    addi a1, a1, 16
+1:  lh   a5, 0(a0)                    /* w */
+    slli a3, a5, 16                   /* word 0: entries 0 and w */
+    sw   a3, 0(a1)
+    slli a5, a5, 1
+    slli a4, a5, 16
+    add  a4, a4, a5                   /* D: 2w in both halves */
+    add  a3, a3, a4
+    srli a5, a5, 31                   /* w < 0: the low half's borrow, the same */
+    slli a5, a5, 16                   /* for words 1..7 */
+    add  a3, a3, a5                   /* word 1: entries 2w, 3w */
+    addi a5, a1, 32                   /* end of the tap's 8 words */
+    addi a1, a1, 4
+2:  sw   a3, 0(a1)                    /* word j + 1 = word j + D */
+    add  a3, a3, a4
+    addi a1, a1, 4
     bltu a1, a5, 2b
     addi a0, a0, 2
     bltu a0, a2, 1b

@@ -245,9 +245,10 @@ def test_fast_kernels_of_every_type_match_host(wtype, layout, tmp_path):
 
 def test_conv_kernels_on_large_and_saturating_maps(tmp_path):
     """The fast conv kernels (RV32EC scatter, the finish pass with saturation and
-    pooling) against the host engine on a synthetic CNN whose maps reach both digits
-    and the int8 saturation (MAP_MAX): every accumulator of every layer, on random
-    and mostly-background images."""
+    pooling, the table build's words for negative and positive weights) against the
+    host engine on a synthetic CNN whose maps reach both tap blocks (inputs below 16:
+    one lookup, above: two) and the int8 saturation (MAP_MAX): every accumulator of
+    every layer, on random and mostly-background images."""
     from bitnetlib.deploy import intmodel
     from bitnetlib.deploy.engine import EngineModel
     rng = np.random.default_rng(1)
@@ -271,6 +272,7 @@ def test_conv_kernels_on_large_and_saturating_maps(tmp_path):
     x[3:, rng.random(256) < 0.6] = -127                 # a background, as in MNIST
     maps = intmodel.conv_maps([l for l in exp.layers if l.kind != "fc"], x, upto=1)
     assert maps.max() == intmodel.MAP_MAX and ((maps >= 16) & (maps < intmodel.MAP_MAX)).any()
+    assert ((maps > 0) & (maps < 16)).any()               # the one-lookup tap block too
     for image in x.astype(np.int8):
         st, pred, logits, tr = emu.run(image, host.trace_len, 10)
         assert st == 0 and np.array_equal(tr, host.trace(image))

@@ -69,15 +69,16 @@ class CNNModel(nn.Sequential):
             nn.Flatten(),                                                         # (B, C*4)
             *fc_head(channels * 4, widths, quants, norm, act, dropout),
         )
+        # the Flatten: modules before it are the front (found, so that a change to the
+        # layer list cannot move the front/head split)
+        self.head_start = next(i for i, m in enumerate(self) if isinstance(m, nn.Flatten))
 
     def forward(self, x):
         # (B, 1, 16, 16) -> conv front, eager even inside a compiled step -> (B, C*4) -> head
         x = self.conv_front(x)
-        for layer in list(self)[self.HEAD_START:]:
+        for layer in list(self)[self.head_start:]:
             x = layer(x)
         return x
-
-    HEAD_START = 9                               # the Flatten: modules before it are the front
 
     @torch.compiler.disable
     def conv_front(self, x):
@@ -85,7 +86,7 @@ class CNNModel(nn.Sequential):
         max-pools on a CPU is about 2.5x slower than the eager NHWC kernels (18.2 vs
         7.5 s per epoch of configs/cnn64.yaml, benchmarks/epoch_time.py); the head and the
         loss stay compiled. The same arithmetic either way."""
-        for layer in list(self)[:self.HEAD_START]:
+        for layer in list(self)[:self.head_start]:
             x = layer(x)
         return x
 
