@@ -29,9 +29,9 @@
 # This chapter trains the CNN (`configs/cnn16.yaml` at `smoke`, `configs/cnn64.yaml` at
 # `full`), compares it with the FC model, verifies C against Python on the 10,000 test
 # images and estimates the RAM the engine needs; then it runs the CNN on the emulated
-# CH32V003 over seeds, lays out the chip's front of channels and head types (accuracy,
-# flash, SRAM, cycles), tries two recipes for more accuracy at the same size, and
-# compares eager with compiled training.
+# CH32V003 over seeds, shows where its cycles go, lays out the chip's front of channels
+# and head types (accuracy, flash, SRAM, cycles), tries two recipes for more accuracy
+# at the same size, and compares eager with compiled training.
 
 # %% tags=["parameters"]
 profile = "smoke"      # "smoke": about a minute on a CPU; "full": the write-up's settings
@@ -237,32 +237,80 @@ else:
 # %%
 chip_cfgs = {s: dataclasses.replace(models["CNN"], seed=s) for s in S.chip_seeds}
 bk.require(chip_cfgs.values())
+
+
+def chip_row(cfg) -> dict:
+    """C-engine accuracy and the emulated chip's figures of a cached run; mismatches:
+    the C engine against the integer model plus the firmware against the host engine."""
+    v, r = bk.verify_cached(cfg), bk.emulated(cfg, kernel="fast", images=S.mcu_images)
+    row = dict(acc_c=v["acc_c"], mismatches=v["mismatch_c_int"])
+    if "why" in r:
+        return {**row, "cycles": None, "why": r["why"]}
+    return {**row, "cycles": r["cycles_mean"], "weight_bytes": r["weight_bytes"],
+            "flash_bytes": r["flash_bytes"], "ram_bytes": r["ram_bytes"],
+            "fits_ch32v003": r["fits_ch32v003"],
+            "mismatches": v["mismatch_c_int"] + r["mismatch_vs_host"]}
+
+
 chip_rows = []
 for s, cfg in chip_cfgs.items():
     bk.run_cached(cfg)
-    v, r = bk.verify_cached(cfg), bk.emulated(cfg, kernel="fast", images=S.mcu_images)
-    chip_rows.append(dict(seed=s, acc_c=v["acc_c"], mismatch_c_int=v["mismatch_c_int"],
-                          **({"cycles": f"{r['cycles_mean']:,.0f}",
-                              "ms_at_48mhz": f"{r['ms_at_48mhz']:.1f}",
-                              "flash / SRAM bytes": f"{r['flash_bytes']:,} / {r['ram_bytes']:,}",
-                              "fits_ch32v003": r["fits_ch32v003"],
-                              "mismatch_vs_host": r["mismatch_vs_host"]}
-                             if "why" not in r else {"cycles": r["why"]})))
-display(Markdown(bk.markdown_table(chip_rows)))
+    chip_rows.append(dict(seed=s, **chip_row(cfg)))
+display(Markdown(bk.markdown_table([
+    {"seed": r["seed"], "acc_c": r["acc_c"], "mismatches": r["mismatches"],
+     **({"cycles": f"{r['cycles']:,.0f}", "ms_at_48mhz": f"{r['cycles'] / 48e3:.1f}",
+         "flash / SRAM bytes": f"{r['flash_bytes']:,} / {r['ram_bytes']:,}",
+         "fits_ch32v003": r["fits_ch32v003"]} if r["cycles"] is not None else {"cycles": r["why"]})}
+    for r in chip_rows])))
 
 # %% tags=["remove-input"]
 accs = np.array([r["acc_c"] for r in chip_rows])
-ran = [r for r in chip_rows if "fits_ch32v003" in r]
-cyc = np.array([float(r["cycles"].replace(",", "")) for r in ran])
+ran = [r for r in chip_rows if r["cycles"] is not None]
+cyc = np.array([r["cycles"] for r in ran])
 display(Markdown(
     f"`{S.config}` over {len(accs)} seed(s): {accs.mean():.2f}"
     + (f" ± {accs.std(ddof=1):.2f} % in the C engine (mean ± sd; best {accs.max():.2f} %), "
        if len(accs) > 1 else " % in the C engine (one run), ")
     + (f"{cyc.mean() / 1e6:.2f}M cycles per image on average ({cyc.mean() / 48e3:.0f} ms at "
        f"48 MHz), fitting the CH32V003 in {sum(r['fits_ch32v003'] for r in ran)} of "
-       f"{len(ran)} builds with {sum(r['mismatch_vs_host'] for r in ran)} mismatches "
-       f"against the host engine" if ran else "not run on the emulated chip")
+       f"{len(ran)} builds with {sum(r['mismatches'] for r in ran)} mismatches (C engine "
+       f"against the integer model, firmware against the host engine)"
+       if ran else "not run on the emulated chip")
     + f"; the write-up: {bk.WRITEUP['CNN 64']['acc']} %, {bk.WRITEUP['CNN 64']['cycles']}."))
+
+# %% [markdown]
+# ## Where the CNN's cycles go
+#
+# The fast conv kernel reads every input of a channel's map once and scatters a
+# non-zero one to its 9 outputs; the product $w \cdot x$ comes from tables built per
+# call over the 4-bit digits of $x$: one lookup per tap when $x < 16$ (7 cycles), two
+# above (11). How often each case occurs decides what the conv layers cost. Counted
+# from the integer model on the emulated test images (the first layer reads the image,
+# centred on its smallest pixel, once per channel; the others one map per channel),
+# then the emulated firmware's profile of the first seed's run.
+
+# %%
+from bitnetlib.book.convstats import conv_inputs, profile_rows
+from bitnetlib.deploy.intmodel import input_codes
+
+x_chip = input_codes(bk.cached_data(chip_cfgs[S.chip_seeds[0]]).test_x[:S.mcu_images])
+_, _, chip_exp = export_run(bk.run_dir_of(chip_cfgs[S.chip_seeds[0]]))
+digit_rows = conv_inputs(chip_exp.layers, x_chip)
+display(Markdown(bk.markdown_table([
+    {"conv layer": r["layer"], "inputs read": f"{r['inputs']:,.0f}",
+     "non-zero": f"{r['nonzero']:,.0f}", "of which below 16": f"{r['one_digit']:,.0f}",
+     "share below 16": f"{100 * r['one_digit'] / max(r['nonzero'], 1):.0f} %"}
+    for r in digit_rows])))
+r0 = bk.emulated(chip_cfgs[S.chip_seeds[0]], kernel="fast", images=S.mcu_images)
+if "why" not in r0:
+    display(Markdown(bk.markdown_table(profile_rows(r0))))
+
+# %% tags=["remove-input"]
+nz, small = sum(r["nonzero"] for r in digit_rows), sum(r["one_digit"] for r in digit_rows)
+display(Markdown(
+    f"Per image (mean over {len(x_chip)} test images), the conv layers read {nz:,.0f} non-zero "
+    f"inputs, {100 * small / max(nz, 1):.0f} % of them below 16: one lookup per tap saves "
+    f"about {4 * 9 * small:,.0f} of the cycles two lookups would take. Profile `{S.profile}`."))
 
 # %% [markdown]
 # ## The write-up's first CNN: two float convolutions
@@ -341,18 +389,6 @@ display(Markdown(
 # which the firmware differs from the host engine in any layer.
 
 # %%
-def chip_row(cfg) -> dict:
-    """C-engine accuracy and the emulated chip's figures of a cached run."""
-    v, r = bk.verify_cached(cfg), bk.emulated(cfg, kernel="fast", images=S.mcu_images)
-    row = dict(acc_c=v["acc_c"], mismatches=v["mismatch_c_int"])   # C engine vs integer model
-    if "why" in r:
-        return {**row, "cycles": None, "why": r["why"]}
-    return {**row, "cycles": r["cycles_mean"], "weight_bytes": r["weight_bytes"],
-            "flash_bytes": r["flash_bytes"], "ram_bytes": r["ram_bytes"],
-            "fits_ch32v003": r["fits_ch32v003"],
-            "mismatches": v["mismatch_c_int"] + r["mismatch_vs_host"]}   # + firmware vs host
-
-
 front_cfgs = {f"{c} channels": dataclasses.replace(models["CNN"], cnn_channels=c)
               for c in S.front_channels}
 front_cfgs.update({f"head: {name}": cfg for name, cfg in head_cfgs.items() if name != "as shipped"})
@@ -402,11 +438,11 @@ if fitting:
 # flash, tried over the same seeds as the shipped recipe: dropout before the hidden
 # layers of the head (the augmentation chapter's best FC regulariser), and half as many
 # epochs again under the same cosine schedule (the augmented data keep giving new
-# images).
+# images; shipped as `configs/cnn64_90ep.yaml`, whose runs these are).
 
 # %%
 # ACC_VARIANTS and variant_cfgs are defined with the front's runs above (asked for at once)
-per_seed = {("as shipped", s): dict(seed=s, **chip_row(cfg)) for s, cfg in chip_cfgs.items()}
+per_seed = {("as shipped", r["seed"]): r for r in chip_rows}      # the section above's
 for (name, s), cfg in variant_cfgs.items():
     bk.run_cached(cfg)
     per_seed[(name, s)] = dict(seed=s, **chip_row(cfg))
