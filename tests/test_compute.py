@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bitnetlib import book as bk
-from bitnetlib.book import compute
+from bitnetlib.book import compute, store
 
 from conftest import TINY_RUN as TINY
 
@@ -24,7 +24,7 @@ def check_published(cfgs, store_dir):
     for cfg in cfgs:
         entry = store_dir / bk.config_key(cfg)
         assert bk.run_dir_of(cfg) == entry
-        metrics = json.loads((entry / "metrics.json").read_text())
+        metrics = store.stored_metrics(entry)
         assert len(metrics) == 1 and metrics[0]["test_acc"] > 10
         assert json.loads((entry / "run.json").read_text())["wall_seconds"] >= 0
 

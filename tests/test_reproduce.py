@@ -31,7 +31,7 @@ def test_cheapest_stored_run_retrains_to_its_stored_accuracy(tmp_path, monkeypat
     monkeypatch.setenv("BITNET_CACHE", str(tmp_path))      # from scratch, not a cached copy
     entry = cheapest_entry()
     cfg = make_config(yaml.safe_load((entry / "config.yaml").read_text()), str(entry))
-    stored = json.loads((entry / "metrics.json").read_text())
+    stored = store.stored_metrics(entry)
     files = compute.train_files(yaml.safe_load((entry / "config.yaml").read_text()), threads=1)
     again = json.loads(files["files"]["metrics.json"])
     assert len(again) == len(stored) == cfg.epochs

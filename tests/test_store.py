@@ -23,11 +23,13 @@ def test_publish_copies_the_run_with_provenance_and_no_checkpoint(dirs, monkeypa
     model, metrics = bk.run_cached(TINY)
     entry = bk.run_dir_of(TINY)
     assert entry.parent == dirs / "results" / "runs"
-    assert sorted(p.name for p in entry.iterdir()) == ["config.yaml", "metrics.json",
+    assert sorted(p.name for p in entry.iterdir()) == ["config.yaml", "metrics.json.xz",
                                                        "model.pt.xz", "run.json"]
     prov = json.loads((entry / "run.json").read_text())
     assert prov["epochs"] == 1 and prov["wall_seconds"] >= 0 and prov["commit"] and prov["machine"]
-    assert json.loads((entry / "metrics.json").read_text()) == store.compact_metrics(metrics)
+    assert store.stored_metrics(entry) == store.compact_metrics(metrics)
+    assert json.loads(lzma.decompress((entry / "metrics.json.xz").read_bytes())) == \
+        store.compact_metrics(metrics)                    # xz -dk gives the JSON
     cached = dirs / "cache" / entry.name / "model.pt"     # compressed without loss
     assert lzma.decompress((entry / "model.pt.xz").read_bytes()) == cached.read_bytes()
     assert (entry / "model.pt.xz").stat().st_size < cached.stat().st_size
@@ -142,22 +144,23 @@ def test_old_entries_are_compacted_without_loss(dirs, monkeypatch):
     for name in ("config.yaml", "metrics.json", "model.pt"):
         (old / name).write_bytes((run_dir / name).read_bytes())
     assert store.compact_entry(old) and not store.compact_entry(old)
-    assert sorted(p.name for p in old.iterdir()) == ["config.yaml", "metrics.json", "model.pt.xz"]
+    assert sorted(p.name for p in old.iterdir()) == ["config.yaml", "metrics.json.xz",
+                                                     "model.pt.xz"]
     assert lzma.decompress((old / "model.pt.xz").read_bytes()) == (run_dir / "model.pt").read_bytes()
-    assert json.loads((old / "metrics.json").read_text()) == store.compact_metrics(
+    assert store.stored_metrics(old) == store.compact_metrics(
         json.loads((run_dir / "metrics.json").read_text()))
 
 
 def test_the_committed_store_is_compact():
-    """Every committed entry holds its weights in the compact form only, its metrics
-    folded, and no build products."""
+    """Every committed entry holds its weights and metrics in the compact form only
+    (xz-compressed, the metrics folded), and no build products."""
     root = store.store_root()
     plain = sorted(p.parent.name for name in store.PACKED for p in root.glob(f"*/{name}"))
-    assert not plain, f"entries with uncompressed torch files: {plain[:5]} (store.compact_entry)"
+    assert not plain, f"entries with uncompressed files: {plain[:5]} (store.compact_entry)"
     headers = sorted(p.parent.name for p in root.glob("*/bitnet_model.h"))
     assert not headers, f"entries with a build product (bitnet_model.h): {headers[:5]}"
-    for m in root.glob("*/metrics.json"):
-        text = m.read_text()
+    for m in root.glob("*/metrics.json.xz"):
+        text = lzma.decompress(m.read_bytes()).decode()
         assert json_text(store.compact_metrics(json.loads(text))) == text, m
 
 

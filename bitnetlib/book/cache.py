@@ -210,7 +210,7 @@ def run_cached(cfg_or_overrides, cache_dir=None, base=None, recompute=None, data
             RUNS_READ[found.name] = json.loads((found / "run.json").read_text())
         with damaged_run_is_cache_error(found):
             _, model = load_run(found, device)
-        return model, store.full_metrics(json.loads((found / "metrics.json").read_text()))
+        return model, store.full_metrics(store.stored_metrics(found))
     if not env_flag("BITNET_TRAIN", True):
         raise missing_runs([cfg])
     with damaged_run_is_cache_error(cache_root(cache_dir) / config_key(cfg)):

@@ -3,9 +3,10 @@
     results/runs/<key>/    one finished run; key = ``cache.config_key`` of its resolved
                            configuration (the same key as its run-cache directory)
         config.yaml        the resolved configuration
-        metrics.json       per epoch: losses, accuracies, seconds, per-layer statistics
+        metrics.json.xz    per epoch: losses, accuracies, seconds, per-layer statistics
                            (7 significant digits, code histograms of the final epoch
-                           only: compact_metrics)
+                           only: compact_metrics), xz-compressed (``xz -dk`` gives
+                           the JSON; ``stored_metrics`` reads it)
         model.pt.xz        the final weights: the model's float32 state dict and its
                            config (no optimizer state, no checkpoint), the run's model.pt
                            xz-compressed, lossless (``xz -dk`` gives the torch file;
@@ -31,11 +32,13 @@ import tempfile
 from pathlib import Path
 
 from ..training.data import REPO_ROOT
-from ..training.rundir import XZ, json_text, store_root, xz_bytes
+from ..training.rundir import XZ, json_text, metrics_file, metrics_text, store_root, xz_bytes
 
 RUN_FILES = ("config.yaml", "metrics.json", "model.pt")
 LAST_ITERATE = "last_model.pt"
-PACKED = ("model.pt", LAST_ITERATE)     # torch files: stored as NAME.xz (xz_bytes)
+# stored as NAME.xz (xz_bytes): the torch files and the metrics (JSON numbers: xz keeps
+# about a sixth of them)
+PACKED = ("model.pt", LAST_ITERATE, "metrics.json")
 
 
 def stored(key: str) -> Path:
@@ -116,8 +119,14 @@ def full_metrics(metrics: list) -> list:
             for e in metrics[:-1]] + [last]
 
 
+def stored_metrics(run_dir) -> list:
+    """The metrics of a store entry (compact: ``full_metrics`` unfolds them) or of a
+    run-cache directory, whichever form the directory holds."""
+    return json.loads(metrics_text(metrics_file(run_dir)))
+
+
 def stored_name(name: str) -> str:
-    """The name a run file has in the store (torch files compressed)."""
+    """The name a run file has in the store (torch files and metrics compressed)."""
     return name + XZ if name in PACKED else name
 
 
@@ -149,10 +158,18 @@ def publish_files(key: str, files: dict, provenance: dict) -> Path:
 
 
 def compact_entry(entry: Path) -> bool:
-    """Rewrite an entry published before the compact forms in them (torch files
-    xz-compressed, metrics compact, no exported header); each file replaced atomically, torch files checked to
-    decompress to the same bytes first. True if anything changed."""
+    """Rewrite an entry published before the compact forms in them (metrics folded,
+    torch files and metrics xz-compressed, no exported header); each file replaced
+    atomically, checked to decompress to the same bytes first. True if anything changed."""
     changed = False
+    metrics = entry / "metrics.json"
+    if metrics.exists():                            # folded before it is compressed
+        text = metrics.read_text()
+        new = json_text(compact_metrics(json.loads(text)))
+        if new != text:
+            tmp = entry / ".metrics.json.tmp"
+            tmp.write_text(new)
+            os.replace(tmp, metrics)
     for name in PACKED:
         plain = entry / name
         if plain.exists():
@@ -166,14 +183,6 @@ def compact_entry(entry: Path) -> bool:
             changed = True
     for product in entry.glob("bitnet_model.h"):     # a build product (pipeline.own_header)
         product.unlink()
-        changed = True
-    metrics = entry / "metrics.json"
-    text = metrics.read_text()
-    new = json_text(compact_metrics(json.loads(text)))
-    if new != text:
-        tmp = entry / ".metrics.json.tmp"
-        tmp.write_text(new)
-        os.replace(tmp, metrics)
         changed = True
     return changed
 

@@ -98,7 +98,7 @@ def run_row(key: str) -> dict:
     entry = store.stored(key)
     c = yaml.safe_load((entry / "config.yaml").read_text())
     run = json.loads((entry / "run.json").read_text())
-    last = json.loads((entry / "metrics.json").read_text())[-1]
+    last = store.stored_metrics(entry)[-1]
     v = _stored_json(entry, "verify.json")
     fast, base = _mcu_fields(entry, "fast"), _mcu_fields(entry, "baseline")
     return dict(key=key, model=c.get("model"), widths=c.get("widths"),

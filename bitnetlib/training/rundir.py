@@ -74,9 +74,23 @@ def model_file(run_dir) -> Path:
     return packed if packed.exists() and not plain.exists() else plain
 
 
+def metrics_file(run_dir) -> Path:
+    """A run's metrics: metrics.json, or the store's metrics.json.xz where only that
+    exists."""
+    plain = Path(run_dir) / "metrics.json"
+    packed = plain.with_name(plain.name + XZ)
+    return packed if packed.exists() and not plain.exists() else plain
+
+
+def metrics_text(path: Path) -> str:
+    """The JSON text of a metrics file, plain or xz-compressed (``metrics_file``)."""
+    data = path.read_bytes()
+    return (lzma.decompress(data) if path.name.endswith(XZ) else data).decode()
+
+
 def xz_bytes(data: bytes) -> bytes:
-    """A torch file's bytes as the store keeps them (lossless; float32 weights compress
-    to about three quarters)."""
+    """A torch or metrics file's bytes as the store keeps them (lossless; float32
+    weights compress to about three quarters, the metrics' JSON to about a sixth)."""
     return lzma.compress(data, preset=9)
 FRESH = "rerun with --fresh to start the run over, or choose another --out"
 
@@ -238,8 +252,8 @@ def check_config(run_dir: Path, name: str, saved: dict, now: dict):
 def read_metrics(path: Path):
     """metrics.json as a list of per-epoch dicts numbered 1, 2, ...; None if unreadable."""
     try:
-        m = json.loads(path.read_text())
-    except (OSError, ValueError):
+        m = json.loads(metrics_text(path))
+    except (OSError, ValueError, lzma.LZMAError):
         return None
     ok = isinstance(m, list) and all(isinstance(e, dict) and e.get("epoch") == i + 1
                                      for i, e in enumerate(m))
@@ -271,7 +285,7 @@ def metrics_from_checkpoint(run_dir: Path, ckpt: dict, log) -> list:
 def metrics_without_checkpoint(run_dir: Path, have: set, finished: bool, cfg) -> list:
     """metrics.json of a run without checkpoint.pt: the finished run's metrics (which
     must be complete), or [] where training starts again at epoch 1."""
-    path = run_dir / "metrics.json"
+    path = metrics_file(run_dir)
     metrics = read_metrics(path) if "metrics.json" in have else None
     if finished:
         if metrics is None or len(metrics) != cfg.epochs:
@@ -294,6 +308,8 @@ def inspect_run(run_dir: Path, cfg: TrainConfig, device="cpu", log=print):
     have = {n for n in RUN_FILES if (run_dir / n).exists()}
     if model_file(run_dir).exists():
         have.add("model.pt")
+    if metrics_file(run_dir).exists():
+        have.add("metrics.json")
     now = config_dict(cfg)
     if "config.yaml" in have:
         check_config(run_dir, "config.yaml", read_config_yaml(run_dir / "config.yaml"),

@@ -34,7 +34,7 @@ def measure(cfg) -> dict:
     if run_dir is None:
         raise FileNotFoundError(f"run {config_key(cfg)}: no finished run to measure")
     v = verify_cached(cfg)
-    last = json.loads((run_dir / "metrics.json").read_text())[-1]
+    last = store.stored_metrics(run_dir)[-1]
     return dict(acc_c=v["acc_c"], acc_fakequant=v["acc_fakequant"],
                 test_acc=last["test_acc"], mismatch_c_int=v["mismatch_c_int"],
                 key=config_key(cfg), stored=run_dir.parent == store_root())
