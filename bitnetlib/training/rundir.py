@@ -32,6 +32,7 @@ import yaml
 from .config import TrainConfig, config_dict, config_diff, make_config
 from .data import REPO_ROOT
 from .models import build_model
+from .packed import XZ, metrics_file, metrics_text, model_file, xz_bytes  # noqa: F401 (store)
 
 RUN_REF = "run:"       # a config value "run:<key>" names a finished run by its key
 
@@ -64,34 +65,8 @@ def resolve_run(ref) -> Path:
 
 
 RUN_FILES = ("config.yaml", "checkpoint.pt", "metrics.json", "model.pt")
-XZ = ".xz"         # the store's compact form of a torch file: the same bytes, xz-compressed
 
 
-def model_file(run_dir) -> Path:
-    """A run's final model: model.pt, or the store's model.pt.xz where only that exists."""
-    plain = Path(run_dir) / "model.pt"
-    packed = plain.with_name(plain.name + XZ)
-    return packed if packed.exists() and not plain.exists() else plain
-
-
-def metrics_file(run_dir) -> Path:
-    """A run's metrics: metrics.json, or the store's metrics.json.xz where only that
-    exists."""
-    plain = Path(run_dir) / "metrics.json"
-    packed = plain.with_name(plain.name + XZ)
-    return packed if packed.exists() and not plain.exists() else plain
-
-
-def metrics_text(path: Path) -> str:
-    """The JSON text of a metrics file, plain or xz-compressed (``metrics_file``)."""
-    data = path.read_bytes()
-    return (lzma.decompress(data) if path.name.endswith(XZ) else data).decode()
-
-
-def xz_bytes(data: bytes) -> bytes:
-    """A torch or metrics file's bytes as the store keeps them (lossless; float32
-    weights compress to about three quarters, the metrics' JSON to about a sixth)."""
-    return lzma.compress(data, preset=9)
 FRESH = "rerun with --fresh to start the run over, or choose another --out"
 
 
