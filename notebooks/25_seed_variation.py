@@ -137,13 +137,16 @@ print(f"C engine minus fake-quant accuracy per run: {shift.min():+.2f} to {shift
 
 # %%
 from bitnetlib.deploy.model import fc_weight_bytes
+from bitnetlib.training.models import layer_quants
 
 shape_runs = seeds.seed_runs(S, device, seeds.SHAPES, n_seeds=S.shape_seeds)
+groups = {ref_label: runs[ref_label], **shape_runs}               # the recipe first
+shape_acc = {label: np.array([bk.verify_cached(r.cfg)["acc_c"] for r in rs])
+             for label, rs in groups.items()}
 shape_rows = []
-for label, rs in {**{ref_label: runs[ref_label]}, **shape_runs}.items():
-    cfg = rs[0].cfg
-    wtypes = cfg.quant_per_layer or [cfg.quant] * (len(cfg.widths) + 1)
-    acc = np.array([bk.verify_cached(r.cfg)["acc_c"] for r in rs])
+for label, acc in shape_acc.items():
+    cfg = groups[label][0].cfg
+    wtypes = layer_quants(cfg)
     shape_rows.append(dict(
         variant=label, widths="/".join(map(str, cfg.widths)), types="/".join(wtypes),
         packed_bytes=fc_weight_bytes([256, *cfg.widths, 10], wtypes), runs=len(acc),
@@ -153,14 +156,14 @@ for label, rs in {**{ref_label: runs[ref_label]}, **shape_runs}.items():
 display(Markdown(bk.markdown_table(shape_rows)))
 
 # %% tags=["remove-input"]
-best_shape = max(shape_rows[1:], key=lambda r: float(r["acc_c % (mean ± sd)"].split()[0]))
+best = max(list(shape_acc)[1:], key=lambda label: shape_acc[label].mean())
+best_row, ref_row = next(r for r in shape_rows if r["variant"] == best), shape_rows[0]
 display(Markdown(
-    f"Best shape over its seeds: {best_shape['variant']}, {best_shape['acc_c % (mean ± sd)']} % "
-    f"in the C engine at {best_shape['packed_bytes']:,} B, against "
-    f"{shape_rows[0]['acc_c % (mean ± sd)']} % for the recipe at "
-    f"{shape_rows[0]['packed_bytes']:,} B; the bar of {target} % as a mean "
-    + ("is reached." if float(best_shape["acc_c % (mean ± sd)"].split()[0]) >= target
-       else "is not reached.") + f" Profile `{S.profile}`."))
+    f"Best shape over its seeds: {best}, {best_row['acc_c % (mean ± sd)']} % in the C engine "
+    f"at {best_row['packed_bytes']:,} B, against {ref_row['acc_c % (mean ± sd)']} % for the "
+    f"recipe at {ref_row['packed_bytes']:,} B; the bar of {target} % as a mean "
+    + ("is reached." if shape_acc[best].mean() >= target else "is not reached.")
+    + f" Profile `{S.profile}`."))
 
 # %% [markdown]
 # Picking the best of $n$ seeds by its test accuracy is a selection on the test set:
